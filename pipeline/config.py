@@ -1,0 +1,185 @@
+"""Run configuration: dataclasses with documented defaults, validated on construction.
+
+YAML files in `configs/` are read only by the CLI (`load_yaml` + `from_dict`); the rest of the code takes
+these dataclasses.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, get_type_hints
+
+import yaml
+
+from pipeline.errors import UserError
+
+
+def _check(cond: bool, key: str, msg: str) -> None:
+    if not cond:
+        raise UserError(f"config '{key}' {msg}")
+
+
+@dataclass
+class DetectorConfig:
+    """YOLO detector settings (any format ultralytics loads: .pt, *_openvino_model/, .onnx)."""
+
+    weights: str = "yolo11n.pt"  # path, a file name in weights/, or a name ultralytics can download
+    conf: float = 0.25  # minimum detection confidence
+    iou: float = 0.7  # NMS IoU threshold
+    imgsz: int = 640  # inference size; OpenVINO exports are fixed at 640
+    device: str = "cpu"  # "cpu", "cuda:0", ...
+    classes: list[str] = field(default_factory=lambda: ["person", "bicycle", "car", "motorcycle", "bus", "truck"])
+
+    def __post_init__(self) -> None:
+        _check(0.0 < self.conf < 1.0, "detector.conf", f"must be in (0, 1), got {self.conf}")
+        _check(0.0 < self.iou < 1.0, "detector.iou", f"must be in (0, 1), got {self.iou}")
+        _check(self.imgsz >= 32 and self.imgsz % 32 == 0, "detector.imgsz", f"must be a multiple of 32, got {self.imgsz}")
+
+
+@dataclass
+class TrackerConfig:
+    """Multi-object tracker: ultralytics' ByteTrack or BoT-SORT with their own parameters."""
+
+    type: str = "bytetrack"  # "bytetrack" or "botsort"
+    track_high_thresh: float = 0.25  # first-stage association confidence
+    track_low_thresh: float = 0.1  # second-stage (low-score) association confidence
+    new_track_thresh: float = 0.25  # confidence needed to start a new track
+    track_buffer_s: float = 3.0  # seconds a lost track may be re-found before it is dropped
+    match_thresh: float = 0.8  # association cost threshold
+    fuse_score: bool = True  # fuse detection score into the IoU cost
+    gmc_method: str = "none"  # BoT-SORT camera-motion compensation: none|sparseOptFlow|orb|sift|ecc
+
+    def __post_init__(self) -> None:
+        _check(self.type in ("bytetrack", "botsort"), "tracker.type", f"must be bytetrack or botsort, got {self.type!r}")
+        _check(self.track_buffer_s > 0, "tracker.track_buffer_s", "must be > 0")
+        for k in ("track_high_thresh", "track_low_thresh", "new_track_thresh", "match_thresh"):
+            v = getattr(self, k)
+            _check(0.0 <= v <= 1.0, f"tracker.{k}", f"must be in [0, 1], got {v}")
+        methods = ("none", "sparseOptFlow", "orb", "sift", "ecc")
+        _check(self.gmc_method in methods, "tracker.gmc_method", f"must be one of {', '.join(methods)}")
+
+
+@dataclass
+class HistoryConfig:
+    """Per-track history kept for features and trails (bounded in time and length)."""
+
+    history_s: float = 6.0  # seconds of past boxes kept per track
+    max_lost_s: float = 2.0  # a track unseen for longer than this is forgotten
+
+    def __post_init__(self) -> None:
+        _check(self.history_s > 0, "history.history_s", "must be > 0")
+        _check(self.max_lost_s >= 0, "history.max_lost_s", "must be >= 0")
+
+
+@dataclass
+class PredictorConfig:
+    """Which forecaster runs and how far ahead."""
+
+    kind: str = "lstm"  # "lstm" (trained TrajectoryLSTM), "cv" (constant velocity) or "kalman"
+    weights: str = "weights/traj_lstm_pixels.pt"  # LSTM checkpoint
+    horizon_s: float = 2.0  # how far ahead to forecast, seconds
+    step_s: float = 0.1  # forecast/observation step for cv and kalman (the LSTM uses its checkpoint's)
+    obs_steps: int = 10  # observed steps used by cv and kalman (the LSTM uses its checkpoint's)
+    cv_velocity: str = "mean"  # cv: "mean" velocity over the observed steps, or "last" displacement
+
+    def __post_init__(self) -> None:
+        _check(self.kind in ("lstm", "cv", "kalman"), "predictor.kind", f"must be lstm, cv or kalman, got {self.kind!r}")
+        _check(self.horizon_s > 0, "predictor.horizon_s", "must be > 0")
+        _check(self.step_s > 0, "predictor.step_s", "must be > 0")
+        _check(self.obs_steps >= 2, "predictor.obs_steps", "must be >= 2")
+        _check(self.cv_velocity in ("mean", "last"), "predictor.cv_velocity", "must be mean or last")
+
+
+@dataclass
+class OutputConfig:
+    """What a run writes and draws."""
+
+    video: bool = True  # write the annotated video
+    codec: str = "mp4v"  # FourCC of the output video
+    trail_s: float = 2.0  # seconds of past positions drawn behind each object
+    show_boxes: bool = True  # draw forecast end boxes when the predictor gives boxes
+
+    def __post_init__(self) -> None:
+        _check(len(self.codec) == 4, "output.codec", f"must be a 4-character FourCC, got {self.codec!r}")
+        _check(self.trail_s >= 0, "output.trail_s", "must be >= 0")
+
+
+@dataclass
+class TrackRunConfig:
+    """Everything `run.py track` needs."""
+
+    detector: DetectorConfig = field(default_factory=DetectorConfig)
+    tracker: TrackerConfig = field(default_factory=TrackerConfig)
+    history: HistoryConfig = field(default_factory=HistoryConfig)
+    predictor: PredictorConfig = field(default_factory=PredictorConfig)
+    output: OutputConfig = field(default_factory=OutputConfig)
+
+
+def _coerce(value: Any, typ: Any, key: str) -> Any:
+    """Convert a YAML scalar to the declared type, or fail with the key named."""
+    if typ is bool:
+        _check(isinstance(value, bool), key, f"must be true or false, got {value!r}")
+        return value
+    if typ is int:
+        _check(isinstance(value, int) and not isinstance(value, bool), key, f"must be an integer, got {value!r}")
+        return value
+    if typ is float:
+        ok = isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+        _check(ok, key, f"must be a number, got {value!r}")
+        return float(value)
+    if typ is str:
+        _check(isinstance(value, str), key, f"must be a string, got {value!r}")
+        return value
+    if typ == list[str]:
+        if isinstance(value, str):
+            value = [v.strip() for v in value.split(",") if v.strip()]
+        _check(isinstance(value, list) and all(isinstance(v, str) for v in value), key, "must be a list of names")
+        return list(value)
+    raise TypeError(f"unsupported config type {typ}")
+
+
+def from_dict(cls: type, data: dict[str, Any] | None, prefix: str = "") -> Any:
+    """Build a (nested) config dataclass from a plain dict, rejecting unknown keys."""
+    data = data or {}
+    if not isinstance(data, dict):
+        raise UserError(f"config '{prefix.rstrip('.') or 'root'}' must be a mapping")
+    hints = get_type_hints(cls)
+    names = {f.name for f in dataclasses.fields(cls)}
+    unknown = sorted(set(data) - names)
+    if unknown:
+        raise UserError(f"unknown config key '{prefix}{unknown[0]}'; valid keys: {', '.join(sorted(names))}")
+    kwargs = {}
+    for name, value in data.items():
+        typ = hints[name]
+        if dataclasses.is_dataclass(typ):
+            kwargs[name] = from_dict(typ, value, f"{prefix}{name}.")
+        else:
+            kwargs[name] = _coerce(value, typ, f"{prefix}{name}")
+    return cls(**kwargs)
+
+
+def load_yaml(path: str | Path) -> dict[str, Any]:
+    """Read a YAML config file; errors name the file and what to fix."""
+    p = Path(path)
+    if not p.is_file():
+        raise UserError(f"config file not found: {p}")
+    try:
+        data = yaml.safe_load(p.read_text(encoding="utf-8"))
+    except (yaml.YAMLError, UnicodeDecodeError) as exc:
+        raise UserError(f"config file {p} is not valid YAML: {str(exc).splitlines()[0]}") from None
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise UserError(f"config file {p} must hold a mapping of sections (detector:, tracker:, ...)")
+    return data
+
+
+def merge(base: dict[str, Any], override: dict[str, Any]) -> dict[str, Any]:
+    """Deep-merge two config dicts (override wins)."""
+    out = dict(base)
+    for k, v in override.items():
+        out[k] = merge(out[k], v) if isinstance(v, dict) and isinstance(out.get(k), dict) else v
+    return out

@@ -1,0 +1,147 @@
+"""512-d per-step feature vectors for trajectory windows: the one encoder used by training and inference.
+
+A window is a track's recent boxes resampled on a regular time grid (`FeatureSpec.step_s`). Every length is
+expressed in *scale units*: the median box height of the window for pixel data, or
+`FeatureSpec.metric_unit_m` metres for metric data without boxes (a person is ~1.7 m tall), so pixels from
+any camera and metres from ETH/UCY share one space and one model.
+
+Each step is described by 16 motion quantities (see `QUANTITIES`); each quantity is lifted to 32 numbers
+(its clipped value, tanh of it, and sin/cos at 15 geometric frequencies), giving 16 x 32 = 512 dims.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+import numpy as np
+
+FEATURE_DIM = 512
+QUANTITIES = (
+    "rel_x", "rel_y",  # position relative to the last observed position (units)
+    "vel_x", "vel_y",  # velocity (units/s), backward difference
+    "acc_x", "acc_y",  # acceleration (units/s^2)
+    "speed",  # |velocity| (units/s)
+    "heading_cos", "heading_sin",  # direction of motion (0, 0 when still)
+    "log_w", "log_h",  # log of box width / height in units (0 without boxes)
+    "log_h_rate",  # d log(h) / dt: approaching / receding (1/s)
+    "img_x", "img_y",  # centre in the image, -0.5..0.5 (0 without an image)
+    "gap_s",  # seconds since the object was last really observed (0 when observed at this step)
+    "has_box",  # 1 for box data (pixels), 0 for point data (metres)
+)
+N_FREQ = 15
+_FREQS = 2.0 * np.pi / (32.0 * 2.0 ** (-np.arange(N_FREQ) / 2.0))  # periods 32 .. ~0.25 units
+_CLIP = 50.0
+
+
+@dataclass(frozen=True)
+class FeatureSpec:
+    """Time grid and units of a model's windows; stored in every checkpoint."""
+
+    step_s: float = 0.1  # time between steps, seconds
+    obs_len: int = 10  # observed steps (the last one is "now")
+    pred_len: int = 20  # predicted steps after now
+    metric_unit_m: float = 1.7  # metres per scale unit for point (metric) data
+    version: int = 1  # bump when the encoding changes; checkpoints of another version are refused
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class Window:
+    """A batch of observed windows on the regular grid.
+
+    xywh: (N, T, 4) centre x, y, width, height in source units (w = h = 0 for point data);
+    gap_s: (N, T) seconds since a real observation; has_box: (N,) bool; frame_size: (N, 2) image
+    width/height in pixels, or 0 when unknown.
+    """
+
+    xywh: np.ndarray
+    gap_s: np.ndarray
+    has_box: np.ndarray
+    frame_size: np.ndarray
+
+    def __post_init__(self) -> None:
+        if self.xywh.ndim != 3 or self.xywh.shape[2] != 4:
+            raise ValueError(f"xywh must be (N, T, 4), got {self.xywh.shape}")
+        n, t = self.xywh.shape[:2]
+        if self.gap_s.shape != (n, t) or self.has_box.shape != (n,) or self.frame_size.shape != (n, 2):
+            raise ValueError("gap_s, has_box and frame_size must match xywh's batch and time dims")
+
+
+def window_scale(win: Window, spec: FeatureSpec) -> np.ndarray:
+    """Source units per scale unit, (N,): median box height, or metric_unit_m for point data."""
+    med_h = np.median(win.xywh[:, :, 3], axis=1)
+    scale = np.where(win.has_box, med_h, spec.metric_unit_m)
+    return np.maximum(scale, 1e-3)
+
+
+def motion_quantities(win: Window, spec: FeatureSpec) -> np.ndarray:
+    """The 16 raw quantities per step, (N, T, 16), in scale units and seconds."""
+    dt = spec.step_s
+    scale = window_scale(win, spec)[:, None]
+    xy = win.xywh[:, :, :2] / scale[..., None]
+    rel = xy - xy[:, -1:, :]
+    vel = np.diff(xy, axis=1, prepend=xy[:, :1]) / dt
+    vel[:, 0] = vel[:, 1] if xy.shape[1] > 1 else 0.0
+    acc = np.diff(vel, axis=1, prepend=vel[:, :1]) / dt
+    speed = np.linalg.norm(vel, axis=2)
+    moving = speed > 1e-3
+    heading = np.where(moving[..., None], vel / np.maximum(speed, 1e-3)[..., None], 0.0)
+    box = win.has_box[:, None]
+    wh = np.maximum(win.xywh[:, :, 2:], 1e-3) / scale[..., None]
+    log_wh = np.where(box[..., None], np.log(wh), 0.0)
+    log_h_rate = np.diff(log_wh[:, :, 1], axis=1, prepend=log_wh[:, :1, 1]) / dt
+    size = win.frame_size[:, None, :]
+    img = np.where(size > 0, win.xywh[:, :, :2] / np.maximum(size, 1) - 0.5, 0.0)
+    has_box = np.broadcast_to(box.astype(np.float64), speed.shape)
+    q = np.concatenate(
+        [rel, vel, acc, speed[..., None], heading, log_wh, log_h_rate[..., None], img,
+         win.gap_s[..., None], has_box[..., None]],
+        axis=2,
+    )
+    return q
+
+
+def encode(win: Window, spec: FeatureSpec) -> np.ndarray:
+    """Feature tensor (N, T, 512) float32 for a batch of windows."""
+    q = np.clip(motion_quantities(win, spec), -_CLIP, _CLIP)
+    phase = q[..., None] * _FREQS  # (N, T, 16, 15)
+    parts = [q[..., None], np.tanh(q)[..., None], np.sin(phase), np.cos(phase)]
+    feats = np.concatenate(parts, axis=3)  # (N, T, 16, 32)
+    n, t = q.shape[:2]
+    return feats.reshape(n, t, FEATURE_DIM).astype(np.float32)
+
+
+def future_targets(win: Window, future_xywh: np.ndarray, spec: FeatureSpec) -> np.ndarray:
+    """Training targets (N, H, 4): future centre offsets from now in scale units, and log size ratios."""
+    scale = window_scale(win, spec)[:, None, None]
+    now = win.xywh[:, -1:, :]
+    d_xy = (future_xywh[:, :, :2] - now[:, :, :2]) / scale
+    ratio = np.maximum(future_xywh[:, :, 2:], 1e-3) / np.maximum(now[:, :, 2:], 1e-3)
+    d_wh = np.where(win.has_box[:, None, None], np.log(ratio), 0.0)
+    return np.concatenate([d_xy, d_wh], axis=2).astype(np.float32)
+
+
+def targets_to_xywh(win: Window, targets: np.ndarray, spec: FeatureSpec) -> np.ndarray:
+    """Inverse of `future_targets`: (N, H, 4) offsets -> future xywh in source units."""
+    scale = window_scale(win, spec)[:, None, None]
+    now = win.xywh[:, -1:, :]
+    xy = now[:, :, :2] + targets[:, :, :2] * scale
+    wh = now[:, :, 2:] * np.exp(np.clip(targets[:, :, 2:], -3, 3))
+    return np.concatenate([xy, wh], axis=2)
+
+
+def velocity_prior(win: Window, spec: FeatureSpec, steps: int) -> np.ndarray:
+    """Constant-velocity offsets (N, H, 4) in target space, from the mean velocity of the observed window.
+
+    The LSTM predicts a residual on top of this, so even a short training starts from a sane forecast.
+    """
+    scale = window_scale(win, spec)[:, None]
+    xy = win.xywh[:, :, :2] / scale[..., None]
+    t_obs = (xy.shape[1] - 1) * spec.step_s
+    vel = (xy[:, -1] - xy[:, 0]) / t_obs if t_obs > 0 else np.zeros_like(xy[:, -1])
+    t = spec.step_s * np.arange(1, steps + 1)
+    prior = np.zeros((xy.shape[0], steps, 4), np.float32)
+    prior[:, :, :2] = vel[:, None, :] * t[None, :, None]
+    return prior

@@ -1,0 +1,82 @@
+"""Frame source: a video file as a generator of `Frame`s with explicit timestamps."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import cv2
+
+from pipeline.errors import UserError
+from pipeline.types import Frame
+
+VIDEO_EXTENSIONS = {".mp4", ".avi", ".mov", ".mkv", ".m4v", ".webm", ".mpg", ".mpeg", ".wmv", ".flv", ".ts"}
+
+
+@dataclass(frozen=True)
+class VideoInfo:
+    """What the container says about a video (frame_count is the header's claim, may be wrong)."""
+
+    width: int
+    height: int
+    fps: float
+    frame_count: int
+
+
+class VideoFileSource:
+    """Decodes a video file frame by frame; counts what actually decoded.
+
+    Timestamps are index / fps with the header's float fps (29.97 stays 29.97).
+    """
+
+    def __init__(self, path: str | Path) -> None:
+        self.path = Path(path)
+        if not self.path.exists():
+            raise UserError(f"video not found: {self.path} (check the path passed to --source)")
+        if self.path.is_dir():
+            raise UserError(f"{self.path} is a directory; pass a video file to --source")
+        try:
+            with self.path.open("rb") as fh:
+                fh.read(1)
+        except OSError as exc:
+            raise UserError(f"cannot read {self.path}: {exc.strerror}") from None
+        self._cap = cv2.VideoCapture(str(self.path))
+        if not self._cap.isOpened():
+            self._cap.release()
+            raise UserError(f"{self.path} is not a readable video (OpenCV/FFmpeg cannot open it); convert it to mp4")
+        fps = float(self._cap.get(cv2.CAP_PROP_FPS) or 0.0)
+        w = int(self._cap.get(cv2.CAP_PROP_FRAME_WIDTH))
+        h = int(self._cap.get(cv2.CAP_PROP_FRAME_HEIGHT))
+        n = int(self._cap.get(cv2.CAP_PROP_FRAME_COUNT) or 0)
+        if w <= 0 or h <= 0:
+            self._cap.release()
+            raise UserError(f"{self.path} has no video stream; pass a video file to --source")
+        if not (0.5 <= fps <= 1000.0):
+            self._cap.release()
+            raise UserError(f"{self.path} reports an invalid frame rate ({fps}); re-encode it with a fixed fps")
+        self.info = VideoInfo(width=w, height=h, fps=fps, frame_count=max(n, 0))
+        self.frames_read = 0
+
+    def __iter__(self) -> Iterator[Frame]:
+        try:
+            while True:
+                ok, image = self._cap.read()
+                if not ok or image is None:
+                    return
+                if image.shape[1] != self.info.width or image.shape[0] != self.info.height:
+                    image = cv2.resize(image, (self.info.width, self.info.height))
+                frame = Frame(self.frames_read, self.frames_read / self.info.fps, image)
+                self.frames_read += 1
+                yield frame
+        finally:
+            self.close()
+
+    def close(self) -> None:
+        self._cap.release()
+
+    def __enter__(self) -> VideoFileSource:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()

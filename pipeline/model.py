@@ -1,0 +1,101 @@
+"""TrajectoryLSTM and its self-describing checkpoint (model config + feature spec + normalisation stats)."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from pipeline.errors import UserError
+from pipeline.features import FEATURE_DIM, FeatureSpec
+
+CHECKPOINT_FORMAT = "traj-lstm/1"
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    """Shape of the network; the LSTM core is fixed by the product (512 -> 128, 2 layers)."""
+
+    pred_len: int = 20
+    hidden_size: int = 128
+    num_layers: int = 2
+    dropout: float = 0.1
+    head_hidden: int = 256
+
+
+class TrajectoryLSTM(nn.Module):
+    """Encodes a window of 512-d features with an LSTM and predicts H future (dx, dy, dlogw, dlogh).
+
+    The output is a residual on a constant-velocity prior; inputs are standardised with statistics
+    stored as buffers, so they travel inside the checkpoint.
+    """
+
+    def __init__(self, cfg: ModelConfig) -> None:
+        super().__init__()
+        self.cfg = cfg
+        self.lstm = nn.LSTM(
+            input_size=FEATURE_DIM, hidden_size=cfg.hidden_size, num_layers=cfg.num_layers,
+            batch_first=True, dropout=cfg.dropout if cfg.num_layers > 1 else 0.0,
+        )
+        self.head = nn.Sequential(
+            nn.Linear(cfg.hidden_size, cfg.head_hidden), nn.GELU(), nn.Linear(cfg.head_hidden, cfg.pred_len * 4)
+        )
+        self.register_buffer("feat_mean", torch.zeros(FEATURE_DIM))
+        self.register_buffer("feat_std", torch.ones(FEATURE_DIM))
+        self.register_buffer("residual_std", torch.ones(4))
+
+    def forward(self, feats: torch.Tensor, prior: torch.Tensor) -> torch.Tensor:
+        """feats (B, T, 512), prior (B, H, 4) -> predicted targets (B, H, 4)."""
+        x = (feats - self.feat_mean) / self.feat_std
+        out, _ = self.lstm(x)
+        res = self.head(out[:, -1]).view(-1, self.cfg.pred_len, 4)
+        return prior + res * self.residual_std
+
+
+def save_checkpoint(path: str | Path, model: TrajectoryLSTM, spec: FeatureSpec, meta: dict[str, Any]) -> None:
+    """Write everything needed to rebuild and use the model."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    torch.save(
+        {
+            "format": CHECKPOINT_FORMAT,
+            "model": asdict(model.cfg),
+            "features": spec.to_dict(),
+            "state_dict": {k: v.detach().cpu() for k, v in model.state_dict().items()},
+            "meta": meta,
+        },
+        path,
+    )
+
+
+def load_checkpoint(path: str | Path) -> tuple[TrajectoryLSTM, FeatureSpec, dict[str, Any]]:
+    """Rebuild a model from its checkpoint; every failure is a one-line `UserError`."""
+    path = Path(path)
+    hint = "train one with `python run.py train` or pick --predictor cv|kalman"
+    if not path.is_file():
+        raise UserError(f"LSTM checkpoint not found: {path}; {hint}")
+    try:
+        ckpt = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # torch raises several types for non-checkpoint files
+        raise UserError(f"{path} is not a readable checkpoint ({type(exc).__name__}); {hint}") from None
+    if not isinstance(ckpt, dict) or ckpt.get("format") != CHECKPOINT_FORMAT:
+        raise UserError(f"{path} is not a {CHECKPOINT_FORMAT} checkpoint; {hint}")
+    try:
+        spec = FeatureSpec(**ckpt["features"])
+        cfg = ModelConfig(**ckpt["model"])
+    except TypeError as exc:
+        raise UserError(f"{path} has an incompatible config ({exc}); {hint}") from None
+    if spec.version != FeatureSpec().version:
+        raise UserError(f"{path} uses feature version {spec.version}, this code {FeatureSpec().version}; retrain it")
+    if cfg.pred_len != spec.pred_len:
+        raise UserError(f"{path} is inconsistent: model predicts {cfg.pred_len} steps, features say {spec.pred_len}")
+    model = TrajectoryLSTM(cfg)
+    try:
+        model.load_state_dict(ckpt["state_dict"])
+    except RuntimeError as exc:
+        raise UserError(f"{path} does not match TrajectoryLSTM: {str(exc).splitlines()[0]}") from None
+    model.eval()
+    return model, spec, dict(ckpt.get("meta", {}))

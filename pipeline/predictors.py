@@ -1,0 +1,146 @@
+"""Forecasters with one interface: a batch of observed windows in, future boxes out.
+
+`lstm` is the product; `cv` (constant velocity) and `kalman` are the baselines users compare against, run
+on exactly the same windows.
+"""
+
+from __future__ import annotations
+
+from typing import Protocol
+
+import numpy as np
+import torch
+
+from pipeline.config import PredictorConfig
+from pipeline.errors import UserError
+from pipeline.features import FeatureSpec, Window, encode, targets_to_xywh, velocity_prior, window_scale
+from pipeline.model import load_checkpoint
+from pipeline.types import Forecasts
+
+
+class Predictor(Protocol):
+    """step_s/obs_len: the grid a window must be sampled on; horizon: steps predicted."""
+
+    step_s: float
+    obs_len: int
+    horizon: int
+
+    def predict(self, win: Window) -> tuple[np.ndarray, np.ndarray | None]:
+        """Future xywh (N, horizon, 4) and an optional centre std (N, horizon, 2)."""
+        ...
+
+
+def _horizon(horizon_s: float, step_s: float) -> int:
+    return max(1, int(round(horizon_s / step_s)))
+
+
+class ConstantVelocityPredictor:
+    """Extrapolates the centre at constant velocity; the box keeps its current size.
+
+    velocity="last" uses the last displacement (the strict CV of Schoeller et al. 2020), "mean" the
+    average over the window (steadier on noisy detections).
+    """
+
+    def __init__(self, step_s: float, obs_len: int, horizon: int, velocity: str = "mean") -> None:
+        self.step_s, self.obs_len, self.horizon, self.velocity = step_s, obs_len, horizon, velocity
+
+    def predict(self, win: Window) -> tuple[np.ndarray, None]:
+        xy = win.xywh[:, :, :2]
+        if self.velocity == "last":
+            v = (xy[:, -1] - xy[:, -2]) / self.step_s
+        else:
+            v = (xy[:, -1] - xy[:, 0]) / (self.step_s * (xy.shape[1] - 1))
+        t = self.step_s * np.arange(1, self.horizon + 1)
+        out = np.repeat(win.xywh[:, -1:, :], self.horizon, axis=1).astype(np.float64)
+        out[:, :, :2] += v[:, None, :] * t[None, :, None]
+        return out, None
+
+
+class KalmanPredictor:
+    """Constant-velocity Kalman filter on the centre, run over the window, then predicted forward.
+
+    Noise is set in scale units (box height or metric unit) so one setting fits every camera.
+    """
+
+    def __init__(
+        self, step_s: float, obs_len: int, horizon: int, spec: FeatureSpec | None = None,
+        meas_std: float = 0.05, accel_std: float = 0.5,
+    ) -> None:
+        self.step_s, self.obs_len, self.horizon = step_s, obs_len, horizon
+        self.spec = spec or FeatureSpec(step_s=step_s, obs_len=obs_len, pred_len=horizon)
+        self.meas_std, self.accel_std = meas_std, accel_std
+
+    def predict(self, win: Window) -> tuple[np.ndarray, np.ndarray]:
+        n, t_len = win.xywh.shape[:2]
+        dt = self.step_s
+        s2 = window_scale(win, self.spec)[:, None, None] ** 2
+        f = np.array([[1, 0, dt, 0], [0, 1, 0, dt], [0, 0, 1, 0], [0, 0, 0, 1]], np.float64)
+        g = np.array([[dt**2 / 2, 0], [0, dt**2 / 2], [dt, 0], [0, dt]])
+        q = (g @ g.T)[None] * self.accel_std**2 * s2
+        r = np.eye(2)[None] * self.meas_std**2 * s2
+        h = np.eye(2, 4)
+        z = win.xywh[:, :, :2]
+        x = np.concatenate([z[:, 0], np.zeros((n, 2))], axis=1)
+        p = np.tile(np.diag([1.0, 1.0, 4.0, 4.0]), (n, 1, 1)) * s2
+        p[:, :2, :2] = r
+        for k in range(1, t_len):
+            x = x @ f.T
+            p = f @ p @ f.T + q
+            innov = z[:, k] - x[:, :2]
+            s = p[:, :2, :2] + r
+            gain = p[:, :, :2] @ np.linalg.inv(s)
+            x = x + np.einsum("nij,nj->ni", gain, innov)
+            p = (np.eye(4) - gain @ h) @ p
+        out = np.repeat(win.xywh[:, -1:, :], self.horizon, axis=1).astype(np.float64)
+        std = np.zeros((n, self.horizon, 2))
+        for k in range(self.horizon):
+            x = x @ f.T
+            p = f @ p @ f.T + q
+            out[:, k, :2] = x[:, :2]
+            std[:, k] = np.sqrt(np.maximum(np.diagonal(p, axis1=1, axis2=2)[:, :2], 0))
+        return out, std
+
+
+class LSTMPredictor:
+    """The trained TrajectoryLSTM; one batched forward pass for all windows."""
+
+    def __init__(self, checkpoint: str, horizon_s: float | None = None) -> None:
+        self.model, self.spec, self.meta = load_checkpoint(checkpoint)
+        self.step_s, self.obs_len = self.spec.step_s, self.spec.obs_len
+        max_s = self.spec.pred_len * self.spec.step_s
+        self.horizon = self.spec.pred_len if horizon_s is None else _horizon(horizon_s, self.step_s)
+        if self.horizon > self.spec.pred_len:
+            raise UserError(
+                f"predictor.horizon_s={horizon_s} is beyond what {checkpoint} predicts ({max_s:g} s); lower it"
+            )
+
+    @torch.no_grad()
+    def predict(self, win: Window) -> tuple[np.ndarray, None]:
+        if len(win.xywh) == 0:
+            return np.zeros((0, self.horizon, 4)), None
+        feats = torch.from_numpy(encode(win, self.spec))
+        prior = torch.from_numpy(velocity_prior(win, self.spec, self.spec.pred_len))
+        targets = self.model(feats, prior).numpy()[:, : self.horizon]
+        return targets_to_xywh(win, targets, self.spec), None
+
+
+def build_predictor(cfg: PredictorConfig) -> Predictor:
+    """The predictor the config names."""
+    if cfg.kind == "lstm":
+        return LSTMPredictor(cfg.weights, cfg.horizon_s)
+    horizon = _horizon(cfg.horizon_s, cfg.step_s)
+    if cfg.kind == "cv":
+        return ConstantVelocityPredictor(cfg.step_s, cfg.obs_steps, horizon, cfg.cv_velocity)
+    return KalmanPredictor(cfg.step_s, cfg.obs_steps, horizon)
+
+
+def forecast(predictor: Predictor, track_ids: np.ndarray, win: Window) -> Forecasts:
+    """Run a predictor and package the result as `Forecasts` (centres, boxes, optional std)."""
+    t = predictor.step_s * np.arange(1, predictor.horizon + 1)
+    if len(track_ids) == 0:
+        return Forecasts.empty(t)
+    xywh, std = predictor.predict(win)
+    centers = xywh[:, :, :2]
+    half = xywh[:, :, 2:] / 2
+    boxes = np.concatenate([centers - half, centers + half], axis=2) if bool(win.has_box.all()) else None
+    return Forecasts(track_ids, t, centers, boxes=boxes, std=std)

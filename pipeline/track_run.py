@@ -1,0 +1,167 @@
+"""`track` on a video file: frames -> detector -> tracker -> history/features -> predictor -> outputs."""
+
+from __future__ import annotations
+
+import itertools
+import os
+import signal
+import sys
+import time
+from collections.abc import Iterator
+from contextlib import ExitStack, contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import cv2
+from tqdm import tqdm
+
+from pipeline.config import TrackRunConfig
+from pipeline.detector import YoloDetector
+from pipeline.errors import PartialInputError, UserError
+from pipeline.frames import VideoFileSource
+from pipeline.history import TrackHistory
+from pipeline.predictors import Predictor, build_predictor, forecast
+from pipeline.render import Annotator
+from pipeline.tracker import MultiObjectTracker
+from pipeline.types import Frame, Tracks
+from pipeline.writers import PredictionsCsv, TracksCsv, VideoSink
+
+
+@dataclass
+class RunSummary:
+    """What a run did, for the closing printout and for tests."""
+
+    frames: int = 0
+    header_frames: int = 0
+    track_frames: dict[int, int] = field(default_factory=dict)
+    prediction_rows: int = 0
+    seconds: float = 0.0
+    interrupted: bool = False
+    ended_early: bool = False
+    files: list[Path] = field(default_factory=list)
+
+    @property
+    def fps(self) -> float:
+        return self.frames / self.seconds if self.seconds > 0 else 0.0
+
+    def lines(self) -> list[str]:
+        long = sum(1 for n in self.track_frames.values() if n >= 30)
+        head = "interrupted after" if self.interrupted else "processed"
+        return [
+            f"{head} {self.frames} frames in {self.seconds:.1f} s ({self.fps:.1f} fps)",
+            f"tracks: {len(self.track_frames)} ({long} lasting 30+ frames), prediction rows: {self.prediction_rows}",
+            *(f"wrote {p}" for p in self.files),
+        ]
+
+
+class StopFlag:
+    """Turns the first SIGINT/SIGTERM into a clean stop at the next frame boundary."""
+
+    def __init__(self) -> None:
+        self.stop = False
+
+    @contextmanager
+    def installed(self) -> Iterator[StopFlag]:
+        def handler(signum: int, _frame: object) -> None:
+            if self.stop:  # second signal: stop now, context managers still close the files
+                raise KeyboardInterrupt
+            self.stop = True
+
+        old = {s: signal.signal(s, handler) for s in (signal.SIGINT, signal.SIGTERM)}
+        try:
+            yield self
+        finally:
+            for s, h in old.items():
+                signal.signal(s, h)
+
+
+class FrameProcessor:
+    """Per-frame logic shared by file and live modes; holds all per-run state."""
+
+    def __init__(self, cfg: TrackRunConfig, fps: float, frame_size: tuple[int, int]) -> None:
+        self.cfg = cfg
+        self.predictor: Predictor = build_predictor(cfg.predictor)
+        self.detector = YoloDetector(cfg.detector)
+        self.tracker = MultiObjectTracker(cfg.tracker, fps)
+        self.history = TrackHistory(cfg.history, fps)
+        self.annotator = Annotator(self.detector.names, cfg.output.show_boxes)
+        self.frame_size = frame_size
+
+    def process(self, frame: Frame):
+        """Detect, track, forecast one frame; returns (tracks, forecasts, annotated image)."""
+        dets = self.detector.detect(frame.image)
+        tracks = self.tracker.update(dets, frame.image)
+        self.history.update(tracks, frame.time_s)
+        p = self.predictor
+        ids, win = self.history.windows(tracks.track_id, frame.time_s, p.step_s, p.obs_len, self.frame_size)
+        fc = forecast(p, ids, win)
+        since = frame.time_s - self.cfg.output.trail_s
+        trails = {int(t): self.history.trail(int(t), since) for t in tracks.track_id}
+        return tracks, fc, self.annotator.draw(frame.image, tracks, trails, fc)
+
+
+def _check_display(show: bool) -> None:
+    if show and sys.platform.startswith("linux") and not os.environ.get("DISPLAY") and not os.environ.get("WAYLAND_DISPLAY"):
+        raise UserError("--show needs a display but $DISPLAY is not set; run without --show")
+
+
+def _count(summary: RunSummary, tracks: Tracks) -> None:
+    for tid in tracks.track_id.tolist():
+        summary.track_frames[tid] = summary.track_frames.get(tid, 0) + 1
+
+
+def run_track(
+    source: str | Path, out_dir: Path, cfg: TrackRunConfig, show: bool = False, quiet: bool = False,
+    max_frames: int | None = None,
+) -> RunSummary:
+    """Process a video file into out_dir; files are complete up to the last processed frame on any stop."""
+    _check_display(show)
+    src = VideoFileSource(source)
+    frames = iter(src)
+    first = next(frames, None)
+    if first is None:
+        raise UserError(f"no frame of {source} could be decoded: the file is empty or corrupt")
+    info = src.info
+    proc = FrameProcessor(cfg, info.fps, (info.width, info.height))
+    summary = RunSummary(header_frames=info.frame_count)
+    total = min(info.frame_count or 0, max_frames or 10**12) or None
+    t0 = time.perf_counter()
+    with ExitStack() as stack:
+        tracks_csv = stack.enter_context(TracksCsv(out_dir / "tracks.csv", proc.detector.names))
+        preds_csv = stack.enter_context(PredictionsCsv(out_dir / "predictions.csv"))
+        video = None
+        if cfg.output.video:
+            video = stack.enter_context(VideoSink(out_dir / "annotated.mp4", info.fps, (info.width, info.height), cfg.output.codec))
+        stop = stack.enter_context(StopFlag().installed())
+        bar = stack.enter_context(tqdm(total=total, unit="frame", disable=quiet, dynamic_ncols=True, file=sys.stderr))
+        if show:
+            stack.callback(cv2.destroyAllWindows)
+        for frame in itertools.chain([first], frames):
+            tracks, fc, annotated = proc.process(frame)
+            tracks_csv.write(frame.index, frame.time_s, tracks)
+            preds_csv.write(frame.index, frame.time_s, fc)
+            if video is not None:
+                video.write(annotated)
+            summary.frames += 1
+            summary.prediction_rows += len(fc) * len(fc.t_future_s)
+            _count(summary, tracks)
+            bar.update(1)
+            if show:
+                cv2.imshow("trajectory forecast", annotated)
+                if cv2.waitKey(1) & 0xFF in (ord("q"), 27):
+                    stop.stop = True
+            if stop.stop or (max_frames and summary.frames >= max_frames):
+                summary.interrupted = stop.stop
+                break
+    summary.seconds = time.perf_counter() - t0
+    summary.files = [out_dir / "annotated.mp4"] * bool(cfg.output.video) + [out_dir / "tracks.csv", out_dir / "predictions.csv"]
+    summary.ended_early = not summary.interrupted and not max_frames and summary.frames < 0.9 * info.frame_count
+    return summary
+
+
+def partial_input_error(source: str | Path, summary: RunSummary, out_dir: Path) -> PartialInputError:
+    """The error for a video that stopped decoding well before its header's frame count."""
+    return PartialInputError(
+        f"{source} ended after {summary.frames} of the {summary.header_frames} frames its header announces "
+        f"(truncated or corrupt); outputs in {out_dir} cover the frames read"
+    )
