@@ -1,0 +1,243 @@
+"""Loaders for real trajectory data, all producing `Trajectory` objects, and the shared windowing.
+
+Formats: ETH/UCY split files (metres, 2.5 Hz), JAAD CVAT XML boxes (pixels, 30 fps), MOTChallenge gt.txt
+(pixels), and our own tracks.csv (pixels, time_s column). Windows are cut on the model's time grid by
+`make_windows`, which every consumer (training, eval) uses, so they see the same samples.
+"""
+
+from __future__ import annotations
+
+import csv
+import tarfile
+import xml.etree.ElementTree as ET
+from collections import defaultdict
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from pipeline.errors import UserError
+from pipeline.features import FeatureSpec, Window
+
+FORMATS = ("ethucy", "jaad", "mot", "tracks")
+
+
+@dataclass(frozen=True)
+class Trajectory:
+    """One object's observations: times (K,) seconds, xywh (K, 4); w = h = 0 for point data."""
+
+    key: str
+    times: np.ndarray
+    xywh: np.ndarray
+    has_box: bool
+    frame_size: tuple[float, float] = (0.0, 0.0)
+
+    def __post_init__(self) -> None:
+        if self.xywh.shape != (len(self.times), 4):
+            raise ValueError(f"{self.key}: xywh must be (K, 4) matching times")
+        if len(self.times) > 1 and np.any(np.diff(self.times) <= 0):
+            raise ValueError(f"{self.key}: times must increase")
+
+
+def _need_file(path: Path, what: str) -> None:
+    if not path.exists():
+        raise UserError(f"{what} not found: {path}")
+    if path.is_file() and path.stat().st_size == 0:
+        raise UserError(f"{what} {path} is empty")
+
+
+def _group(key_prefix: str, rows: Iterable[tuple[str, float, float, float, float, float]], has_box: bool,
+           frame_size: tuple[float, float]) -> list[Trajectory]:
+    by_id: dict[str, list[tuple[float, float, float, float, float]]] = defaultdict(list)
+    for oid, t, x, y, w, h in rows:
+        by_id[oid].append((t, x, y, w, h))
+    out = []
+    for oid, pts in by_id.items():
+        arr = np.asarray(sorted(pts), np.float64)
+        keep = np.concatenate([[True], np.diff(arr[:, 0]) > 0])  # drop duplicate timestamps
+        arr = arr[keep]
+        out.append(Trajectory(f"{key_prefix}:{oid}", arr[:, 0], arr[:, 1:5], has_box, frame_size))
+    return out
+
+
+def load_ethucy(path: str | Path, fps: float = 25.0) -> list[Trajectory]:
+    """ETH/UCY split files (`frame ped_id x y`, metres; frames are 25 fps video frames, one row every 10).
+
+    `path` may be a file or a folder of .txt files.
+    """
+    path = Path(path)
+    _need_file(path, "ETH/UCY data")
+    files = sorted(path.glob("*.txt")) if path.is_dir() else [path]
+    if not files:
+        raise UserError(f"no .txt files in {path}")
+    out: list[Trajectory] = []
+    for f in files:
+        try:
+            data = np.loadtxt(f, dtype=np.float64, ndmin=2)
+        except ValueError as exc:
+            raise UserError(f"{f} is not an ETH/UCY file (frame id x y per line): {exc}") from None
+        if data.size == 0 or data.shape[1] < 4:
+            raise UserError(f"{f} is empty or has fewer than 4 columns (frame id x y)")
+        rows = ((str(int(r[1])), r[0] / fps, r[2], r[3], 0.0, 0.0) for r in data)
+        out += _group(f.stem, rows, False, (0.0, 0.0))
+    return out
+
+
+def load_mot(path: str | Path, fps: float = 25.0, frame_size: tuple[float, float] = (640.0, 480.0)) -> list[Trajectory]:
+    """MOTChallenge gt.txt (`frame,id,x,y,w,h,conf,...`, pixels); rows with conf 0 (ignore regions) dropped."""
+    path = Path(path)
+    _need_file(path, "MOT ground truth")
+    files = sorted(path.rglob("gt.txt")) if path.is_dir() else [path]
+    out: list[Trajectory] = []
+    for f in files:
+        try:
+            data = np.loadtxt(f, delimiter=",", dtype=np.float64, ndmin=2)
+        except ValueError as exc:
+            raise UserError(f"{f} is not a MOT gt.txt file: {exc}") from None
+        if data.size == 0 or data.shape[1] < 6:
+            raise UserError(f"{f} is empty or has fewer than 6 columns")
+        if data.shape[1] > 6:
+            data = data[data[:, 6] != 0]
+        rows = ((str(int(r[1])), (r[0] - 1) / fps, r[2] + r[4] / 2, r[3] + r[5] / 2, r[4], r[5]) for r in data)
+        out += _group(f.parent.name, rows, True, frame_size)
+    return out
+
+
+def load_tracks_csv(path: str | Path, frame_size: tuple[float, float] = (0.0, 0.0)) -> list[Trajectory]:
+    """Our own tracks.csv (one file, or a folder searched for tracks.csv files)."""
+    path = Path(path)
+    _need_file(path, "tracks.csv")
+    files = sorted(path.rglob("tracks.csv")) if path.is_dir() else [path]
+    if not files:
+        raise UserError(f"no tracks.csv under {path}; run `python run.py track` first")
+    out: list[Trajectory] = []
+    for f in files:
+        with f.open(newline="", encoding="utf-8") as fh:
+            reader = csv.DictReader(fh)
+            need = {"time_s", "track_id", "x1", "y1", "x2", "y2"}
+            if not reader.fieldnames or not need <= set(reader.fieldnames):
+                raise UserError(f"{f} is not a tracks.csv (needs columns {', '.join(sorted(need))})")
+            try:
+                rows = [
+                    (r["track_id"], float(r["time_s"]), (float(r["x1"]) + float(r["x2"])) / 2,
+                     (float(r["y1"]) + float(r["y2"])) / 2, float(r["x2"]) - float(r["x1"]), float(r["y2"]) - float(r["y1"]))
+                    for r in reader
+                ]
+            except (TypeError, ValueError) as exc:
+                raise UserError(f"{f} has a malformed row: {exc}") from None
+        out += _group(str(f.parent.name), rows, True, frame_size)
+    return out
+
+
+def _jaad_tracks(xml_bytes: bytes, video: str, fps: float, min_boxes: int) -> list[Trajectory]:
+    root = ET.fromstring(xml_bytes)
+    size = root.find("meta/task/original_size")
+    fs = (float(size.findtext("width", "1920")), float(size.findtext("height", "1080"))) if size is not None else (1920.0, 1080.0)
+    out = []
+    for track in root.iter("track"):
+        if track.get("label") not in ("pedestrian", "ped"):
+            continue
+        rows, pid = [], None
+        for box in track.iter("box"):
+            if box.get("outside") == "1":
+                continue
+            pid = pid or box.findtext("attribute[@name='id']")
+            x1, y1, x2, y2 = (float(box.get(k)) for k in ("xtl", "ytl", "xbr", "ybr"))
+            rows.append((int(box.get("frame")), x1, y1, x2, y2))
+        if pid is None or "p" in pid.split("_")[-1] or len(rows) < min_boxes:
+            continue
+        a = np.asarray(sorted(rows), np.float64)
+        xywh = np.stack([(a[:, 1] + a[:, 3]) / 2, (a[:, 2] + a[:, 4]) / 2, a[:, 3] - a[:, 1], a[:, 4] - a[:, 2]], axis=1)
+        out.append(Trajectory(f"{video}:{pid}", a[:, 0] / fps, xywh, True, fs))
+    return out
+
+
+def load_jaad(archive: str | Path, split: str = "test", fps: float = 30.0, min_boxes: int = 61) -> list[Trajectory]:
+    """JAAD pedestrian box tracks from the annotation archive, for the `split_ids/default/<split>.txt` videos.
+
+    Group ids (ending in 'p') are skipped; occluded boxes are kept; tracks shorter than min_boxes dropped.
+    """
+    archive = Path(archive)
+    _need_file(archive, "JAAD archive")
+    if split not in ("train", "val", "test", "all"):
+        raise UserError(f"JAAD split must be train, val, test or all, got {split!r}")
+    try:
+        tar = tarfile.open(archive, "r:*")
+    except (tarfile.TarError, OSError) as exc:
+        raise UserError(f"{archive} is not a readable JAAD annotation archive: {exc}") from None
+    with tar:
+        names = {Path(m.name).name: m for m in tar.getmembers() if m.isfile()}
+        splits = ("train", "val", "test") if split == "all" else (split,)
+        videos: list[str] = []
+        for s in splits:
+            member = next((m for m in tar.getmembers() if m.name.endswith(f"split_ids/default/{s}.txt")), None)
+            if member is None:
+                raise UserError(f"{archive} has no split_ids/default/{s}.txt; is it the JAAD annotations archive?")
+            videos += tar.extractfile(member).read().decode().split()
+        out: list[Trajectory] = []
+        for v in videos:
+            m = names.get(f"{v}.xml")
+            if m is not None:
+                out += _jaad_tracks(tar.extractfile(m).read(), v, fps, min_boxes)
+    return out
+
+
+def load(fmt: str, path: str | Path, split: str = "test") -> list[Trajectory]:
+    """Dispatch on a format name (`ethucy`, `jaad`, `mot`, `tracks`)."""
+    loaders = {
+        "ethucy": lambda: load_ethucy(path),
+        "jaad": lambda: load_jaad(path, split),
+        "mot": lambda: load_mot(path),
+        "tracks": lambda: load_tracks_csv(path),
+    }
+    if fmt not in loaders:
+        raise UserError(f"unknown data format {fmt!r}; use one of {', '.join(FORMATS)}")
+    trajs = loaders[fmt]()
+    if not trajs:
+        raise UserError(f"no trajectories found in {path} (format {fmt})")
+    return trajs
+
+
+def make_windows(
+    trajs: list[Trajectory], spec: FeatureSpec, stride: int = 1, max_gap_s: float | None = None
+) -> tuple[Window, np.ndarray, list[str]]:
+    """Cut (obs_len + pred_len)-step windows on the spec's grid from every trajectory.
+
+    Observations are resampled by linear interpolation; a window is kept only if no gap between real
+    observations inside it exceeds max_gap_s (default 1.5 steps, i.e. the object is present throughout).
+    Returns the observed `Window`, the future xywh (N, pred_len, 4), and each window's trajectory key.
+    """
+    total = spec.obs_len + spec.pred_len
+    max_gap = 1.5 * spec.step_s if max_gap_s is None else max_gap_s
+    obs, fut, gaps, has_box, sizes, keys = [], [], [], [], [], []
+    for tr in trajs:
+        if len(tr.times) < 2:
+            continue
+        grid = np.arange(tr.times[0], tr.times[-1] + 1e-9, spec.step_s)
+        if len(grid) < total:
+            continue
+        boxes = np.stack([np.interp(grid, tr.times, tr.xywh[:, k]) for k in range(4)], axis=1)
+        nxt = np.searchsorted(tr.times, grid - 1e-9)
+        prev = np.clip(nxt - 1, 0, len(tr.times) - 1)
+        exact = np.isclose(tr.times[np.clip(nxt, 0, len(tr.times) - 1)], grid, atol=1e-6)
+        span = tr.times[np.clip(nxt, 0, len(tr.times) - 1)] - tr.times[prev]
+        bad = (~exact) & (span > max_gap)
+        gap = np.where(exact, 0.0, grid - tr.times[prev])
+        for s in range(0, len(grid) - total + 1, stride):
+            if bad[s : s + total].any():
+                continue
+            obs.append(boxes[s : s + spec.obs_len])
+            fut.append(boxes[s + spec.obs_len : s + total])
+            gaps.append(gap[s : s + spec.obs_len])
+            has_box.append(tr.has_box)
+            sizes.append(tr.frame_size)
+            keys.append(tr.key)
+    n = len(obs)
+    win = Window(
+        xywh=np.asarray(obs, np.float64).reshape(n, spec.obs_len, 4),
+        gap_s=np.asarray(gaps, np.float64).reshape(n, spec.obs_len),
+        has_box=np.asarray(has_box, bool).reshape(n),
+        frame_size=np.asarray(sizes, np.float64).reshape(n, 2),
+    )
+    return win, np.asarray(fut, np.float64).reshape(n, spec.pred_len, 4), keys

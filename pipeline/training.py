@@ -1,0 +1,219 @@
+"""Training of TrajectoryLSTM on real trajectories, with the same windows and features as inference."""
+
+from __future__ import annotations
+
+import math
+import sys
+import time
+import zlib
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from pipeline.datasets import Trajectory, load, make_windows
+from pipeline.errors import UserError
+from pipeline.features import FeatureSpec, Window, encode, future_targets, velocity_prior
+from pipeline.model import ModelConfig, TrajectoryLSTM, save_checkpoint
+
+
+@dataclass
+class DataSource:
+    """One data set: a format (ethucy|jaad|mot|tracks), a path, and for JAAD its split."""
+
+    format: str
+    path: str
+    split: str = "train"
+
+
+@dataclass
+class TrainConfig:
+    """Everything `run.py train` needs; see configs/train.yaml for a commented example."""
+
+    train: list[DataSource] = field(default_factory=list)
+    val: list[DataSource] = field(default_factory=list)  # empty: hold out val_fraction of train trajectories
+    val_fraction: float = 0.15  # share of trajectories (by key) held out when no val sources are given
+    step_s: float = 0.1  # model time step, seconds
+    obs_len: int = 10  # observed steps
+    pred_len: int = 20  # predicted steps
+    stride: int = 1  # window stride in steps
+    epochs: int = 40
+    batch_size: int = 256
+    lr: float = 2e-3
+    weight_decay: float = 1e-4
+    dropout: float = 0.1
+    patience: int = 6  # epochs without val improvement before stopping
+    time_limit_min: float = 25.0  # stop training after this many minutes
+    seed: int = 0
+    flip: bool = True  # mirror windows horizontally as augmentation
+    out: str = "weights/traj_lstm_pixels.pt"
+
+    def __post_init__(self) -> None:
+        self.train = [s if isinstance(s, DataSource) else DataSource(**s) for s in self.train]
+        self.val = [s if isinstance(s, DataSource) else DataSource(**s) for s in self.val]
+        if not self.train:
+            raise UserError("training needs at least one data source (train: [{format: ..., path: ...}])")
+        if self.step_s <= 0 or self.obs_len < 2 or self.pred_len < 1:
+            raise UserError("train config: step_s > 0, obs_len >= 2 and pred_len >= 1 are required")
+        if not 0 <= self.val_fraction < 1:
+            raise UserError("train config: val_fraction must be in [0, 1)")
+
+    @property
+    def spec(self) -> FeatureSpec:
+        return FeatureSpec(step_s=self.step_s, obs_len=self.obs_len, pred_len=self.pred_len)
+
+
+def is_holdout(key: str, fraction: float) -> bool:
+    """Deterministic trajectory-level split shared by training and evaluation."""
+    return (zlib.crc32(key.encode()) % 1000) < fraction * 1000
+
+
+def _load_sources(sources: list[DataSource]) -> list[Trajectory]:
+    out: list[Trajectory] = []
+    for s in sources:
+        out += load(s.format, s.path, s.split)
+    return out
+
+
+def flip_window(win: Window, future: np.ndarray) -> tuple[Window, np.ndarray]:
+    """Mirror horizontally (x -> W - x, or -x without an image)."""
+    c = win.frame_size[:, 0][:, None]
+    obs, fut = win.xywh.copy(), future.copy()
+    obs[:, :, 0] = c - obs[:, :, 0]
+    fut[:, :, 0] = c - fut[:, :, 0]
+    return Window(obs, win.gap_s, win.has_box, win.frame_size), fut
+
+
+@dataclass
+class Batchable:
+    """Windows with their features, priors and targets as tensors."""
+
+    feats: torch.Tensor
+    prior: torch.Tensor
+    target: torch.Tensor
+    box_mask: torch.Tensor
+
+    @classmethod
+    def build(cls, win: Window, future: np.ndarray, spec: FeatureSpec) -> Batchable:
+        return cls(
+            torch.from_numpy(encode(win, spec)),
+            torch.from_numpy(velocity_prior(win, spec, spec.pred_len)),
+            torch.from_numpy(future_targets(win, future, spec)),
+            torch.from_numpy(win.has_box.astype(np.float32)),
+        )
+
+    def __len__(self) -> int:
+        return len(self.feats)
+
+
+def _loss(pred: torch.Tensor, target: torch.Tensor, box_mask: torch.Tensor) -> torch.Tensor:
+    err = nn.functional.smooth_l1_loss(pred, target, reduction="none", beta=0.1)
+    xy = err[..., :2].mean()
+    wh = (err[..., 2:].mean(dim=(1, 2)) * box_mask).sum() / box_mask.sum().clamp(min=1)
+    return xy + 0.5 * wh
+
+
+@torch.no_grad()
+def _ade_fde(model: TrajectoryLSTM, data: Batchable, bs: int = 2048) -> tuple[float, float]:
+    model.eval()
+    d = []
+    for i in range(0, len(data), bs):
+        p = model(data.feats[i : i + bs], data.prior[i : i + bs])
+        d.append(torch.linalg.norm(p[..., :2] - data.target[i : i + bs, :, :2], dim=-1))
+    dist = torch.cat(d)
+    return float(dist.mean()), float(dist[:, -1].mean())
+
+
+def _stats(model: TrajectoryLSTM, data: Batchable) -> None:
+    """Input standardisation and residual scale from the training windows; stored in the checkpoint."""
+    flat = data.feats.reshape(-1, data.feats.shape[-1])
+    model.feat_mean.copy_(flat.mean(0))
+    model.feat_std.copy_(flat.std(0).clamp(min=1e-3))
+    res = (data.target - data.prior).reshape(-1, 4)
+    model.residual_std.copy_(res.std(0).clamp(min=1e-2))
+
+
+def prepare(cfg: TrainConfig) -> tuple[Batchable, Batchable, dict[str, Any]]:
+    """Load the sources, split, cut windows, augment; returns train and val tensors plus counts."""
+    spec = cfg.spec
+    train_tr = _load_sources(cfg.train)
+    if cfg.val:
+        val_tr = _load_sources(cfg.val)
+    else:
+        val_tr = [t for t in train_tr if is_holdout(t.key, cfg.val_fraction)]
+        train_tr = [t for t in train_tr if not is_holdout(t.key, cfg.val_fraction)]
+    tw, tf, _ = make_windows(train_tr, spec, cfg.stride)
+    vw, vf, _ = make_windows(val_tr, spec, cfg.stride)
+    if len(tf) == 0 or len(vf) == 0:
+        raise UserError(
+            f"not enough data: {len(tf)} train and {len(vf)} val windows of {spec.obs_len + spec.pred_len} steps"
+        )
+    counts = {"train_trajectories": len(train_tr), "val_trajectories": len(val_tr),
+              "train_windows": len(tf), "val_windows": len(vf)}
+    if cfg.flip:
+        fw, ff = flip_window(tw, tf)
+        tw = Window(np.concatenate([tw.xywh, fw.xywh]), np.concatenate([tw.gap_s, fw.gap_s]),
+                    np.concatenate([tw.has_box, fw.has_box]), np.concatenate([tw.frame_size, fw.frame_size]))
+        tf = np.concatenate([tf, ff])
+    return Batchable.build(tw, tf, spec), Batchable.build(vw, vf, spec), counts
+
+
+def train(cfg: TrainConfig, quiet: bool = False) -> dict[str, Any]:
+    """Train, early-stop on validation ADE, save the best model; returns the training metadata."""
+    torch.manual_seed(cfg.seed)
+    gen = torch.Generator().manual_seed(cfg.seed)
+    t0 = time.perf_counter()
+    tr, va, counts = prepare(cfg)
+    model = TrajectoryLSTM(ModelConfig(pred_len=cfg.pred_len, dropout=cfg.dropout))
+    _stats(model, tr)
+    opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+    steps = cfg.epochs * math.ceil(len(tr) / cfg.batch_size)
+    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=cfg.lr, total_steps=max(steps, 1), pct_start=0.1)
+    cv_ade, cv_fde = _ade_fde_prior(va)
+    best = (math.inf, math.inf)
+    best_state, best_epoch, bad, history = None, 0, 0, []
+    log = (lambda s: None) if quiet else (lambda s: print(s, file=sys.stderr, flush=True))
+    log(f"{counts['train_windows']} train / {counts['val_windows']} val windows; val prior ADE/FDE {cv_ade:.3f}/{cv_fde:.3f}")
+    for epoch in range(1, cfg.epochs + 1):
+        model.train()
+        perm = torch.randperm(len(tr), generator=gen)
+        total = 0.0
+        for i in range(0, len(tr), cfg.batch_size):
+            idx = perm[i : i + cfg.batch_size]
+            loss = _loss(model(tr.feats[idx], tr.prior[idx]), tr.target[idx], tr.box_mask[idx])
+            opt.zero_grad()
+            loss.backward()
+            nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+            opt.step()
+            sched.step()
+            total += loss.item() * len(idx)
+        ade, fde = _ade_fde(model, va)
+        history.append({"epoch": epoch, "loss": total / len(tr), "val_ade": ade, "val_fde": fde})
+        elapsed = time.perf_counter() - t0
+        eta = elapsed / epoch * (cfg.epochs - epoch)
+        log(f"epoch {epoch:3d}  loss {total / len(tr):.4f}  val ADE {ade:.3f} FDE {fde:.3f}  "
+            f"({elapsed / 60:.1f} min, ETA {eta / 60:.1f} min)")
+        if ade < best[0]:
+            best, best_epoch, bad = (ade, fde), epoch, 0
+            best_state = {k: v.clone() for k, v in model.state_dict().items()}
+        else:
+            bad += 1
+        if bad >= cfg.patience or elapsed > cfg.time_limit_min * 60:
+            log(f"stopping after epoch {epoch} (best epoch {best_epoch})")
+            break
+    model.load_state_dict(best_state)
+    meta = {
+        "config": {**asdict(cfg), "train": [asdict(s) for s in cfg.train], "val": [asdict(s) for s in cfg.val]},
+        **counts, "best_epoch": best_epoch, "epochs_run": len(history),
+        "val_ade_units": best[0], "val_fde_units": best[1], "val_prior_ade_units": cv_ade,
+        "val_prior_fde_units": cv_fde, "train_minutes": (time.perf_counter() - t0) / 60, "history": history,
+    }
+    save_checkpoint(cfg.out, model, cfg.spec, meta)
+    return meta
+
+
+def _ade_fde_prior(data: Batchable) -> tuple[float, float]:
+    dist = torch.linalg.norm(data.prior[..., :2] - data.target[..., :2], dim=-1)
+    return float(dist.mean()), float(dist[:, -1].mean())
