@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed
 SOURCE ?=
 ARGS ?=
 
-.PHONY: setup test lint run bench clean
+.PHONY: setup test lint run train own-tracks clean
 
 setup: $(STAMP)
 
@@ -26,6 +26,17 @@ lint: setup
 run: setup
 	@test -n "$(SOURCE)" || (echo "usage: make run SOURCE=video.mp4 [ARGS='--classes person']" >&2; exit 2)
 	YOLO_OFFLINE=1 $(VPY) run.py track --source "$(SOURCE)" $(ARGS)
+
+VIDEOS := vtest_pets2009_480x360.avi street_traffic_640x360.mp4 oxford_street_pedestrians_1080p.mp4 intel_one-by-one-person-detection.mp4
+DETECTOR ?= ../shared/weights/yolo11n_int8_openvino_model
+
+# tracks.csv of every shared video into runs/own/<video>/ (training data for the pixel model)
+own-tracks: setup
+	for v in $(VIDEOS); do YOLO_OFFLINE=1 $(VPY) run.py track --source ../shared/data/videos/$$v --weights $(DETECTOR) \
+	  --predictor kalman --no-video --quiet --overwrite --out runs/own/$${v%.*} || exit 1; done
+
+train: setup
+	YOLO_OFFLINE=1 $(VPY) run.py train --config configs/train.yaml
 
 clean:
 	rm -rf $(VENV) runs .pytest_cache

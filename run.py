@@ -86,10 +86,113 @@ def cmd_track(a: argparse.Namespace) -> int:
     return 130 if summary.interrupted else 0
 
 
+def _train_parser(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "train", help="train the trajectory LSTM on real trajectories",
+        description="Train TrajectoryLSTM (seeded, early-stopped on validation ADE) and write a checkpoint that "
+        "carries the model config, feature spec, normalisation statistics and training metadata.",
+    )
+    p.add_argument("--config", default=str(ROOT / "configs" / "train.yaml"), help="training YAML (default: %(default)s)")
+    p.add_argument("--data", help="train on this file/folder instead of the config's sources (needs --format)")
+    p.add_argument("--format", choices=["ethucy", "jaad", "mot", "tracks"], help="format of --data")
+    p.add_argument("--epochs", type=int, help="maximum epochs")
+    p.add_argument("--out", help="checkpoint path to write")
+    p.add_argument("--seed", type=int, help="random seed")
+    p.add_argument("--quiet", action="store_true", help="no per-epoch log")
+
+
+def cmd_train(a: argparse.Namespace) -> int:
+    from pipeline.config import from_dict, load_yaml
+    from pipeline.errors import UserError
+    from pipeline.training import TrainConfig, train
+
+    data = load_yaml(a.config)
+    if a.data:
+        if not a.format:
+            raise UserError("--data needs --format (ethucy, jaad, mot or tracks)")
+        data["train"], data["val"] = [{"format": a.format, "path": a.data}], []
+    for key in ("epochs", "out", "seed"):
+        if getattr(a, key) is not None:
+            data[key] = getattr(a, key)
+    meta = train(from_dict(TrainConfig, data), quiet=a.quiet)
+    print(
+        f"trained {meta['epochs_run']} epochs in {meta['train_minutes']:.1f} min on {meta['train_windows']} windows; "
+        f"val ADE/FDE {meta['val_ade_units']:.3f}/{meta['val_fde_units']:.3f} body-heights "
+        f"(constant-velocity prior {meta['val_prior_ade_units']:.3f}/{meta['val_prior_fde_units']:.3f}); "
+        f"wrote {data.get('out', 'weights/traj_lstm_pixels.pt')}"
+    )
+    return 0
+
+
+DEFAULT_EVAL_WEIGHTS = {"ethucy": "weights/traj_lstm_ethucy.pt", "jaad": "weights/traj_lstm_jaad.pt"}
+
+
+def _eval_parser(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "eval", help="compare lstm, cv and kalman on the same windows",
+        description="Evaluate the LSTM checkpoint and the cv / kalman baselines on exactly the same windows and "
+        "print one table (ADE/FDE in the data's units; JAAD adds the PIE-protocol box MSEs).",
+    )
+    p.add_argument("--data", required=True, help="data file or folder")
+    p.add_argument("--format", required=True, choices=["ethucy", "jaad", "mot", "tracks"], help="data format")
+    p.add_argument("--weights", help="LSTM checkpoint (default: weights/traj_lstm_<ethucy|jaad|pixels>.pt)")
+    p.add_argument("--obs", type=int, help="observed steps (default: the protocol's or checkpoint's)")
+    p.add_argument("--pred", type=int, help="predicted steps (default: the protocol's or checkpoint's)")
+    p.add_argument("--split", default="test", help="JAAD split: train, val, test or all (default: test)")
+    p.add_argument("--holdout", type=float, help="evaluate only the trajectories training held out at this fraction")
+    p.add_argument("--methods", default="lstm,cv,kalman", help="comma-separated subset of lstm,cv,kalman")
+    p.add_argument("--json", help="also write the numbers to this JSON file")
+
+
+def cmd_eval(a: argparse.Namespace) -> int:
+    import dataclasses
+    import json
+
+    from pipeline.datasets import load
+    from pipeline.errors import UserError
+    from pipeline.evaluation import PROTOCOLS, Protocol, baselines, evaluate, format_table
+    from pipeline.model import load_checkpoint
+    from pipeline.predictors import LSTMPredictor
+    from pipeline.training import is_holdout
+
+    methods = [m.strip() for m in a.methods.split(",") if m.strip()]
+    if not methods or set(methods) - {"lstm", "cv", "kalman"}:
+        raise UserError(f"--methods must list lstm, cv and/or kalman, got {a.methods!r}")
+    weights = a.weights or DEFAULT_EVAL_WEIGHTS.get(a.format, "weights/traj_lstm_pixels.pt")
+    proto = PROTOCOLS.get(a.format)
+    if proto is None:
+        spec = load_checkpoint(weights)[1] if "lstm" in methods else PROTOCOLS["ethucy"].spec
+        proto = Protocol(dataclasses.replace(spec, pred_len=spec.pred_len), stride=1, cv_velocity="mean")
+    spec = dataclasses.replace(proto.spec, obs_len=a.obs or proto.spec.obs_len, pred_len=a.pred or proto.spec.pred_len)
+    proto = dataclasses.replace(proto, spec=spec)
+    trajs = load(a.format, a.data, a.split)
+    if a.holdout is not None:
+        trajs = [t for t in trajs if is_holdout(t.key, a.holdout)]
+    preds = baselines(proto, has_box=trajs[0].has_box)
+    if "lstm" in methods:
+        lstm = LSTMPredictor(weights, spec.pred_len * spec.step_s)
+        if abs(lstm.step_s - spec.step_s) > 1e-6 or lstm.obs_len != spec.obs_len:
+            raise UserError(
+                f"{weights} was trained for {lstm.obs_len} steps of {lstm.step_s:g} s; this evaluation needs "
+                f"{spec.obs_len} of {spec.step_s:g} s: pass a matching --weights"
+            )
+        preds = {"lstm": lstm, **preds}
+    results, n = evaluate(trajs, proto, {m: preds[m] for m in ["lstm", "cv", "kalman"] if m in methods})
+    if n == 0:
+        raise UserError(f"no {spec.obs_len + spec.pred_len}-step windows in {a.data}; the tracks are too short")
+    unit = "metres" if a.format == "ethucy" else "pixels"
+    print(format_table(results, n, unit))
+    if a.json:
+        Path(a.json).write_text(json.dumps({**results, "windows": n, "unit": unit}, indent=2))
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="run.py", description="Video trajectory prediction: YOLO + tracker + LSTM.")
     sub = parser.add_subparsers(dest="command", required=True)
     _track_parser(sub)
+    _train_parser(sub)
+    _eval_parser(sub)
     return parser
 
 
@@ -97,7 +200,7 @@ def main(argv: list[str] | None = None) -> int:
     from pipeline.errors import UserError
 
     args = build_parser().parse_args(argv)
-    handlers = {"track": cmd_track}
+    handlers = {"track": cmd_track, "train": cmd_train, "eval": cmd_eval}
     try:
         return handlers[args.command](args)
     except UserError as exc:

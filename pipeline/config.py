@@ -10,7 +10,7 @@ import dataclasses
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, get_type_hints
+from typing import Any, get_args, get_origin, get_type_hints
 
 import yaml
 
@@ -156,6 +156,9 @@ def from_dict(cls: type, data: dict[str, Any] | None, prefix: str = "") -> Any:
         typ = hints[name]
         if dataclasses.is_dataclass(typ):
             kwargs[name] = from_dict(typ, value, f"{prefix}{name}.")
+        elif get_origin(typ) is list and dataclasses.is_dataclass(get_args(typ)[0]):
+            _check(isinstance(value, list), f"{prefix}{name}", "must be a list of mappings")
+            kwargs[name] = [from_dict(get_args(typ)[0], v, f"{prefix}{name}[{i}].") for i, v in enumerate(value)]
         else:
             kwargs[name] = _coerce(value, typ, f"{prefix}{name}")
     return cls(**kwargs)

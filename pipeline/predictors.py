@@ -41,18 +41,23 @@ class ConstantVelocityPredictor:
     average over the window (steadier on noisy detections).
     """
 
-    def __init__(self, step_s: float, obs_len: int, horizon: int, velocity: str = "mean") -> None:
+    def __init__(
+        self, step_s: float, obs_len: int, horizon: int, velocity: str = "mean", extrapolate_size: bool = False
+    ) -> None:
         self.step_s, self.obs_len, self.horizon, self.velocity = step_s, obs_len, horizon, velocity
+        self.extrapolate_size = extrapolate_size  # True: every box corner moves at constant velocity
 
     def predict(self, win: Window) -> tuple[np.ndarray, None]:
-        xy = win.xywh[:, :, :2]
+        k = 4 if self.extrapolate_size else 2
+        x = win.xywh[:, :, :k]
         if self.velocity == "last":
-            v = (xy[:, -1] - xy[:, -2]) / self.step_s
+            v = (x[:, -1] - x[:, -2]) / self.step_s
         else:
-            v = (xy[:, -1] - xy[:, 0]) / (self.step_s * (xy.shape[1] - 1))
+            v = (x[:, -1] - x[:, 0]) / (self.step_s * (x.shape[1] - 1))
         t = self.step_s * np.arange(1, self.horizon + 1)
         out = np.repeat(win.xywh[:, -1:, :], self.horizon, axis=1).astype(np.float64)
-        out[:, :, :2] += v[:, None, :] * t[None, :, None]
+        out[:, :, :k] += v[:, None, :] * t[None, :, None]
+        out[:, :, 2:] = np.maximum(out[:, :, 2:], 0.0)
         return out, None
 
 
