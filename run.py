@@ -14,6 +14,8 @@ from typing import Any
 
 os.environ.setdefault("YOLO_OFFLINE", "1")  # no settings sync / pip auto-installs from ultralytics
 os.environ.setdefault("YOLO_VERBOSE", "False")
+os.environ.setdefault("OPENCV_FFMPEG_LOGLEVEL", "-8")  # FFmpeg's own stderr chatter; we report errors ourselves
+os.environ.setdefault("OPENCV_LOG_LEVEL", "ERROR")
 
 ROOT = Path(__file__).resolve().parent
 DEFAULT_CONFIG = ROOT / "configs" / "default.yaml"

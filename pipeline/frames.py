@@ -44,7 +44,10 @@ class VideoFileSource:
         self._cap = cv2.VideoCapture(str(self.path))
         if not self._cap.isOpened():
             self._cap.release()
-            raise UserError(f"{self.path} is not a readable video (OpenCV/FFmpeg cannot open it); convert it to mp4")
+            raise UserError(
+                f"{self.path} cannot be opened as a video (not a video file, or truncated/corrupt); "
+                "check that it plays, or re-encode it to mp4"
+            )
         fps = float(self._cap.get(cv2.CAP_PROP_FPS) or 0.0)
         w = int(self._cap.get(cv2.CAP_PROP_FRAME_WIDTH))
         h = int(self._cap.get(cv2.CAP_PROP_FRAME_HEIGHT))

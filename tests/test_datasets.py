@@ -1,0 +1,98 @@
+"""Loaders on the real shared files, and the evaluation protocols reproducing published/measured figures."""
+
+import numpy as np
+import pytest
+
+from pipeline.datasets import load, load_ethucy, load_jaad, load_mot, load_tracks_csv, make_windows
+from pipeline.errors import UserError
+from pipeline.evaluation import PROTOCOLS, baselines, evaluate
+from tests.conftest import DATA
+
+ETH = DATA / "ethucy"
+JAAD = DATA / "jaad" / "jaad_annotations.tar.xz"
+
+
+def test_ethucy_counts_and_units():
+    trajs = load_ethucy(ETH / "eth" / "test" / "biwi_eth.txt")
+    assert len(trajs) == 360  # pedestrians, as SOURCES.md says
+    assert sum(len(t.times) for t in trajs) == 5492
+    steps = np.concatenate([np.diff(t.times) for t in trajs if len(t.times) > 1])
+    assert np.median(steps) == pytest.approx(0.4)  # 2.5 Hz
+    assert not trajs[0].has_box
+    zara = load_ethucy(ETH / "zara1" / "test" / "crowds_zara01.txt")
+    speeds = np.concatenate([np.linalg.norm(np.diff(t.xywh[:, :2], axis=0), axis=1) / 0.4 for t in zara if len(t.times) > 1])
+    assert 0.8 < np.median(speeds) < 1.8  # walking speed in metres per second
+
+
+# Schoeller et al. 2020, strict constant velocity (last displacement), ADE/FDE in metres.
+CV_PUBLISHED = {
+    "eth": (["eth/test/biwi_eth.txt"], 1.08, 2.28),
+    "univ": (["univ/test/students001.txt", "univ/test/students003.txt"], 0.52, 1.17),
+    "zara1": (["zara1/test/crowds_zara01.txt"], 0.43, 0.95),
+    "zara2": (["zara2/test/crowds_zara02.txt"], 0.32, 0.72),
+}
+
+
+@pytest.mark.parametrize("scene", sorted(CV_PUBLISHED))
+def test_ethucy_protocol_reproduces_published_constant_velocity(scene):
+    files, ade, fde = CV_PUBLISHED[scene]
+    trajs = [t for f in files for t in load_ethucy(ETH / f)]
+    proto = PROTOCOLS["ethucy"]
+    res, n = evaluate(trajs, proto, {"cv": baselines(proto, has_box=False)["cv"]})
+    assert n > 300
+    assert res["cv"]["ade"] == pytest.approx(ade, abs=0.01)
+    assert res["cv"]["fde"] == pytest.approx(fde, abs=0.01)
+
+
+@pytest.fixture(scope="module")
+def jaad_test():
+    return load_jaad(JAAD, "test")
+
+
+def test_jaad_test_windows_and_cv_figures(jaad_test):
+    assert all("p" not in t.key.split("_")[-1] for t in jaad_test)  # groups skipped
+    assert min(len(t.times) for t in jaad_test) >= 61
+    proto = PROTOCOLS["jaad"]
+    res, n = evaluate(jaad_test, proto, {"cv": baselines(proto, has_box=True)["cv"]})
+    assert n == pytest.approx(13600, rel=0.01)
+    measured = {"mse_15": 125, "mse_30": 563, "mse_45": 1771, "c_mse": 1644, "cf_mse": 6594}
+    for k, v in measured.items():
+        assert res["cv"][k] == pytest.approx(v, rel=0.02), k
+
+
+def test_mot_gt_in_pixels():
+    trajs = load_mot(DATA / "mot15_tud_gt")
+    assert sum(len(t.times) for t in trajs) == 1156 + 359
+    assert all(t.has_box for t in trajs)
+    hs = np.concatenate([t.xywh[:, 3] for t in trajs])
+    assert 50 < np.median(hs) < 480  # pedestrian box heights in a 640x480 frame
+
+
+def test_windows_require_presence_throughout():
+    from pipeline.datasets import Trajectory
+    from pipeline.features import FeatureSpec
+
+    t = np.array([0, 0.4, 0.8, 1.2, 2.8, 3.2, 3.6, 4.0])  # a 1.6 s hole in the middle
+    tr = Trajectory("a:1", t, np.zeros((8, 4)), False)
+    spec = FeatureSpec(step_s=0.4, obs_len=2, pred_len=2)
+    win, fut, keys = make_windows([tr], spec)
+    assert len(keys) == 2  # only [0..1.2] and [2.8..4.0]
+
+
+def test_bad_inputs_are_user_errors(tmp_path):
+    with pytest.raises(UserError, match="unknown data format"):
+        load("kitti", tmp_path)
+    empty = tmp_path / "empty.txt"
+    empty.write_text("")
+    with pytest.raises(UserError, match="empty"):
+        load_ethucy(empty)
+    junk = tmp_path / "junk.txt"
+    junk.write_text("this is not\na trajectory file\n")
+    with pytest.raises(UserError, match="not an ETH/UCY file"):
+        load_ethucy(junk)
+    bad_csv = tmp_path / "tracks.csv"
+    bad_csv.write_text("a,b\n1,2\n")
+    with pytest.raises(UserError, match="not a tracks.csv"):
+        load_tracks_csv(bad_csv)
+    with pytest.raises(UserError, match="not a readable JAAD"):
+        load_jaad(junk)

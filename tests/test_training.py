@@ -1,0 +1,46 @@
+"""A short real training run on real data lowers the validation error, and its checkpoint works."""
+
+import numpy as np
+import pytest
+
+from pipeline.config import from_dict, load_yaml
+from pipeline.errors import UserError
+from pipeline.predictors import LSTMPredictor
+from pipeline.training import DataSource, TrainConfig, train
+from tests.conftest import DATA, ROOT
+
+
+def test_short_training_lowers_validation_error(tmp_path):
+    cfg = TrainConfig(
+        train=[DataSource("jaad", str(DATA / "jaad" / "jaad_annotations.tar.xz"), "val")],
+        val=[DataSource("mot", str(DATA / "mot15_tud_gt"))],
+        epochs=3, patience=5, out=str(tmp_path / "m.pt"), seed=1,
+    )
+    meta = train(cfg, quiet=True)
+    hist = meta["history"]
+    assert len(hist) == 3
+    assert hist[-1]["loss"] < hist[0]["loss"]
+    assert meta["val_ade_units"] <= hist[0]["val_ade"]
+    p = LSTMPredictor(str(tmp_path / "m.pt"))
+    assert p.meta["train_windows"] == meta["train_windows"] > 1000
+    assert p.spec.obs_len == cfg.obs_len and p.spec.pred_len == cfg.pred_len
+
+
+def test_training_is_reproducible_with_a_seed(tmp_path):
+    src = [DataSource("mot", str(DATA / "mot15_tud_gt"))]
+    a = train(TrainConfig(train=src, epochs=1, out=str(tmp_path / "a.pt"), val_fraction=0.3), quiet=True)
+    b = train(TrainConfig(train=src, epochs=1, out=str(tmp_path / "b.pt"), val_fraction=0.3), quiet=True)
+    assert a["history"][0]["loss"] == pytest.approx(b["history"][0]["loss"], rel=1e-6)
+    assert np.isclose(a["val_ade_units"], b["val_ade_units"])
+
+
+def test_train_yaml_is_a_valid_config():
+    cfg = from_dict(TrainConfig, load_yaml(ROOT / "configs" / "train.yaml"))
+    assert {s.format for s in cfg.train} == {"jaad", "mot", "tracks"}
+
+
+def test_bad_training_configs():
+    with pytest.raises(UserError, match="at least one data source"):
+        TrainConfig(train=[])
+    with pytest.raises(UserError, match="unknown config key 'train\\[0\\].fmt'"):
+        from_dict(TrainConfig, {"train": [{"fmt": "mot", "path": "x"}]})
