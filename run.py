@@ -74,13 +74,13 @@ def _track_overrides(a: argparse.Namespace) -> dict[str, Any]:
 def cmd_track(a: argparse.Namespace) -> int:
     from pipeline.config import TrackRunConfig, from_dict, load_yaml, merge
     from pipeline.errors import UserError
-    from pipeline.outputs import prepare_run_dir
+    from pipeline.outputs import choose_run_dir
     from pipeline.track_run import partial_input_error, run_track
 
     if a.max_frames is not None and a.max_frames < 1:
         raise UserError("--max-frames must be >= 1")
     cfg = from_dict(TrackRunConfig, merge(load_yaml(a.config), _track_overrides(a)))
-    out_dir = prepare_run_dir(a.out, a.overwrite)
+    out_dir = choose_run_dir(a.out, a.overwrite)
     summary = run_track(a.source, out_dir, cfg, show=a.show, quiet=a.quiet, max_frames=a.max_frames)
     print("\n".join(summary.lines()))
     if summary.ended_early:
@@ -154,13 +154,13 @@ def cmd_eval(a: argparse.Namespace) -> int:
     from pipeline.errors import UserError
     from pipeline.evaluation import PROTOCOLS, Protocol, baselines, evaluate, format_table
     from pipeline.model import load_checkpoint
-    from pipeline.predictors import LSTMPredictor
+    from pipeline.predictors import LSTMPredictor, resolve_checkpoint
     from pipeline.training import is_holdout
 
     methods = [m.strip() for m in a.methods.split(",") if m.strip()]
     if not methods or set(methods) - {"lstm", "cv", "kalman"}:
         raise UserError(f"--methods must list lstm, cv and/or kalman, got {a.methods!r}")
-    weights = a.weights or DEFAULT_EVAL_WEIGHTS.get(a.format, "weights/traj_lstm_pixels.pt")
+    weights = resolve_checkpoint(a.weights or DEFAULT_EVAL_WEIGHTS.get(a.format, "weights/traj_lstm_pixels.pt"))
     proto = PROTOCOLS.get(a.format)
     if proto is None:
         spec = load_checkpoint(weights)[1] if "lstm" in methods else PROTOCOLS["ethucy"].spec

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 
 import numpy as np
@@ -33,6 +34,12 @@ def resolve_weights(name: str, weights_dir: Path = PROJECT_WEIGHTS) -> str:
     return name
 
 
+def _clean(exc: Exception) -> str:
+    """First line of an ultralytics message without its 'ERROR ❌' decoration."""
+    line = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+    return re.sub(r"^[^\w/]*ERROR[^\w/]*", "", line)[:240]
+
+
 def _task_for(path: str) -> str | None:
     """Exported models (OpenVINO dirs, ONNX) cannot tell ultralytics their task from the file alone."""
     return "detect" if (Path(path).is_dir() or path.endswith((".onnx", ".engine", ".xml"))) else None
@@ -61,7 +68,7 @@ class YoloDetector:
         except (ImportError, ModuleNotFoundError) as exc:
             raise UserError(f"cannot load '{source}': missing package ({exc.name}); run `make setup`") from None
         except Exception as exc:  # ultralytics raises many types for unusable files
-            raise UserError(f"cannot load detector weights '{source}': {str(exc).splitlines()[0][:200]}") from None
+            raise UserError(f"cannot load detector weights '{source}': {_clean(exc)}") from None
         self.names: dict[int, str] = {int(k): str(v) for k, v in self.model.names.items()}
         self.class_ids = self._class_ids(config.classes)
 

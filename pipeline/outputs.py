@@ -19,13 +19,21 @@ def next_run_dir(base: Path, name: str = "exp") -> Path:
     return candidate
 
 
-def prepare_run_dir(out: str | None, overwrite: bool, base: Path = Path("runs/track")) -> Path:
-    """Create (or reuse, with overwrite) the folder a run writes into; check it is writable."""
+def choose_run_dir(out: str | None, overwrite: bool, base: Path = Path("runs/track")) -> Path:
+    """The folder a run will write into, checked up front (nothing is created yet)."""
     path = Path(out) if out else next_run_dir(base)
     if path.exists() and not path.is_dir():
         raise UserError(f"--out {path} is a file; give a folder")
     if path.is_dir() and any((path / f).exists() for f in RUN_FILES) and not overwrite:
         raise UserError(f"{path} already holds a run; pass --overwrite or choose another --out")
+    parent = next((p for p in [path, *path.parents] if p.exists()), Path("."))
+    if not parent.is_dir() or not os.access(parent, os.W_OK):
+        raise UserError(f"cannot create output folder {path}: {parent} is not a writable folder")
+    return path
+
+
+def create_run_dir(path: Path) -> Path:
+    """Create the run folder chosen by `choose_run_dir`."""
     try:
         path.mkdir(parents=True, exist_ok=True)
     except OSError as exc:

@@ -6,6 +6,7 @@ on exactly the same windows.
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Protocol
 
 import numpy as np
@@ -129,10 +130,21 @@ class LSTMPredictor:
         return targets_to_xywh(win, targets, self.spec), None
 
 
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+
+
+def resolve_checkpoint(path: str) -> str:
+    """A relative path is looked up in the working directory, then in the project (e.g. weights/...)."""
+    p = Path(path).expanduser()
+    if p.is_absolute() or p.exists() or not (PROJECT_ROOT / p).exists():
+        return str(p)
+    return str(PROJECT_ROOT / p)
+
+
 def build_predictor(cfg: PredictorConfig) -> Predictor:
     """The predictor the config names."""
     if cfg.kind == "lstm":
-        return LSTMPredictor(cfg.weights, cfg.horizon_s)
+        return LSTMPredictor(resolve_checkpoint(cfg.weights), cfg.horizon_s)
     horizon = _horizon(cfg.horizon_s, cfg.step_s)
     if cfg.kind == "cv":
         return ConstantVelocityPredictor(cfg.step_s, cfg.obs_steps, horizon, cfg.cv_velocity)

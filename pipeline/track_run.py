@@ -20,6 +20,7 @@ from pipeline.detector import YoloDetector
 from pipeline.errors import PartialInputError, UserError
 from pipeline.frames import VideoFileSource
 from pipeline.history import TrackHistory
+from pipeline.outputs import create_run_dir
 from pipeline.predictors import Predictor, build_predictor, forecast
 from pipeline.render import Annotator
 from pipeline.tracker import MultiObjectTracker
@@ -114,7 +115,10 @@ def run_track(
     source: str | Path, out_dir: Path, cfg: TrackRunConfig, show: bool = False, quiet: bool = False,
     max_frames: int | None = None,
 ) -> RunSummary:
-    """Process a video file into out_dir; files are complete up to the last processed frame on any stop."""
+    """Process a video file into out_dir (created once inputs and models are known good).
+
+    Files are complete up to the last processed frame on any stop (end, Ctrl-C, SIGTERM, q).
+    """
     _check_display(show)
     src = VideoFileSource(source)
     frames = iter(src)
@@ -123,6 +127,7 @@ def run_track(
         raise UserError(f"no frame of {source} could be decoded: the file is empty or corrupt")
     info = src.info
     proc = FrameProcessor(cfg, info.fps, (info.width, info.height))
+    create_run_dir(out_dir)
     summary = RunSummary(header_frames=info.frame_count)
     total = min(info.frame_count or 0, max_frames or 10**12) or None
     t0 = time.perf_counter()

@@ -1,0 +1,132 @@
+"""The real pipeline on real video, through the CLI as a user runs it."""
+
+from __future__ import annotations
+
+import csv
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections import defaultdict
+from pathlib import Path
+
+import cv2
+import pytest
+
+from pipeline.writers import PREDICTION_COLUMNS, TRACK_COLUMNS
+from tests.conftest import DETECTOR, PIXEL_CKPT, ROOT, VTEST, run_cli
+
+
+def _rows(path: Path, header: list[str]) -> list[dict[str, str]]:
+    with path.open(newline="") as fh:
+        reader = csv.reader(fh)
+        assert next(reader) == header
+        rows = list(reader)
+    assert all(len(r) == len(header) for r in rows), "a CSV row is incomplete"
+    return [dict(zip(header, r)) for r in rows]
+
+
+def _decoded_frames(path: Path) -> tuple[int, float, tuple[int, int]]:
+    cap = cv2.VideoCapture(str(path))
+    n = 0
+    while cap.read()[0]:
+        n += 1
+    info = (n, cap.get(cv2.CAP_PROP_FPS), (int(cap.get(3)), int(cap.get(4))))
+    cap.release()
+    return info
+
+
+@pytest.fixture(scope="module")
+def vtest_run(tmp_path_factory):
+    """The default pipeline (LSTM predictor) on the whole PETS 2009 video."""
+    out = tmp_path_factory.mktemp("vtest") / "run"
+    proc = run_cli("track", "--source", str(VTEST), "--weights", str(DETECTOR), "--out", str(out), "--quiet")
+    assert proc.returncode == 0, proc.stderr
+    return out, proc
+
+
+@pytest.mark.skipif(not PIXEL_CKPT.exists(), reason="shipped pixel checkpoint missing")
+def test_vtest_yields_long_tracks_and_a_playable_video(vtest_run):
+    out, proc = vtest_run
+    assert "processed 795 frames" in proc.stdout
+    tracks = _rows(out / "tracks.csv", TRACK_COLUMNS)
+    frames_per_track = defaultdict(int)
+    for r in tracks:
+        frames_per_track[r["track_id"]] += 1
+        assert float(r["x1"]) < float(r["cx"]) < float(r["x2"])
+        assert r["class_name"] in {"person", "bicycle", "car", "motorcycle", "bus", "truck"}
+    assert sum(n >= 30 for n in frames_per_track.values()) >= 5
+    n, fps, size = _decoded_frames(out / "annotated.mp4")
+    n_in, fps_in, size_in = _decoded_frames(VTEST)
+    assert (n, size) == (n_in, size_in) and fps == pytest.approx(fps_in)
+
+
+@pytest.mark.skipif(not PIXEL_CKPT.exists(), reason="shipped pixel checkpoint missing")
+def test_every_track_with_enough_history_is_forecast(vtest_run):
+    """A (frame, track) has enough history once the track has been followed for obs_len-1 model steps."""
+    from pipeline.predictors import LSTMPredictor
+
+    out, _ = vtest_run
+    lstm = LSTMPredictor(str(PIXEL_CKPT), horizon_s=2.0)
+    need_s = (lstm.obs_len - 1) * lstm.step_s
+    tracks = _rows(out / "tracks.csv", TRACK_COLUMNS)
+    start, last, expected = {}, {}, set()
+    for r in tracks:  # rows are in time order
+        tid, t = r["track_id"], float(r["time_s"])
+        if tid not in start or t - last[tid] > 2.0:  # history.max_lost_s restarts a forgotten track
+            start[tid] = t
+        last[tid] = t
+        if t - start[tid] >= need_s - 1e-6:
+            expected.add((r["frame"], tid))
+    preds = _rows(out / "predictions.csv", PREDICTION_COLUMNS)
+    steps = defaultdict(list)
+    for r in preds:
+        steps[(r["frame"], r["track_id"])].append(int(r["step"]))
+    assert len(expected) > 1000
+    assert set(steps) == expected
+    assert all(s == list(range(1, lstm.horizon + 1)) for s in steps.values())
+    last_t = {float(r["t_future_s"]) for r in preds if r["step"] == str(lstm.horizon)}
+    assert last_t == {pytest.approx(2.0)}
+
+
+def test_sigint_leaves_playable_video_and_complete_csv(tmp_path):
+    out = tmp_path / "run"
+    env = {**os.environ, "YOLO_OFFLINE": "1"}
+    cmd = [sys.executable, str(ROOT / "run.py"), "track", "--source", str(VTEST), "--weights", str(DETECTOR),
+           "--predictor", "kalman", "--out", str(out), "--quiet"]
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+    deadline = time.time() + 180
+    while time.time() < deadline:
+        p = out / "tracks.csv"
+        if p.exists() and p.read_text().count("\n") > 200:
+            break
+        time.sleep(0.2)
+    proc.send_signal(signal.SIGINT)
+    stdout, stderr = proc.communicate(timeout=60)
+    assert proc.returncode == 130, stderr
+    assert "Traceback" not in stderr
+    processed = int(stdout.split("interrupted after ")[1].split()[0])
+    assert 10 < processed < 795
+    n, _, _ = _decoded_frames(out / "annotated.mp4")
+    assert n == processed
+    tracks = _rows(out / "tracks.csv", TRACK_COLUMNS)
+    assert max(int(r["frame"]) for r in tracks) == processed - 1
+    preds = _rows(out / "predictions.csv", PREDICTION_COLUMNS)
+    per_key = defaultdict(int)
+    for r in preds:
+        per_key[(r["frame"], r["track_id"])] += 1
+    assert set(per_key.values()) == {20}  # kalman: 2.0 s at 0.1 s steps, never a half-written frame
+
+
+def test_help_documents_every_option():
+    from run import build_parser
+
+    proc = run_cli("track", "--help")
+    assert proc.returncode == 0
+    parser = build_parser()
+    track = parser._subparsers._group_actions[0].choices["track"]
+    for action in track._actions:
+        assert action.help, f"{action.option_strings} has no help"
+        for opt in action.option_strings:
+            assert opt in proc.stdout
