@@ -48,6 +48,7 @@ class TrainConfig:
     time_limit_min: float = 25.0  # stop training after this many minutes
     seed: int = 0
     flip: bool = True  # mirror windows horizontally as augmentation
+    rotations: int = 0  # extra randomly rotated copies of point (metric) windows; pixel windows keep "down"
     out: str = "weights/traj_lstm_pixels.pt"
 
     def __post_init__(self) -> None:
@@ -75,6 +76,25 @@ def _load_sources(sources: list[DataSource]) -> list[Trajectory]:
     for s in sources:
         out += load(s.format, s.path, s.split)
     return out
+
+
+def rotate_window(win: Window, future: np.ndarray, rng: np.random.Generator) -> tuple[Window, np.ndarray]:
+    """Rotate point windows by a random angle about their last observed position (metric data only)."""
+    keep = ~win.has_box
+    a = rng.uniform(0, 2 * np.pi, keep.sum())
+    rot = np.stack([np.stack([np.cos(a), -np.sin(a)], -1), np.stack([np.sin(a), np.cos(a)], -1)], -2)
+    origin = win.xywh[keep, -1:, :2]
+    obs, fut = win.xywh[keep].copy(), future[keep].copy()
+    obs[:, :, :2] = np.einsum("nij,ntj->nti", rot, obs[:, :, :2] - origin) + origin
+    fut[:, :, :2] = np.einsum("nij,ntj->nti", rot, fut[:, :, :2] - origin) + origin
+    return Window(obs, win.gap_s[keep], win.has_box[keep], win.frame_size[keep]), fut
+
+
+def _concat(parts: list[tuple[Window, np.ndarray]]) -> tuple[Window, np.ndarray]:
+    ws = [p[0] for p in parts]
+    win = Window(np.concatenate([w.xywh for w in ws]), np.concatenate([w.gap_s for w in ws]),
+                 np.concatenate([w.has_box for w in ws]), np.concatenate([w.frame_size for w in ws]))
+    return win, np.concatenate([p[1] for p in parts])
 
 
 def flip_window(win: Window, future: np.ndarray) -> tuple[Window, np.ndarray]:
@@ -152,11 +172,12 @@ def prepare(cfg: TrainConfig) -> tuple[Batchable, Batchable, dict[str, Any]]:
         )
     counts = {"train_trajectories": len(train_tr), "val_trajectories": len(val_tr),
               "train_windows": len(tf), "val_windows": len(vf)}
+    parts = [(tw, tf)]
     if cfg.flip:
-        fw, ff = flip_window(tw, tf)
-        tw = Window(np.concatenate([tw.xywh, fw.xywh]), np.concatenate([tw.gap_s, fw.gap_s]),
-                    np.concatenate([tw.has_box, fw.has_box]), np.concatenate([tw.frame_size, fw.frame_size]))
-        tf = np.concatenate([tf, ff])
+        parts.append(flip_window(tw, tf))
+    rng = np.random.default_rng(cfg.seed)
+    parts += [rotate_window(tw, tf, rng) for _ in range(cfg.rotations) if (~tw.has_box).any()]
+    tw, tf = _concat(parts)
     return Batchable.build(tw, tf, spec), Batchable.build(vw, vf, spec), counts
 
 
