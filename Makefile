@@ -11,6 +11,9 @@ ARGS ?=
 setup: $(STAMP)
 
 $(STAMP): requirements.txt
+	command -v Xvfb >/dev/null && command -v xdotool >/dev/null || \
+	  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq xvfb xdotool >/dev/null) || \
+	  echo "warning: could not install xvfb/xdotool; the live window test will fail" >&2
 	test -x $(VPY) || $(PY) -m venv $(VENV)
 	$(VPY) -m pip install --upgrade -q pip
 	$(VPY) -m pip install -q -r requirements.txt

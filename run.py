@@ -28,22 +28,10 @@ def _track_parser(sub: argparse._SubParsersAction) -> None:
         "predictions.csv into a run folder (runs/track/expN unless --out is given).",
     )
     p.add_argument("--source", required=True, help="video file to process")
-    p.add_argument("--config", default=str(DEFAULT_CONFIG), help="YAML config (default: %(default)s)")
-    p.add_argument("--out", help="run folder to write (default: next runs/track/expN)")
-    p.add_argument("--overwrite", action="store_true", help="allow --out to point at an existing run")
-    p.add_argument("--weights", help="detector weights: .pt, *_openvino_model/ or .onnx (default from config)")
-    p.add_argument("--classes", help="comma-separated class names to keep, e.g. person,car ('all' for every class)")
-    p.add_argument("--conf", type=float, help="detection confidence threshold")
-    p.add_argument("--imgsz", type=int, help="detector input size (640 for the OpenVINO exports)")
-    p.add_argument("--device", help="torch device for .pt weights: cpu, cuda:0, ...")
-    p.add_argument("--tracker", choices=["bytetrack", "botsort"], help="tracker implementation")
-    p.add_argument("--predictor", choices=["lstm", "cv", "kalman"], help="forecaster (default lstm)")
-    p.add_argument("--lstm-weights", help="TrajectoryLSTM checkpoint (default weights/traj_lstm_pixels.pt)")
-    p.add_argument("--horizon", type=float, help="forecast horizon in seconds")
+    _detector_and_predictor_options(p)
     p.add_argument("--no-video", action="store_true", help="write only the CSVs, no annotated video")
     p.add_argument("--max-frames", type=int, help="stop after this many frames")
     p.add_argument("--show", action="store_true", help="show the annotated frames in a window (q quits)")
-    p.add_argument("--quiet", action="store_true", help="no progress bar")
 
 
 def _track_overrides(a: argparse.Namespace) -> dict[str, Any]:
@@ -66,7 +54,7 @@ def _track_overrides(a: argparse.Namespace) -> dict[str, Any]:
     out: dict[str, Any] = {"detector": det, "predictor": pred}
     if a.tracker:
         out["tracker"] = {"type": a.tracker}
-    if a.no_video:
+    if getattr(a, "no_video", False):
         out["output"] = {"video": False}
     return out
 
@@ -86,6 +74,59 @@ def cmd_track(a: argparse.Namespace) -> int:
     if summary.ended_early:
         raise partial_input_error(a.source, summary, out_dir)
     return 130 if summary.interrupted else 0
+
+
+def _detector_and_predictor_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--config", default=str(DEFAULT_CONFIG), help="YAML config (default: %(default)s)")
+    p.add_argument("--weights", help="detector weights: .pt, *_openvino_model/ or .onnx (default from config)")
+    p.add_argument("--classes", help="comma-separated class names to keep, e.g. person,car ('all' for every class)")
+    p.add_argument("--conf", type=float, help="detection confidence threshold")
+    p.add_argument("--imgsz", type=int, help="detector input size (640 for the OpenVINO exports)")
+    p.add_argument("--device", help="torch device for .pt weights: cpu, cuda:0, ...")
+    p.add_argument("--tracker", choices=["bytetrack", "botsort"], help="tracker implementation")
+    p.add_argument("--predictor", choices=["lstm", "cv", "kalman"], help="forecaster (default lstm)")
+    p.add_argument("--lstm-weights", help="TrajectoryLSTM checkpoint (default weights/traj_lstm_pixels.pt)")
+    p.add_argument("--horizon", type=float, help="forecast horizon in seconds")
+    p.add_argument("--out", help="run folder to write (default: next runs/<command>/expN)")
+    p.add_argument("--overwrite", action="store_true", help="allow --out to point at an existing run")
+    p.add_argument("--quiet", action="store_true", help="no progress output")
+
+
+def _live_parser(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "live", help="forecast on a webcam, camera or network stream",
+        description="Run the pipeline on a live source. Only the newest frame is processed (stale frames are "
+        "dropped, never queued). Window keys: q/Esc quit, space pause, s snapshot PNG, r record on/off.",
+    )
+    p.add_argument("--source", default="0", help="camera index (0, 1, ...) or stream URL (rtsp://, http://...mjpg)")
+    _detector_and_predictor_options(p)
+    p.add_argument("--show", dest="show", action="store_true", default=True, help="show the window (default)")
+    p.add_argument("--no-show", dest="show", action="store_false", help="headless: no window")
+    p.add_argument("--save", action="store_true", help="record annotated video and stream tracks/predictions CSVs")
+    p.add_argument("--reconnect", type=float, help="seconds to keep reconnecting a dropped stream (default from config)")
+    p.add_argument("--max-seconds", type=float, default=0.0, help="stop after this many seconds (0: run until stopped)")
+
+
+def cmd_live(a: argparse.Namespace) -> int:
+    from pipeline.capture import parse_source
+    from pipeline.config import TrackRunConfig, from_dict, load_yaml, merge
+    from pipeline.errors import StreamLostError, UserError
+    from pipeline.live_run import LiveOptions, LiveSession
+    from pipeline.outputs import choose_run_dir
+
+    if a.max_seconds < 0:
+        raise UserError("--max-seconds must be >= 0")
+    overrides = _track_overrides(a)
+    if a.reconnect is not None:
+        overrides["live"] = {"reconnect_s": a.reconnect}
+    cfg = from_dict(TrackRunConfig, merge(load_yaml(a.config), overrides))
+    out_dir = choose_run_dir(a.out, a.overwrite, base=Path("runs/live"))
+    session = LiveSession(parse_source(a.source), out_dir, cfg, LiveOptions(a.show, a.save, a.max_seconds, a.quiet))
+    stats = session.run()
+    print("\n".join(session.summary()))
+    if session.end_reason and session.end_reason != "stream ended":
+        raise StreamLostError(f"{session.end_reason}; outputs in {out_dir} are complete up to the last frame")
+    return 0 if stats.processed else 1
 
 
 def _train_parser(sub: argparse._SubParsersAction) -> None:
@@ -193,6 +234,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="run.py", description="Video trajectory prediction: YOLO + tracker + LSTM.")
     sub = parser.add_subparsers(dest="command", required=True)
     _track_parser(sub)
+    _live_parser(sub)
     _train_parser(sub)
     _eval_parser(sub)
     return parser
@@ -202,7 +244,7 @@ def main(argv: list[str] | None = None) -> int:
     from pipeline.errors import UserError
 
     args = build_parser().parse_args(argv)
-    handlers = {"track": cmd_track, "train": cmd_train, "eval": cmd_eval}
+    handlers = {"track": cmd_track, "live": cmd_live, "train": cmd_train, "eval": cmd_eval}
     try:
         return handlers[args.command](args)
     except UserError as exc:

@@ -108,6 +108,22 @@ class OutputConfig:
 
 
 @dataclass
+class LiveConfig:
+    """Live camera / stream behaviour."""
+
+    reconnect_s: float = 10.0  # keep trying to reopen a dropped stream this long, then stop cleanly
+    backoff_max_s: float = 2.0  # longest wait between reconnect attempts (starts at 0.1 s, doubles)
+    record_fps: float = 0.0  # fps of recorded video; 0 uses the camera's reported fps (or 30)
+    open_timeout_s: float = 10.0  # how long opening a stream URL may take
+
+    def __post_init__(self) -> None:
+        _check(self.reconnect_s >= 0, "live.reconnect_s", "must be >= 0")
+        _check(self.backoff_max_s > 0, "live.backoff_max_s", "must be > 0")
+        _check(self.record_fps >= 0, "live.record_fps", "must be >= 0")
+        _check(self.open_timeout_s > 0, "live.open_timeout_s", "must be > 0")
+
+
+@dataclass
 class TrackRunConfig:
     """Everything `run.py track` needs."""
 
@@ -116,6 +132,7 @@ class TrackRunConfig:
     history: HistoryConfig = field(default_factory=HistoryConfig)
     predictor: PredictorConfig = field(default_factory=PredictorConfig)
     output: OutputConfig = field(default_factory=OutputConfig)
+    live: LiveConfig = field(default_factory=LiveConfig)
 
 
 def _coerce(value: Any, typ: Any, key: str) -> Any:

@@ -15,3 +15,9 @@ class PartialInputError(UserError):
     """The input ended early (truncated or corrupt); outputs cover what was read."""
 
     exit_code = 3
+
+
+class StreamLostError(UserError):
+    """A live stream dropped and did not come back within the reconnect time; outputs are finalised."""
+
+    exit_code = 4

@@ -3,12 +3,8 @@
 from __future__ import annotations
 
 import itertools
-import os
-import signal
-import sys
 import time
-from collections.abc import Iterator
-from contextlib import ExitStack, contextmanager
+from contextlib import ExitStack
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -16,15 +12,11 @@ import cv2
 from tqdm import tqdm
 
 from pipeline.config import TrackRunConfig
-from pipeline.detector import YoloDetector
 from pipeline.errors import PartialInputError, UserError
 from pipeline.frames import VideoFileSource
-from pipeline.history import TrackHistory
 from pipeline.outputs import create_run_dir
-from pipeline.predictors import Predictor, build_predictor, forecast
-from pipeline.render import Annotator
-from pipeline.tracker import MultiObjectTracker
-from pipeline.types import Frame, Tracks
+from pipeline.processing import FrameProcessor, StopFlag, check_display
+from pipeline.types import Tracks
 from pipeline.writers import PredictionsCsv, TracksCsv, VideoSink
 
 
@@ -55,57 +47,6 @@ class RunSummary:
         ]
 
 
-class StopFlag:
-    """Turns the first SIGINT/SIGTERM into a clean stop at the next frame boundary."""
-
-    def __init__(self) -> None:
-        self.stop = False
-
-    @contextmanager
-    def installed(self) -> Iterator[StopFlag]:
-        def handler(signum: int, _frame: object) -> None:
-            if self.stop:  # second signal: stop now, context managers still close the files
-                raise KeyboardInterrupt
-            self.stop = True
-
-        old = {s: signal.signal(s, handler) for s in (signal.SIGINT, signal.SIGTERM)}
-        try:
-            yield self
-        finally:
-            for s, h in old.items():
-                signal.signal(s, h)
-
-
-class FrameProcessor:
-    """Per-frame logic shared by file and live modes; holds all per-run state."""
-
-    def __init__(self, cfg: TrackRunConfig, fps: float, frame_size: tuple[int, int]) -> None:
-        self.cfg = cfg
-        self.predictor: Predictor = build_predictor(cfg.predictor)
-        self.detector = YoloDetector(cfg.detector)
-        self.tracker = MultiObjectTracker(cfg.tracker, fps)
-        self.history = TrackHistory(cfg.history, fps)
-        self.annotator = Annotator(self.detector.names, cfg.output.show_boxes)
-        self.frame_size = frame_size
-
-    def process(self, frame: Frame):
-        """Detect, track, forecast one frame; returns (tracks, forecasts, annotated image)."""
-        dets = self.detector.detect(frame.image)
-        tracks = self.tracker.update(dets, frame.image)
-        self.history.update(tracks, frame.time_s)
-        p = self.predictor
-        ids, win = self.history.windows(tracks.track_id, frame.time_s, p.step_s, p.obs_len, self.frame_size)
-        fc = forecast(p, ids, win)
-        since = frame.time_s - self.cfg.output.trail_s
-        trails = {int(t): self.history.trail(int(t), since) for t in tracks.track_id}
-        return tracks, fc, self.annotator.draw(frame.image, tracks, trails, fc)
-
-
-def _check_display(show: bool) -> None:
-    if show and sys.platform.startswith("linux") and not os.environ.get("DISPLAY") and not os.environ.get("WAYLAND_DISPLAY"):
-        raise UserError("--show needs a display but $DISPLAY is not set; run without --show")
-
-
 def _count(summary: RunSummary, tracks: Tracks) -> None:
     for tid in tracks.track_id.tolist():
         summary.track_frames[tid] = summary.track_frames.get(tid, 0) + 1
@@ -119,7 +60,7 @@ def run_track(
 
     Files are complete up to the last processed frame on any stop (end, Ctrl-C, SIGTERM, q).
     """
-    _check_display(show)
+    check_display(show, "run without --show")
     src = VideoFileSource(source)
     frames = iter(src)
     first = next(frames, None)
@@ -138,7 +79,7 @@ def run_track(
         if cfg.output.video:
             video = stack.enter_context(VideoSink(out_dir / "annotated.mp4", info.fps, (info.width, info.height), cfg.output.codec))
         stop = stack.enter_context(StopFlag().installed())
-        bar = stack.enter_context(tqdm(total=total, unit="frame", disable=quiet, dynamic_ncols=True, file=sys.stderr))
+        bar = stack.enter_context(tqdm(total=total, unit="frame", disable=quiet, dynamic_ncols=True))
         if show:
             stack.callback(cv2.destroyAllWindows)
         for frame in itertools.chain([first], frames):

@@ -123,7 +123,7 @@ def test_missing_lstm_checkpoint(tmp_path):
 def test_show_without_display(tmp_path, monkeypatch):
     monkeypatch.delenv("DISPLAY", raising=False)
     monkeypatch.delenv("WAYLAND_DISPLAY", raising=False)
-    _one_line_error(_track("--source", str(VTEST), "--show", out=tmp_path / "o"), match="--show")
+    _one_line_error(_track("--source", str(VTEST), "--show", out=tmp_path / "o"), match="without --show")
 
 
 @pytest.mark.skipif(shutil.which("chmod") is None, reason="needs chmod")

@@ -1,0 +1,214 @@
+"""`live`: a camera or stream through the same stages, with bounded latency, a window and streamed outputs."""
+
+from __future__ import annotations
+
+import time
+from collections import deque
+from contextlib import ExitStack
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from pipeline.capture import CapturedFrame, LatestFrameReader, describe, open_source
+from pipeline.config import TrackRunConfig
+from pipeline.errors import UserError
+from pipeline.outputs import create_run_dir
+from pipeline.processing import FrameProcessor, StopFlag, check_display
+from pipeline.types import Frame
+from pipeline.writers import PredictionsCsv, TracksCsv, VideoSink
+
+WINDOW = "trajectory forecast (live)"
+
+
+@dataclass
+class LiveStats:
+    """Running figures for the overlay and the closing summary (latencies kept in a bounded window)."""
+
+    processed: int = 0
+    started: float = field(default_factory=time.monotonic)
+    latencies: deque = field(default_factory=lambda: deque(maxlen=2000))
+    frame_times: deque = field(default_factory=lambda: deque(maxlen=30))
+    snapshots: list[Path] = field(default_factory=list)
+
+    def tick(self, latency_s: float) -> None:
+        self.processed += 1
+        self.latencies.append(latency_s)
+        self.frame_times.append(time.monotonic())
+
+    @property
+    def fps(self) -> float:
+        t = self.frame_times
+        return (len(t) - 1) / (t[-1] - t[0]) if len(t) > 1 and t[-1] > t[0] else 0.0
+
+    def latency_ms(self, q: float) -> float:
+        return float(np.percentile(self.latencies, q) * 1000) if self.latencies else 0.0
+
+
+@dataclass
+class LiveOptions:
+    """What the user asked for on the command line."""
+
+    show: bool = True
+    save: bool = False
+    max_seconds: float = 0.0  # 0: until stopped
+    quiet: bool = False
+
+
+class Recorder:
+    """Annotated video paced by capture time, so playback speed matches reality even when frames drop."""
+
+    def __init__(self, out_dir: Path, fps: float, size: tuple[int, int], codec: str) -> None:
+        self.out_dir, self.fps, self.size, self.codec = out_dir, fps, size, codec
+        self.files: list[Path] = []
+        self._sink: VideoSink | None = None
+        self._t0 = 0.0
+
+    @property
+    def active(self) -> bool:
+        return self._sink is not None
+
+    def start(self, t: float) -> None:
+        name = "annotated.mp4" if not self.files else f"annotated_{len(self.files) + 1}.mp4"
+        self._sink = VideoSink(self.out_dir / name, self.fps, self.size, self.codec).__enter__()
+        self.files.append(self.out_dir / name)
+        self._t0 = t
+
+    def write(self, image: np.ndarray, t: float) -> None:
+        if self._sink is None:
+            return
+        due = int((t - self._t0) * self.fps) + 1  # frames the video should hold by now
+        while self._sink.frames_written < due:  # repeat the newest frame over dropped ones
+            self._sink.write(image)
+
+    def stop(self) -> None:
+        if self._sink is not None:
+            self._sink.__exit__(None, None, None)
+            self._sink = None
+
+
+def overlay(image: np.ndarray, stats: LiveStats, latency_s: float, tracks: int, dropped: int, rec: bool) -> None:
+    """Status line drawn on the frame: processing fps, frame age, active tracks, dropped frames."""
+    text = f"{stats.fps:4.1f} fps  latency {latency_s * 1000:4.0f} ms  tracks {tracks}  dropped {dropped}"
+    text += "  REC" if rec else ""
+    (w, h), base = cv2.getTextSize(text, cv2.FONT_HERSHEY_SIMPLEX, 0.5, 1)
+    cv2.rectangle(image, (0, 0), (w + 10, h + base + 8), (0, 0, 0), -1)
+    cv2.putText(image, text, (5, h + 4), cv2.FONT_HERSHEY_SIMPLEX, 0.5, (255, 255, 255), 1, cv2.LINE_AA)
+
+
+class LiveSession:
+    """One live run; `run()` returns when the user stops it, the stream ends for good, or time is up."""
+
+    def __init__(self, source: int | str, out_dir: Path, cfg: TrackRunConfig, opts: LiveOptions) -> None:
+        check_display(opts.show, "use --no-show (add --save to record)")
+        self.source, self.out_dir, self.cfg, self.opts = source, out_dir, cfg, opts
+        self.reader = LatestFrameReader(lambda: open_source(source, cfg.live), cfg.live)
+        first = self._first_frame()
+        h, w = first.image.shape[:2]
+        self.size = (w, h)
+        fps = cfg.live.record_fps or (self.reader.reported_fps if 1 <= self.reader.reported_fps <= 120 else 30.0)
+        try:
+            self.proc = FrameProcessor(cfg, fps, self.size)
+            self.proc.warmup(first.image)
+            create_run_dir(out_dir)
+        except BaseException:
+            self.reader.stop()
+            raise
+        self.stats = LiveStats()
+        self.t0 = first.captured_at
+        self.pending: CapturedFrame | None = None  # the first frame is stale after model loading: skip it
+        self.paused = False
+        self.last_annotated: np.ndarray | None = None
+        self.recorder = Recorder(out_dir, fps, self.size, cfg.output.codec)
+        self.end_reason = ""
+
+    def _first_frame(self) -> CapturedFrame:
+        self.reader.start()
+        deadline = time.monotonic() + self.cfg.live.open_timeout_s
+        while time.monotonic() < deadline and not self.reader.ended:
+            f = self.reader.get(timeout=0.2)
+            if f is not None:
+                return f
+        self.reader.stop()
+        raise UserError(f"{describe(self.source)} opened but delivered no frame within {self.cfg.live.open_timeout_s:g} s")
+
+    def run(self) -> LiveStats:
+        with ExitStack() as stack:
+            stack.callback(self.reader.stop)
+            csvs = None
+            if self.opts.save:
+                csvs = (stack.enter_context(TracksCsv(self.out_dir / "tracks.csv", self.proc.detector.names)),
+                        stack.enter_context(PredictionsCsv(self.out_dir / "predictions.csv")))
+                self.recorder.start(0.0)
+            stack.callback(self.recorder.stop)
+            stop = stack.enter_context(StopFlag().installed())
+            if self.opts.show:
+                cv2.namedWindow(WINDOW, cv2.WINDOW_AUTOSIZE)
+                stack.callback(cv2.destroyAllWindows)
+            while not stop.stop and not self._time_up():
+                if not self._step(csvs, stop):
+                    break
+        return self.stats
+
+    def _time_up(self) -> bool:
+        return bool(self.opts.max_seconds) and time.monotonic() - self.stats.started >= self.opts.max_seconds
+
+    def _step(self, csvs: tuple[TracksCsv, PredictionsCsv] | None, stop: StopFlag) -> bool:
+        """Process the newest frame (if any); False when the stream has ended for good."""
+        cap = self.pending or self.reader.get(timeout=0.25)
+        self.pending = None
+        if cap is None:
+            if self.reader.ended:
+                self.end_reason = self.reader.end_reason or "stream ended"
+                return False
+            return self._keys(stop, None)
+        if self.paused:
+            return self._keys(stop, None)
+        frame = Frame(cap.index, cap.captured_at - self.t0, cap.image)
+        tracks, fc, annotated = self.proc.process(frame)
+        latency = time.monotonic() - cap.captured_at
+        self.stats.tick(latency)
+        overlay(annotated, self.stats, latency, len(tracks), self.reader.dropped, self.recorder.active)
+        if csvs is not None:
+            csvs[0].write(frame.index, frame.time_s, tracks)
+            csvs[1].write(frame.index, frame.time_s, fc)
+        self.recorder.write(annotated, frame.time_s)
+        self.last_annotated = annotated
+        return self._keys(stop, annotated)
+
+    def _keys(self, stop: StopFlag, annotated: np.ndarray | None) -> bool:
+        """Window and keys: q/Esc quit, space pause, s snapshot, r record on/off."""
+        if not self.opts.show:
+            return True
+        if annotated is not None:
+            cv2.imshow(WINDOW, annotated)
+        key = cv2.waitKey(1) & 0xFF
+        if key in (ord("q"), 27) or cv2.getWindowProperty(WINDOW, cv2.WND_PROP_VISIBLE) < 1:
+            stop.stop = True
+        elif key == ord(" "):
+            self.paused = not self.paused
+        elif key == ord("s") and self.last_annotated is not None:
+            path = self.out_dir / f"snapshot_{len(self.stats.snapshots) + 1}.png"
+            cv2.imwrite(str(path), self.last_annotated)
+            self.stats.snapshots.append(path)
+        elif key == ord("r"):
+            if self.recorder.active:
+                self.recorder.stop()
+            else:
+                self.recorder.start(time.monotonic() - self.t0)
+        return True
+
+    def summary(self) -> list[str]:
+        s, r = self.stats, self.reader
+        elapsed = time.monotonic() - s.started
+        lines = [
+            f"live: {describe(self.source)}; processed {s.processed} of {r.captured} captured frames in {elapsed:.1f} s "
+            f"({s.processed / elapsed if elapsed else 0:.1f} fps), dropped {r.dropped}, reconnects {r.reconnects}",
+            f"latency (frame age when shown): median {s.latency_ms(50):.0f} ms, p95 {s.latency_ms(95):.0f} ms, "
+            f"max {max(s.latencies, default=0) * 1000:.0f} ms",
+        ]
+        files = list(self.recorder.files) + [*s.snapshots]
+        if self.opts.save:
+            files += [self.out_dir / "tracks.csv", self.out_dir / "predictions.csv"]
+        return lines + [f"wrote {p}" for p in files]

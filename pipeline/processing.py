@@ -1,0 +1,76 @@
+"""Per-frame work shared by file and live modes, and the clean-stop signal handling."""
+
+from __future__ import annotations
+
+import os
+import signal
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+import numpy as np
+
+from pipeline.config import TrackRunConfig
+from pipeline.detector import YoloDetector
+from pipeline.errors import UserError
+from pipeline.history import TrackHistory
+from pipeline.predictors import Predictor, build_predictor, forecast
+from pipeline.render import Annotator
+from pipeline.tracker import MultiObjectTracker
+from pipeline.types import Forecasts, Frame, Tracks
+
+
+def check_display(show: bool, fix: str) -> None:
+    """Fail fast when a window is asked for on a machine without a display."""
+    if show and sys.platform.startswith("linux") and not os.environ.get("DISPLAY") and not os.environ.get("WAYLAND_DISPLAY"):
+        raise UserError(f"showing a window needs a display but $DISPLAY is not set; {fix}")
+
+
+class StopFlag:
+    """Turns the first SIGINT/SIGTERM into a clean stop at the next frame boundary."""
+
+    def __init__(self) -> None:
+        self.stop = False
+
+    @contextmanager
+    def installed(self) -> Iterator[StopFlag]:
+        def handler(signum: int, _frame: object) -> None:
+            if self.stop:  # second signal: stop now, context managers still close the files
+                raise KeyboardInterrupt
+            self.stop = True
+
+        old = {s: signal.signal(s, handler) for s in (signal.SIGINT, signal.SIGTERM)}
+        try:
+            yield self
+        finally:
+            for s, h in old.items():
+                signal.signal(s, h)
+
+
+class FrameProcessor:
+    """Per-frame logic shared by file and live modes; holds all per-run state."""
+
+    def __init__(self, cfg: TrackRunConfig, fps: float, frame_size: tuple[int, int]) -> None:
+        self.cfg = cfg
+        self.predictor: Predictor = build_predictor(cfg.predictor)
+        self.detector = YoloDetector(cfg.detector)
+        self.tracker = MultiObjectTracker(cfg.tracker, fps)
+        self.history = TrackHistory(cfg.history, fps)
+        self.annotator = Annotator(self.detector.names, cfg.output.show_boxes)
+        self.frame_size = frame_size
+
+    def warmup(self, image: np.ndarray) -> None:
+        """Run the detector once so the first live frame does not pay for model compilation."""
+        self.detector.detect(image)
+
+    def process(self, frame: Frame) -> tuple[Tracks, Forecasts, np.ndarray]:
+        """Detect, track, forecast one frame; returns (tracks, forecasts, annotated image)."""
+        dets = self.detector.detect(frame.image)
+        tracks = self.tracker.update(dets, frame.image)
+        self.history.update(tracks, frame.time_s)
+        p = self.predictor
+        ids, win = self.history.windows(tracks.track_id, frame.time_s, p.step_s, p.obs_len, self.frame_size)
+        fc = forecast(p, ids, win)
+        since = frame.time_s - self.cfg.output.trail_s
+        trails = {int(t): self.history.trail(int(t), since) for t in tracks.track_id}
+        return tracks, fc, self.annotator.draw(frame.image, tracks, trails, fc)
