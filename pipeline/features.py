@@ -29,7 +29,7 @@ QUANTITIES = (
     "has_box",  # 1 for box data (pixels), 0 for point data (metres)
 )
 N_FREQ = 15
-_FREQS = 2.0 * np.pi / (32.0 * 2.0 ** (-np.arange(N_FREQ) / 2.0))  # periods 32 .. ~0.25 units
+_FREQS = (2.0 * np.pi / (32.0 * 2.0 ** (-np.arange(N_FREQ) / 2.0))).astype(np.float32)  # periods 32 .. ~0.25
 _CLIP = 50.0
 
 
@@ -105,7 +105,7 @@ def motion_quantities(win: Window, spec: FeatureSpec) -> np.ndarray:
 
 def encode(win: Window, spec: FeatureSpec) -> np.ndarray:
     """Feature tensor (N, T, 512) float32 for a batch of windows."""
-    q = np.clip(motion_quantities(win, spec), -_CLIP, _CLIP)
+    q = np.clip(motion_quantities(win, spec), -_CLIP, _CLIP).astype(np.float32)  # float32: 5x faster sin/cos
     phase = q[..., None] * _FREQS  # (N, T, 16, 15)
     parts = [q[..., None], np.tanh(q)[..., None], np.sin(phase), np.cos(phase)]
     feats = np.concatenate(parts, axis=3)  # (N, T, 16, 32)
