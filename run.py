@@ -253,6 +253,9 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:  # stdout piped into e.g. `head`: nothing left to tell
+        sys.stderr.close()
+        return 0
 
 
 if __name__ == "__main__":

@@ -124,6 +124,19 @@ class LiveConfig:
 
 
 @dataclass
+class SpeedConfig:
+    """Throughput options; each gives exactly the same tracks as the simple path (tested)."""
+
+    detect_ahead: int = 2  # frames decoded and detected ahead in a background thread (0: inline)
+    threaded_io: bool = True  # draw, encode and write behind the main loop in a thread
+    queue_frames: int = 4  # bound of the writer queue (frames held in memory)
+
+    def __post_init__(self) -> None:
+        _check(0 <= self.detect_ahead <= 16, "speed.detect_ahead", "must be 0..16")
+        _check(1 <= self.queue_frames <= 64, "speed.queue_frames", "must be 1..64")
+
+
+@dataclass
 class TrackRunConfig:
     """Everything `run.py track` needs."""
 
@@ -133,6 +146,7 @@ class TrackRunConfig:
     predictor: PredictorConfig = field(default_factory=PredictorConfig)
     output: OutputConfig = field(default_factory=OutputConfig)
     live: LiveConfig = field(default_factory=LiveConfig)
+    speed: SpeedConfig = field(default_factory=SpeedConfig)
 
 
 def _coerce(value: Any, typ: Any, key: str) -> Any:

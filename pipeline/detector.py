@@ -8,9 +8,11 @@ from pathlib import Path
 
 import numpy as np
 
+from collections.abc import Iterable, Iterator
+
 from pipeline.config import DetectorConfig
 from pipeline.errors import UserError
-from pipeline.types import Detections
+from pipeline.types import Detections, Frame
 
 os.environ.setdefault("YOLO_VERBOSE", "False")
 
@@ -90,3 +92,21 @@ class YoloDetector:
         )[0]
         boxes = result.boxes.cpu().numpy()
         return Detections(boxes.xyxy, boxes.conf, boxes.cls.astype(np.int64))
+
+
+def detections_stream(
+    detector: YoloDetector, frames: Iterable[Frame], ahead: int = 0
+) -> Iterator[tuple[Frame, Detections]]:
+    """Frames paired with their detections, in order.
+
+    With ahead > 0, decoding and detection run in one background thread up to `ahead` frames before the
+    consumer (inference releases the GIL), so tracking and writing overlap with it. The detector is
+    ultralytics' own synchronous call either way, so the detections are identical.
+    """
+    pairs = ((f, detector.detect(f.image)) for f in frames)
+    if ahead <= 0:
+        yield from pairs
+    else:
+        from pipeline.io_threads import prefetch
+
+        yield from prefetch(pairs, ahead)

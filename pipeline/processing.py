@@ -5,19 +5,20 @@ from __future__ import annotations
 import os
 import signal
 import sys
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 
 import numpy as np
 
 from pipeline.config import TrackRunConfig
-from pipeline.detector import YoloDetector
+from pipeline.detector import YoloDetector, detections_stream
 from pipeline.errors import UserError
 from pipeline.history import TrackHistory
 from pipeline.predictors import Predictor, build_predictor, forecast
 from pipeline.render import Annotator
 from pipeline.tracker import MultiObjectTracker
-from pipeline.types import Forecasts, Frame, Tracks
+from pipeline.types import Detections, Forecasts, Frame, Tracks
 
 
 def check_display(show: bool, fix: str) -> None:
@@ -47,6 +48,16 @@ class StopFlag:
                 signal.signal(s, h)
 
 
+@dataclass(frozen=True)
+class FrameResult:
+    """Everything one frame produced: what the writers and the renderer need."""
+
+    frame: Frame
+    tracks: Tracks
+    forecasts: Forecasts
+    trails: dict[int, np.ndarray]
+
+
 class FrameProcessor:
     """Per-frame logic shared by file and live modes; holds all per-run state."""
 
@@ -63,9 +74,8 @@ class FrameProcessor:
         """Run the detector once so the first live frame does not pay for model compilation."""
         self.detector.detect(image)
 
-    def process(self, frame: Frame) -> tuple[Tracks, Forecasts, np.ndarray]:
-        """Detect, track, forecast one frame; returns (tracks, forecasts, annotated image)."""
-        dets = self.detector.detect(frame.image)
+    def update(self, frame: Frame, dets: Detections) -> FrameResult:
+        """Track and forecast one frame's detections (frames must come in order)."""
         tracks = self.tracker.update(dets, frame.image)
         self.history.update(tracks, frame.time_s)
         p = self.predictor
@@ -73,4 +83,17 @@ class FrameProcessor:
         fc = forecast(p, ids, win)
         since = frame.time_s - self.cfg.output.trail_s
         trails = {int(t): self.history.trail(int(t), since) for t in tracks.track_id}
-        return tracks, fc, self.annotator.draw(frame.image, tracks, trails, fc)
+        return FrameResult(frame, tracks, fc, trails)
+
+    def results(self, frames: Iterable[Frame]) -> Iterator[FrameResult]:
+        """Results for a stream of frames, with decoding and detection `speed.detect_ahead` frames ahead."""
+        for frame, dets in detections_stream(self.detector, frames, self.cfg.speed.detect_ahead):
+            yield self.update(frame, dets)
+
+    def annotate(self, r: FrameResult) -> np.ndarray:
+        return self.annotator.draw(r.frame.image, r.tracks, r.trails, r.forecasts)
+
+    def process(self, frame: Frame) -> tuple[Tracks, Forecasts, np.ndarray]:
+        """Detect, track, forecast and draw one frame synchronously (live mode)."""
+        r = self.update(frame, self.detector.detect(frame.image))
+        return r.tracks, r.forecasts, self.annotate(r)

@@ -15,7 +15,8 @@ from pipeline.config import TrackRunConfig
 from pipeline.errors import PartialInputError, UserError
 from pipeline.frames import VideoFileSource
 from pipeline.outputs import create_run_dir
-from pipeline.processing import FrameProcessor, StopFlag, check_display
+from pipeline.io_threads import BackgroundWorker
+from pipeline.processing import FrameProcessor, FrameResult, StopFlag, check_display
 from pipeline.types import Tracks
 from pipeline.writers import PredictionsCsv, TracksCsv, VideoSink
 
@@ -52,6 +53,20 @@ def _count(summary: RunSummary, tracks: Tracks) -> None:
         summary.track_frames[tid] = summary.track_frames.get(tid, 0) + 1
 
 
+class _Outputs:
+    """Draws and writes one FrameResult to every sink (runs in the writer thread when threaded_io is on)."""
+
+    def __init__(self, proc: FrameProcessor, tracks_csv: TracksCsv, preds_csv: PredictionsCsv,
+                 video: VideoSink | None) -> None:
+        self.proc, self.tracks_csv, self.preds_csv, self.video = proc, tracks_csv, preds_csv, video
+
+    def __call__(self, r: FrameResult) -> None:
+        self.tracks_csv.write(r.frame.index, r.frame.time_s, r.tracks)
+        self.preds_csv.write(r.frame.index, r.frame.time_s, r.forecasts)
+        if self.video is not None:
+            self.video.write(self.proc.annotate(r))
+
+
 def run_track(
     source: str | Path, out_dir: Path, cfg: TrackRunConfig, show: bool = False, quiet: bool = False,
     max_frames: int | None = None,
@@ -71,31 +86,30 @@ def run_track(
     create_run_dir(out_dir)
     summary = RunSummary(header_frames=info.frame_count)
     total = min(info.frame_count or 0, max_frames or 10**12) or None
+    threaded = cfg.speed.threaded_io and not show
     t0 = time.perf_counter()
     with ExitStack() as stack:
         tracks_csv = stack.enter_context(TracksCsv(out_dir / "tracks.csv", proc.detector.names))
         preds_csv = stack.enter_context(PredictionsCsv(out_dir / "predictions.csv"))
         video = None
         if cfg.output.video:
-            video = stack.enter_context(VideoSink(out_dir / "annotated.mp4", info.fps, (info.width, info.height), cfg.output.codec))
+            size = (info.width, info.height)
+            video = stack.enter_context(VideoSink(out_dir / "annotated.mp4", info.fps, size, cfg.output.codec))
+        write = _Outputs(proc, tracks_csv, preds_csv, video)
+        if threaded:
+            write = stack.enter_context(BackgroundWorker(write, cfg.speed.queue_frames)).submit
         stop = stack.enter_context(StopFlag().installed())
         bar = stack.enter_context(tqdm(total=total, unit="frame", disable=quiet, dynamic_ncols=True))
         if show:
             stack.callback(cv2.destroyAllWindows)
-        for frame in itertools.chain([first], frames):
-            tracks, fc, annotated = proc.process(frame)
-            tracks_csv.write(frame.index, frame.time_s, tracks)
-            preds_csv.write(frame.index, frame.time_s, fc)
-            if video is not None:
-                video.write(annotated)
+        for r in proc.results(itertools.chain([first], frames)):
+            write(r)
             summary.frames += 1
-            summary.prediction_rows += len(fc) * len(fc.t_future_s)
-            _count(summary, tracks)
+            summary.prediction_rows += len(r.forecasts) * len(r.forecasts.t_future_s)
+            _count(summary, r.tracks)
             bar.update(1)
-            if show:
-                cv2.imshow("trajectory forecast", annotated)
-                if cv2.waitKey(1) & 0xFF in (ord("q"), 27):
-                    stop.stop = True
+            if show and _show(proc.annotate(r)):
+                stop.stop = True
             if stop.stop or (max_frames and summary.frames >= max_frames):
                 summary.interrupted = stop.stop
                 break
@@ -103,6 +117,12 @@ def run_track(
     summary.files = [out_dir / "annotated.mp4"] * bool(cfg.output.video) + [out_dir / "tracks.csv", out_dir / "predictions.csv"]
     summary.ended_early = not summary.interrupted and not max_frames and summary.frames < 0.9 * info.frame_count
     return summary
+
+
+def _show(image) -> bool:
+    """Show a frame; True when the user asked to quit (q or Esc)."""
+    cv2.imshow("trajectory forecast", image)
+    return cv2.waitKey(1) & 0xFF in (ord("q"), 27)
 
 
 def partial_input_error(source: str | Path, summary: RunSummary, out_dir: Path) -> PartialInputError:

@@ -132,3 +132,23 @@ def test_help_documents_every_option():
         assert action.help, f"{action.option_strings} has no help"
         for opt in action.option_strings:
             assert opt in proc.stdout
+
+
+def test_fast_and_simple_paths_give_identical_outputs(tmp_path):
+    """speed.detect_ahead / threaded_io change scheduling only: the CSVs must match byte for byte."""
+    import yaml
+
+    cfg = yaml.safe_load((ROOT / "configs" / "default.yaml").read_text())
+    cfg["speed"] = {"detect_ahead": 0, "threaded_io": False}
+    simple_cfg = tmp_path / "simple.yaml"
+    simple_cfg.write_text(yaml.safe_dump(cfg))
+    outs = {}
+    for name, extra in (("fast", []), ("simple", ["--config", str(simple_cfg)])):
+        out = tmp_path / name
+        proc = run_cli("track", "--source", str(VTEST), "--weights", str(DETECTOR), "--max-frames", "150",
+                       "--out", str(out), "--quiet", *extra)
+        assert proc.returncode == 0, proc.stderr
+        outs[name] = out
+    for f in ("tracks.csv", "predictions.csv"):
+        assert (outs["fast"] / f).read_bytes() == (outs["simple"] / f).read_bytes(), f
+    assert _decoded_frames(outs["fast"] / "annotated.mp4")[0] == 150
