@@ -129,6 +129,39 @@ def cmd_live(a: argparse.Namespace) -> int:
     return 0 if stats.processed else 1
 
 
+def _bench_parser(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "bench", help="time our pipeline against ultralytics' predict and track loops",
+        description="On the same frames and weights: (a) ultralytics predict loop, (b) model.track loop, (c) our "
+        "full track pipeline with outputs (and c' with the speed options off), (d) the predictor alone for 1, 10, "
+        "100 tracks. Prints ms/frame (median over repeats after a warm-up), fps, peak RSS and the (c)/(b) speed-up.",
+    )
+    p.add_argument("--source", required=True, help="video file")
+    p.add_argument("--config", default=str(DEFAULT_CONFIG), help="YAML config (default: %(default)s)")
+    p.add_argument("--weights", help="detector weights (default from config)")
+    p.add_argument("--frames", type=int, default=150, help="frames per repeat (default: %(default)s)")
+    p.add_argument("--repeats", type=int, default=3, help="timed repeats after one warm-up (default: %(default)s)")
+    p.add_argument("--soak", type=int, default=0, help="instead: loop the video this many times and print RSS over time")
+
+
+def cmd_bench(a: argparse.Namespace) -> int:
+    from pipeline.bench import format_rows, run_bench, soak
+    from pipeline.config import TrackRunConfig, from_dict, load_yaml, merge
+    from pipeline.errors import UserError
+
+    if a.frames < 10 or a.repeats < 1:
+        raise UserError("--frames must be >= 10 and --repeats >= 1")
+    over = {"detector": {"weights": a.weights}} if a.weights else {}
+    cfg = from_dict(TrackRunConfig, merge(load_yaml(a.config), over))
+    if a.soak:
+        samples = soak(Path(a.source), cfg, a.soak, a.frames)
+        print("frame  rss_mb\n" + "\n".join(f"{k:5d}  {mb:6.0f}" for k, mb in samples))
+        return 0
+    rows, speedup = run_bench(Path(a.source), cfg, a.frames, a.repeats)
+    print(format_rows(rows, speedup, Path(a.source), a.frames, a.repeats))
+    return 0
+
+
 def _train_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "train", help="train the trajectory LSTM on real trajectories",
@@ -235,6 +268,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
     _track_parser(sub)
     _live_parser(sub)
+    _bench_parser(sub)
     _train_parser(sub)
     _eval_parser(sub)
     return parser
@@ -244,7 +278,7 @@ def main(argv: list[str] | None = None) -> int:
     from pipeline.errors import UserError
 
     args = build_parser().parse_args(argv)
-    handlers = {"track": cmd_track, "live": cmd_live, "train": cmd_train, "eval": cmd_eval}
+    handlers = {"track": cmd_track, "live": cmd_live, "bench": cmd_bench, "train": cmd_train, "eval": cmd_eval}
     try:
         return handlers[args.command](args)
     except UserError as exc:

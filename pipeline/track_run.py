@@ -83,6 +83,7 @@ def run_track(
         raise UserError(f"no frame of {source} could be decoded: the file is empty or corrupt")
     info = src.info
     proc = FrameProcessor(cfg, info.fps, (info.width, info.height))
+    proc.warmup(first.image)  # model compilation is start-up, not per-frame time
     create_run_dir(out_dir)
     summary = RunSummary(header_frames=info.frame_count)
     total = min(info.frame_count or 0, max_frames or 10**12) or None
