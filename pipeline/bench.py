@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import statistics
 import tempfile
 import threading
@@ -105,7 +106,22 @@ def _pipeline(source: Path, frames: int, cfg: TrackRunConfig) -> Callable[[], in
 
 
 def predictor_rows(cfg: TrackRunConfig, repeats: int = 50) -> list[Row]:
-    """(d): one batched predictor call for 1, 10 and 100 tracks (features included)."""
+    """(d): one batched predictor call for 1, 10 and 100 tracks (features included), on all cores.
+
+    ultralytics sets torch to cpu_count - 1 threads when it picks the device; the predictor alone gets
+    every core here (inside the pipeline it shares the machine with the detector thread).
+    """
+    import torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(os.cpu_count() or 1)
+    try:
+        return _predictor_rows(cfg, repeats)
+    finally:
+        torch.set_num_threads(threads)
+
+
+def _predictor_rows(cfg: TrackRunConfig, repeats: int) -> list[Row]:
     p = build_predictor(cfg.predictor)
     rows = []
     rng = np.random.default_rng(0)
