@@ -47,6 +47,17 @@ def _need_file(path: Path, what: str) -> None:
         raise UserError(f"{what} {path} is empty")
 
 
+def _files(path: Path, what: str, pattern: str, recursive: bool, hint: str = "") -> list[Path]:
+    """The file itself, or the matching files in a folder; fails when there are none."""
+    _need_file(path, what)
+    if not path.is_dir():
+        return [path]
+    files = sorted(path.rglob(pattern) if recursive else path.glob(pattern))
+    if not files:
+        raise UserError(f"no {pattern} files in {path}{hint}")
+    return files
+
+
 def _group(key_prefix: str, rows: Iterable[tuple[str, float, float, float, float, float]], has_box: bool,
            frame_size: tuple[float, float]) -> list[Trajectory]:
     by_id: dict[str, list[tuple[float, float, float, float, float]]] = defaultdict(list)
@@ -66,11 +77,7 @@ def load_ethucy(path: str | Path, fps: float = 25.0) -> list[Trajectory]:
 
     `path` may be a file or a folder of .txt files.
     """
-    path = Path(path)
-    _need_file(path, "ETH/UCY data")
-    files = sorted(path.glob("*.txt")) if path.is_dir() else [path]
-    if not files:
-        raise UserError(f"no .txt files in {path}")
+    files = _files(Path(path), "ETH/UCY data", "*.txt", recursive=False)
     out: list[Trajectory] = []
     for f in files:
         try:
@@ -86,9 +93,7 @@ def load_ethucy(path: str | Path, fps: float = 25.0) -> list[Trajectory]:
 
 def load_mot(path: str | Path, fps: float = 25.0, frame_size: tuple[float, float] = (640.0, 480.0)) -> list[Trajectory]:
     """MOTChallenge gt.txt (`frame,id,x,y,w,h,conf,...`, pixels); rows with conf 0 (ignore regions) dropped."""
-    path = Path(path)
-    _need_file(path, "MOT ground truth")
-    files = sorted(path.rglob("gt.txt")) if path.is_dir() else [path]
+    files = _files(Path(path), "MOT ground truth", "gt.txt", recursive=True)
     out: list[Trajectory] = []
     for f in files:
         try:
@@ -106,11 +111,7 @@ def load_mot(path: str | Path, fps: float = 25.0, frame_size: tuple[float, float
 
 def load_tracks_csv(path: str | Path, frame_size: tuple[float, float] = (0.0, 0.0)) -> list[Trajectory]:
     """Our own tracks.csv (one file, or a folder searched for tracks.csv files)."""
-    path = Path(path)
-    _need_file(path, "tracks.csv")
-    files = sorted(path.rglob("tracks.csv")) if path.is_dir() else [path]
-    if not files:
-        raise UserError(f"no tracks.csv under {path}; run `python run.py track` first")
+    files = _files(Path(path), "tracks.csv", "tracks.csv", recursive=True, hint="; run `python run.py track` first")
     out: list[Trajectory] = []
     for f in files:
         with f.open(newline="", encoding="utf-8") as fh:
