@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections import deque
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -18,7 +18,6 @@ class _TrackLog:
     boxes: deque  # xywh rows
     class_id: int = 0
     last_seen_s: float = 0.0
-    extra: dict = field(default_factory=dict)
 
 
 class TrackHistory:
