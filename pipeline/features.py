@@ -42,6 +42,7 @@ class FeatureSpec:
     pred_len: int = 20  # predicted steps after now
     metric_unit_m: float = 1.7  # metres per scale unit for point (metric) data
     version: int = 1  # bump when the encoding changes; checkpoints of another version are refused
+    prior: str = "mean"  # velocity of the constant-velocity prior: "mean" over the window, or "last" step
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -133,14 +134,15 @@ def targets_to_xywh(win: Window, targets: np.ndarray, spec: FeatureSpec) -> np.n
 
 
 def velocity_prior(win: Window, spec: FeatureSpec, steps: int) -> np.ndarray:
-    """Constant-velocity offsets (N, H, 4) in target space, from the mean velocity of the observed window.
+    """Constant-velocity offsets (N, H, 4) in target space (spec.prior: mean or last-step velocity).
 
     The LSTM predicts a residual on top of this, so even a short training starts from a sane forecast.
     """
     scale = window_scale(win, spec)[:, None]
     xy = win.xywh[:, :, :2] / scale[..., None]
-    t_obs = (xy.shape[1] - 1) * spec.step_s
-    vel = (xy[:, -1] - xy[:, 0]) / t_obs if t_obs > 0 else np.zeros_like(xy[:, -1])
+    first = -2 if spec.prior == "last" else 0
+    t_obs = (xy.shape[1] - 1 if first == 0 else 1) * spec.step_s
+    vel = (xy[:, -1] - xy[:, first]) / t_obs if xy.shape[1] > 1 else np.zeros_like(xy[:, -1])
     t = spec.step_s * np.arange(1, steps + 1)
     prior = np.zeros((xy.shape[0], steps, 4), np.float32)
     prior[:, :, :2] = vel[:, None, :] * t[None, :, None]

@@ -49,6 +49,7 @@ class TrainConfig:
     seed: int = 0
     flip: bool = True  # mirror windows horizontally as augmentation
     rotations: int = 0  # extra randomly rotated copies of point (metric) windows; pixel windows keep "down"
+    prior: str = "mean"  # constant-velocity prior the LSTM corrects: "mean" window velocity or "last" step
     out: str = "weights/traj_lstm_pixels.pt"
 
     def __post_init__(self) -> None:
@@ -60,10 +61,12 @@ class TrainConfig:
             raise UserError("train config: step_s > 0, obs_len >= 2 and pred_len >= 1 are required")
         if not 0 <= self.val_fraction < 1:
             raise UserError("train config: val_fraction must be in [0, 1)")
+        if self.prior not in ("mean", "last"):
+            raise UserError("train config: prior must be mean or last")
 
     @property
     def spec(self) -> FeatureSpec:
-        return FeatureSpec(step_s=self.step_s, obs_len=self.obs_len, pred_len=self.pred_len)
+        return FeatureSpec(step_s=self.step_s, obs_len=self.obs_len, pred_len=self.pred_len, prior=self.prior)
 
 
 def is_holdout(key: str, fraction: float) -> bool:

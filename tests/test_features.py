@@ -65,3 +65,17 @@ def test_targets_roundtrip():
     win = _win(obs)
     back = targets_to_xywh(win, future_targets(win, fut, spec), spec)
     np.testing.assert_allclose(back, fut, rtol=1e-4, atol=1e-3)
+
+
+def test_velocity_prior_mean_or_last_step():
+    from pipeline.features import velocity_prior
+
+    obs = _walk(t=10, v=(4.0, 0.0))
+    obs[:, -1, 0] += 10.0  # a last-step jump: 14 px instead of 4
+    win = _win(obs, size=(0, 0))
+    h = 50.0  # scale: the box height
+    mean = velocity_prior(win, FeatureSpec(prior="mean"), 3)
+    last = velocity_prior(win, FeatureSpec(prior="last"), 3)
+    np.testing.assert_allclose(mean[0, 0, 0], (9 * 4.0 + 10.0) / 9 / h, rtol=1e-6)
+    np.testing.assert_allclose(last[0, 0, 0], 14.0 / h, rtol=1e-6)
+    np.testing.assert_allclose(last[0, 2, 0], 3 * 14.0 / h, rtol=1e-6)
