@@ -116,8 +116,7 @@ class LiveSession:
             self.reader.stop()
             raise
         self.stats = LiveStats()
-        self.t0 = first.captured_at
-        self.pending: CapturedFrame | None = None  # the first frame is stale after model loading: skip it
+        self.t0 = first.captured_at  # the first frame itself is stale after model loading: not processed
         self.paused = False
         self.last_annotated: np.ndarray | None = None
         self.recorder = Recorder(out_dir, fps, self.size, cfg.output.codec)
@@ -156,31 +155,33 @@ class LiveSession:
 
     def _step(self, csvs: tuple[TracksCsv, PredictionsCsv] | None, stop: StopFlag) -> bool:
         """Process the newest frame (if any); False when the stream has ended for good."""
-        cap = self.pending or self.reader.get(timeout=0.25)
-        self.pending = None
-        if cap is None:
-            if self.reader.ended:
-                self.end_reason = self.reader.end_reason or "stream ended"
-                return False
-            return self._keys(stop, None)
-        if self.paused:
-            return self._keys(stop, None)
+        cap = self.reader.get(timeout=0.25)
+        if cap is None and self.reader.ended:
+            self.end_reason = self.reader.end_reason or "stream ended"
+            return False
+        if cap is None or self.paused:
+            self._keys(stop, None)
+            return True
         frame = Frame(cap.index, cap.captured_at - self.t0, cap.image)
-        tracks, fc, annotated = self.proc.process(frame)
+        r = self.proc.update(frame, self.proc.detector.detect(frame.image))
         latency = time.monotonic() - cap.captured_at
         self.stats.tick(latency)
-        overlay(annotated, self.stats, latency, len(tracks), self.reader.dropped, self.recorder.active)
         if csvs is not None:
-            csvs[0].write(frame.index, frame.time_s, tracks)
-            csvs[1].write(frame.index, frame.time_s, fc)
-        self.recorder.write(annotated, frame.time_s)
-        self.last_annotated = annotated
-        return self._keys(stop, annotated)
+            csvs[0].write(frame.index, frame.time_s, r.tracks)
+            csvs[1].write(frame.index, frame.time_s, r.forecasts)
+        annotated = None
+        if self.opts.show or self.recorder.active:  # headless without recording: nothing to draw
+            annotated = self.proc.annotate(r)
+            overlay(annotated, self.stats, latency, len(r.tracks), self.reader.dropped, self.recorder.active)
+            self.recorder.write(annotated, frame.time_s)
+            self.last_annotated = annotated
+        self._keys(stop, annotated)
+        return True
 
-    def _keys(self, stop: StopFlag, annotated: np.ndarray | None) -> bool:
+    def _keys(self, stop: StopFlag, annotated: np.ndarray | None) -> None:
         """Window and keys: q/Esc quit, space pause, s snapshot, r record on/off."""
         if not self.opts.show:
-            return True
+            return
         if annotated is not None:
             cv2.imshow(WINDOW, annotated)
         key = cv2.waitKey(1) & 0xFF
@@ -197,7 +198,6 @@ class LiveSession:
                 self.recorder.stop()
             else:
                 self.recorder.start(time.monotonic() - self.t0)
-        return True
 
     def summary(self) -> list[str]:
         s, r = self.stats, self.reader

@@ -92,8 +92,3 @@ class FrameProcessor:
 
     def annotate(self, r: FrameResult) -> np.ndarray:
         return self.annotator.draw(r.frame.image, r.tracks, r.trails, r.forecasts)
-
-    def process(self, frame: Frame) -> tuple[Tracks, Forecasts, np.ndarray]:
-        """Detect, track, forecast and draw one frame synchronously (live mode)."""
-        r = self.update(frame, self.detector.detect(frame.image))
-        return r.tracks, r.forecasts, self.annotate(r)

@@ -9,13 +9,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import cv2
+import numpy as np
 from tqdm import tqdm
 
 from pipeline.config import TrackRunConfig
 from pipeline.errors import PartialInputError, UserError
 from pipeline.frames import VideoFileSource
-from pipeline.outputs import create_run_dir
 from pipeline.io_threads import BackgroundWorker
+from pipeline.outputs import create_run_dir
 from pipeline.processing import FrameProcessor, FrameResult, StopFlag, check_display
 from pipeline.types import Tracks
 from pipeline.writers import PredictionsCsv, TracksCsv, VideoSink
@@ -60,11 +61,15 @@ class _Outputs:
                  video: VideoSink | None) -> None:
         self.proc, self.tracks_csv, self.preds_csv, self.video = proc, tracks_csv, preds_csv, video
 
-    def __call__(self, r: FrameResult) -> None:
+    def __call__(self, r: FrameResult) -> np.ndarray | None:
+        """Returns the drawn frame when a video is written, so --show can reuse it."""
         self.tracks_csv.write(r.frame.index, r.frame.time_s, r.tracks)
         self.preds_csv.write(r.frame.index, r.frame.time_s, r.forecasts)
-        if self.video is not None:
-            self.video.write(self.proc.annotate(r))
+        if self.video is None:
+            return None
+        image = self.proc.annotate(r)
+        self.video.write(image)
+        return image
 
 
 def run_track(
@@ -104,12 +109,12 @@ def run_track(
         if show:
             stack.callback(cv2.destroyAllWindows)
         for r in proc.results(itertools.chain([first], frames)):
-            write(r)
+            drawn = write(r)  # None when threaded (--show turns threading off) or without video
             summary.frames += 1
             summary.prediction_rows += len(r.forecasts) * len(r.forecasts.t_future_s)
             _count(summary, r.tracks)
             bar.update(1)
-            if show and _show(proc.annotate(r)):
+            if show and _show(drawn if drawn is not None else proc.annotate(r)):
                 stop.stop = True
             if stop.stop or (max_frames and summary.frames >= max_frames):
                 summary.interrupted = stop.stop
@@ -120,7 +125,7 @@ def run_track(
     return summary
 
 
-def _show(image) -> bool:
+def _show(image: np.ndarray) -> bool:
     """Show a frame; True when the user asked to quit (q or Esc)."""
     cv2.imshow("trajectory forecast", image)
     return cv2.waitKey(1) & 0xFF in (ord("q"), 27)
