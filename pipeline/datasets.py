@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from pipeline.errors import UserError
-from pipeline.features import FeatureSpec, Window
+from pipeline.features import N_NEIGHBOURS, FeatureSpec, Window, nearest_neighbours
 
 FORMATS = ("ethucy", "jaad", "mot", "tracks")
 
@@ -211,7 +211,8 @@ def make_windows(
     """
     total = spec.obs_len + spec.pred_len
     max_gap = 1.5 * spec.step_s if max_gap_s is None else max_gap_s
-    obs, fut, gaps, has_box, sizes, keys = [], [], [], [], [], []
+    scenes = _by_scene(trajs) if spec.social else {}
+    obs, fut, gaps, has_box, sizes, keys, neigh = [], [], [], [], [], [], []
     for tr in trajs:
         if len(tr.times) < 2:
             continue
@@ -225,20 +226,57 @@ def make_windows(
         span = tr.times[np.clip(nxt, 0, len(tr.times) - 1)] - tr.times[prev]
         bad = (~exact) & (span > max_gap)
         gap = np.where(exact, 0.0, grid - tr.times[prev])
-        for s in range(0, len(grid) - total + 1, stride):
-            if bad[s : s + total].any():
-                continue
+        starts = [s for s in range(0, len(grid) - total + 1, stride) if not bad[s : s + total].any()]
+        if not starts:
+            continue
+        around = _grid_neighbours(tr, scenes[_scene(tr)], grid, spec.step_s) if spec.social else None
+        for s in starts:
             obs.append(boxes[s : s + spec.obs_len])
             fut.append(boxes[s + spec.obs_len : s + total])
             gaps.append(gap[s : s + spec.obs_len])
             has_box.append(tr.has_box)
             sizes.append(tr.frame_size)
             keys.append(tr.key)
+            if around is not None:
+                neigh.append(around[s : s + spec.obs_len])
     n = len(obs)
     win = Window(
         xywh=np.asarray(obs, np.float64).reshape(n, spec.obs_len, 4),
         gap_s=np.asarray(gaps, np.float64).reshape(n, spec.obs_len),
         has_box=np.asarray(has_box, bool).reshape(n),
         frame_size=np.asarray(sizes, np.float64).reshape(n, 2),
+        neigh=np.asarray(neigh, np.float64).reshape(n, spec.obs_len, N_NEIGHBOURS, 4) if spec.social else None,
     )
     return win, np.asarray(fut, np.float64).reshape(n, spec.pred_len, 4), keys
+
+
+def _scene(tr: Trajectory) -> str:
+    """Trajectories of one recording share the key prefix (file, video or sequence name)."""
+    return tr.key.rsplit(":", 1)[0]
+
+
+def _by_scene(trajs: list[Trajectory]) -> dict[str, list[Trajectory]]:
+    out: dict[str, list[Trajectory]] = defaultdict(list)
+    for tr in trajs:
+        out[_scene(tr)].append(tr)
+    return out
+
+
+def _grid_neighbours(tr: Trajectory, scene: list[Trajectory], grid: np.ndarray, step_s: float) -> np.ndarray:
+    """The nearest other objects of the scene at each grid time, (G, K, 4), from their own observations only.
+
+    Positions are interpolated inside each neighbour's observed span; its velocity is the backward difference
+    over one step (0 at its first appearance), so nothing after the grid time is used.
+    """
+    others = [o for o in scene if o is not tr and o.times[0] <= grid[-1] + 1e-9 and o.times[-1] >= grid[0] - 1e-9]
+    pos = np.full((len(others), len(grid), 2), np.nan)
+    vel = np.zeros((len(others), len(grid), 2))
+    for j, o in enumerate(others):
+        inside = (grid >= o.times[0] - 1e-9) & (grid <= o.times[-1] + 1e-9)
+        p = np.stack([np.interp(grid, o.times, o.xywh[:, k]) for k in (0, 1)], axis=1)
+        before = np.stack([np.interp(grid - step_s, o.times, o.xywh[:, k]) for k in (0, 1)], axis=1)
+        pos[j, inside] = p[inside]
+        had = inside & (grid - step_s >= o.times[0] - 1e-9)
+        vel[j, had] = (p[had] - before[had]) / step_s
+    return nearest_neighbours(np.stack([np.interp(grid, tr.times, tr.xywh[:, k]) for k in (0, 1)], axis=1),
+                              pos, vel, N_NEIGHBOURS)

@@ -71,9 +71,7 @@ def predict_batched(p: Predictor, win: Window, bs: int = 4096) -> np.ndarray:
     """Predict in chunks so memory stays bounded on large splits."""
     parts = []
     for i in range(0, len(win.xywh), bs):
-        sl = slice(i, i + bs)
-        sub = Window(win.xywh[sl], win.gap_s[sl], win.has_box[sl], win.frame_size[sl])
-        parts.append(p.predict(sub)[0])
+        parts.append(p.predict(win.take(slice(i, i + bs)))[0])
     return np.concatenate(parts) if parts else np.zeros((0, p.horizon, 4))
 
 

@@ -7,6 +7,8 @@ any camera and metres from ETH/UCY share one space and one model.
 
 Each step is described by 16 motion quantities (see `QUANTITIES`); each quantity is lifted to 32 numbers
 (its clipped value, tanh of it, and sin/cos at 15 geometric frequencies), giving 16 x 32 = 512 dims.
+With `FeatureSpec.social`, 16 neighbourhood quantities (`SOCIAL_QUANTITIES`: the 3 nearest other objects
+at each step) join them and every quantity gets a 16-number lift (7 frequencies): 32 x 16 = 512 dims.
 """
 
 from __future__ import annotations
@@ -28,8 +30,14 @@ QUANTITIES = (
     "gap_s",  # seconds since the object was last really observed (0 when observed at this step)
     "has_box",  # 1 for box data (pixels), 0 for point data (metres)
 )
+SOCIAL_QUANTITIES = tuple(
+    f"n{k}_{q}" for k in range(3) for q in ("dx", "dy", "dvx", "dvy", "present")  # nearest first, units
+) + ("closing_speed",)  # speed at which the nearest neighbour approaches (units/s, < 0 when moving apart)
+N_NEIGHBOURS = 3
+NEIGHBOUR_RADIUS = 8.0  # scale units (~14 m for people): farther objects count as absent
 N_FREQ = 15
 _FREQS = (2.0 * np.pi / (32.0 * 2.0 ** (-np.arange(N_FREQ) / 2.0))).astype(np.float32)  # periods 32 .. ~0.25
+_FREQS_SOCIAL = (2.0 * np.pi / (32.0 * 2.0 ** (-np.arange(7.0)))).astype(np.float32)  # periods 32 .. 0.5
 _CLIP = 50.0
 
 
@@ -43,6 +51,7 @@ class FeatureSpec:
     metric_unit_m: float = 1.7  # metres per scale unit for point (metric) data
     version: int = 1  # bump when the encoding changes; checkpoints of another version are refused
     prior: str = "mean"  # velocity of the constant-velocity prior: "mean" over the window, or "last" step
+    social: bool = False  # describe the 3 nearest neighbours at each step (32 quantities x 16 lift)
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -54,13 +63,16 @@ class Window:
 
     xywh: (N, T, 4) centre x, y, width, height in source units (w = h = 0 for point data);
     gap_s: (N, T) seconds since a real observation; has_box: (N,) bool; frame_size: (N, 2) image
-    width/height in pixels, or 0 when unknown.
+    width/height in pixels, or 0 when unknown; neigh: optional (N, T, K, 4) x, y, vx, vy of the K nearest
+    other objects of the same scene at each step, nearest first, NaN where there is none. Without it, a
+    social model takes the other windows of the batch (one frame of a video) as the neighbours.
     """
 
     xywh: np.ndarray
     gap_s: np.ndarray
     has_box: np.ndarray
     frame_size: np.ndarray
+    neigh: np.ndarray | None = None
 
     def __post_init__(self) -> None:
         if self.xywh.ndim != 3 or self.xywh.shape[2] != 4:
@@ -68,6 +80,43 @@ class Window:
         n, t = self.xywh.shape[:2]
         if self.gap_s.shape != (n, t) or self.has_box.shape != (n,) or self.frame_size.shape != (n, 2):
             raise ValueError("gap_s, has_box and frame_size must match xywh's batch and time dims")
+        if self.neigh is not None and (self.neigh.ndim != 4 or self.neigh.shape[:2] != (n, t) or self.neigh.shape[3] != 4):
+            raise ValueError(f"neigh must be (N, T, K, 4) matching xywh, got {self.neigh.shape}")
+
+    def take(self, idx: slice | np.ndarray) -> Window:
+        """The windows at `idx` (a slice, indices or a boolean mask), neighbours included."""
+        neigh = None if self.neigh is None else self.neigh[idx]
+        return Window(self.xywh[idx], self.gap_s[idx], self.has_box[idx], self.frame_size[idx], neigh)
+
+
+def nearest_neighbours(xy: np.ndarray, others_xy: np.ndarray, others_vel: np.ndarray, k: int) -> np.ndarray:
+    """The k nearest of `others` at each step: xy (T, 2), others (J, T, 2) NaN where absent -> (T, k, 4)."""
+    t = xy.shape[0]
+    out = np.full((t, k, 4), np.nan)
+    if len(others_xy) == 0:
+        return out
+    d = np.linalg.norm(others_xy - xy[None], axis=2)
+    d = np.where(np.isfinite(d), d, np.inf)
+    order = np.argsort(d, axis=0, kind="stable")[:k]  # (k', T)
+    steps = np.arange(t)[None, :]
+    found = np.isfinite(d[order, steps])
+    got = np.concatenate([others_xy[order, steps], others_vel[order, steps]], axis=2)  # (k', T, 4)
+    got[~found] = np.nan
+    out[:, : got.shape[0]] = got.transpose(1, 0, 2)
+    return out
+
+
+def batch_neighbours(win: Window, step_s: float, k: int = N_NEIGHBOURS) -> np.ndarray:
+    """Neighbours taken from the batch itself: all windows share one time grid (one video frame)."""
+    xy = win.xywh[:, :, :2]
+    vel = np.diff(xy, axis=1, prepend=xy[:, :1]) / step_s
+    if xy.shape[1] > 1:
+        vel[:, 0] = vel[:, 1]
+    out = np.full((len(xy), xy.shape[1], k, 4), np.nan)
+    for i in range(len(xy)):
+        others = np.arange(len(xy)) != i
+        out[i] = nearest_neighbours(xy[i], xy[others], vel[others], k)
+    return out
 
 
 def window_scale(win: Window, spec: FeatureSpec) -> np.ndarray:
@@ -104,12 +153,39 @@ def motion_quantities(win: Window, spec: FeatureSpec) -> np.ndarray:
     return q
 
 
+def social_quantities(win: Window, spec: FeatureSpec) -> np.ndarray:
+    """The 16 neighbourhood quantities per step, (N, T, 16), relative to the window's own motion, in units."""
+    neigh = win.neigh if win.neigh is not None else batch_neighbours(win, spec.step_s)
+    scale = window_scale(win, spec)[:, None, None, None]
+    xy = win.xywh[:, :, :2]
+    vel = np.diff(xy, axis=1, prepend=xy[:, :1]) / spec.step_s
+    if xy.shape[1] > 1:
+        vel[:, 0] = vel[:, 1]
+    k = min(neigh.shape[2], N_NEIGHBOURS)
+    rel = (neigh[:, :, :k, :2] - xy[:, :, None]) / scale
+    dv = (neigh[:, :, :k, 2:] - vel[:, :, None]) / scale
+    dist = np.linalg.norm(rel, axis=3)
+    present = np.isfinite(dist) & (dist < NEIGHBOUR_RADIUS)
+    per = np.concatenate([rel, dv, present[..., None].astype(np.float64)], axis=3)
+    q = np.zeros(xy.shape[:2] + (N_NEIGHBOURS, 5))
+    q[:, :, :k] = np.where(present[..., None], per, 0.0)
+    near = q[:, :, 0]
+    d0 = np.linalg.norm(near[..., :2], axis=2)
+    closing = np.where(near[..., 4] > 0, -(near[..., :2] * near[..., 2:4]).sum(axis=2) / np.maximum(d0, 1e-3), 0.0)
+    return np.concatenate([q.reshape(*xy.shape[:2], -1), closing[..., None]], axis=2)
+
+
 def encode(win: Window, spec: FeatureSpec) -> np.ndarray:
     """Feature tensor (N, T, 512) float32 for a batch of windows."""
-    q = np.clip(motion_quantities(win, spec), -_CLIP, _CLIP).astype(np.float32)  # float32: 5x faster sin/cos
-    phase = q[..., None] * _FREQS  # (N, T, 16, 15)
+    q = motion_quantities(win, spec)
+    freqs = _FREQS
+    if spec.social:
+        q = np.concatenate([q, social_quantities(win, spec)], axis=2)
+        freqs = _FREQS_SOCIAL
+    q = np.clip(q, -_CLIP, _CLIP).astype(np.float32)  # float32: 5x faster sin/cos
+    phase = q[..., None] * freqs  # (N, T, Q, F)
     parts = [q[..., None], np.tanh(q)[..., None], np.sin(phase), np.cos(phase)]
-    feats = np.concatenate(parts, axis=3)  # (N, T, 16, 32)
+    feats = np.concatenate(parts, axis=3)  # (N, T, Q, 2 + 2F): 16 x 32 or 32 x 16
     n, t = q.shape[:2]
     return feats.reshape(n, t, FEATURE_DIM).astype(np.float32)
 

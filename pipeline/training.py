@@ -50,6 +50,8 @@ class TrainConfig:
     flip: bool = True  # mirror windows horizontally as augmentation
     rotations: int = 0  # extra randomly rotated copies of point (metric) windows; pixel windows keep "down"
     prior: str = "mean"  # constant-velocity prior the LSTM corrects: "mean" window velocity or "last" step
+    social: bool = False  # add the 3 nearest neighbours at each step to the features (same-scene objects)
+    device: str = "auto"  # torch device for training: auto (cuda when available, else cpu), cpu, cuda
     out: str = "weights/traj_lstm_pixels.pt"
 
     def __post_init__(self) -> None:
@@ -66,7 +68,8 @@ class TrainConfig:
 
     @property
     def spec(self) -> FeatureSpec:
-        return FeatureSpec(step_s=self.step_s, obs_len=self.obs_len, pred_len=self.pred_len, prior=self.prior)
+        return FeatureSpec(step_s=self.step_s, obs_len=self.obs_len, pred_len=self.pred_len, prior=self.prior,
+                           social=self.social)
 
 
 def is_holdout(key: str, fraction: float) -> bool:
@@ -86,17 +89,24 @@ def rotate_window(win: Window, future: np.ndarray, rng: np.random.Generator) -> 
     keep = ~win.has_box
     a = rng.uniform(0, 2 * np.pi, keep.sum())
     rot = np.stack([np.stack([np.cos(a), -np.sin(a)], -1), np.stack([np.sin(a), np.cos(a)], -1)], -2)
-    origin = win.xywh[keep, -1:, :2]
-    obs, fut = win.xywh[keep].copy(), future[keep].copy()
+    sub = win.take(keep)
+    origin = sub.xywh[:, -1:, :2]
+    obs, fut = sub.xywh.copy(), future[keep].copy()
     obs[:, :, :2] = np.einsum("nij,ntj->nti", rot, obs[:, :, :2] - origin) + origin
     fut[:, :, :2] = np.einsum("nij,ntj->nti", rot, fut[:, :, :2] - origin) + origin
-    return Window(obs, win.gap_s[keep], win.has_box[keep], win.frame_size[keep]), fut
+    neigh = None
+    if sub.neigh is not None:
+        neigh = sub.neigh.copy()
+        neigh[..., :2] = np.einsum("nij,ntkj->ntki", rot, neigh[..., :2] - origin[:, :, None]) + origin[:, :, None]
+        neigh[..., 2:] = np.einsum("nij,ntkj->ntki", rot, neigh[..., 2:])
+    return Window(obs, sub.gap_s, sub.has_box, sub.frame_size, neigh), fut
 
 
 def _concat(parts: list[tuple[Window, np.ndarray]]) -> tuple[Window, np.ndarray]:
     ws = [p[0] for p in parts]
+    neigh = None if ws[0].neigh is None else np.concatenate([w.neigh for w in ws])
     win = Window(np.concatenate([w.xywh for w in ws]), np.concatenate([w.gap_s for w in ws]),
-                 np.concatenate([w.has_box for w in ws]), np.concatenate([w.frame_size for w in ws]))
+                 np.concatenate([w.has_box for w in ws]), np.concatenate([w.frame_size for w in ws]), neigh)
     return win, np.concatenate([p[1] for p in parts])
 
 
@@ -106,7 +116,12 @@ def flip_window(win: Window, future: np.ndarray) -> tuple[Window, np.ndarray]:
     obs, fut = win.xywh.copy(), future.copy()
     obs[:, :, 0] = c - obs[:, :, 0]
     fut[:, :, 0] = c - fut[:, :, 0]
-    return Window(obs, win.gap_s, win.has_box, win.frame_size), fut
+    neigh = None
+    if win.neigh is not None:
+        neigh = win.neigh.copy()
+        neigh[..., 0] = c[:, :, None] - neigh[..., 0]
+        neigh[..., 2] = -neigh[..., 2]
+    return Window(obs, win.gap_s, win.has_box, win.frame_size, neigh), fut
 
 
 @dataclass
@@ -129,6 +144,9 @@ class Batchable:
 
     def __len__(self) -> int:
         return len(self.feats)
+
+    def to(self, device: torch.device) -> Batchable:
+        return Batchable(self.feats.to(device), self.prior.to(device), self.target.to(device), self.box_mask.to(device))
 
 
 def _loss(pred: torch.Tensor, target: torch.Tensor, box_mask: torch.Tensor) -> torch.Tensor:
@@ -192,6 +210,8 @@ def train(cfg: TrainConfig, quiet: bool = False) -> dict[str, Any]:
     tr, va, counts = prepare(cfg)
     model = TrajectoryLSTM(ModelConfig(pred_len=cfg.pred_len, dropout=cfg.dropout))
     _stats(model, tr)
+    dev = _device(cfg.device)
+    model, tr, va = model.to(dev), tr.to(dev), va.to(dev)
     opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
     steps = cfg.epochs * math.ceil(len(tr) / cfg.batch_size)
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=cfg.lr, total_steps=max(steps, 1), pct_start=0.1)
@@ -202,7 +222,7 @@ def train(cfg: TrainConfig, quiet: bool = False) -> dict[str, Any]:
     log(f"{counts['train_windows']} train / {counts['val_windows']} val windows; val prior ADE/FDE {cv_ade:.3f}/{cv_fde:.3f}")
     for epoch in range(1, cfg.epochs + 1):
         model.train()
-        perm = torch.randperm(len(tr), generator=gen)
+        perm = torch.randperm(len(tr), generator=gen).to(dev)
         total = 0.0
         for i in range(0, len(tr), cfg.batch_size):
             idx = perm[i : i + cfg.batch_size]
@@ -228,14 +248,24 @@ def train(cfg: TrainConfig, quiet: bool = False) -> dict[str, Any]:
             log(f"stopping after epoch {epoch} (best epoch {best_epoch})")
             break
     model.load_state_dict(best_state)
+    model.cpu()
     meta = {
         "config": {**asdict(cfg), "train": [asdict(s) for s in cfg.train], "val": [asdict(s) for s in cfg.val]},
         **counts, "best_epoch": best_epoch, "epochs_run": len(history),
         "val_ade_units": best[0], "val_fde_units": best[1], "val_prior_ade_units": cv_ade,
         "val_prior_fde_units": cv_fde, "train_minutes": (time.perf_counter() - t0) / 60, "history": history,
+        "device": str(dev) if dev.type == "cpu" else torch.cuda.get_device_name(dev),
     }
     save_checkpoint(cfg.out, model, cfg.spec, meta)
     return meta
+
+
+def _device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name.startswith("cuda") and not torch.cuda.is_available():
+        raise UserError("train config: device cuda asked for but no CUDA GPU is available; use device: cpu")
+    return torch.device(name)
 
 
 def _ade_fde_prior(data: Batchable) -> tuple[float, float]:
