@@ -253,6 +253,8 @@ def cmd_eval(a: argparse.Namespace) -> int:
                 f"{spec.obs_len} of {spec.step_s:g} s: pass a matching --weights"
             )
         preds = {"lstm": lstm, **preds}
+        # A social model needs each window's real neighbours from the data, not the other windows of a batch.
+        proto = dataclasses.replace(proto, spec=dataclasses.replace(spec, social=lstm.spec.social))
     results, n = evaluate(trajs, proto, {m: preds[m] for m in ["lstm", "cv", "kalman"] if m in methods})
     if n == 0:
         raise UserError(f"no {spec.obs_len + spec.pred_len}-step windows in {a.data}; the tracks are too short")

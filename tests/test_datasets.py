@@ -1,5 +1,7 @@
 """Loaders on the real shared files, and the evaluation protocols reproducing published/measured figures."""
 
+import dataclasses
+
 import numpy as np
 import pytest
 
@@ -96,3 +98,38 @@ def test_bad_inputs_are_user_errors(tmp_path):
         load_tracks_csv(bad_csv)
     with pytest.raises(UserError, match="not a readable JAAD"):
         load_jaad(junk)
+
+
+def test_neighbours_are_real_people_of_the_same_recording_seen_so_far():
+    """Social windows on ZARA1: each neighbour is another person's annotated position at that very time, and
+    cutting every trajectory after a window's last observed step leaves its neighbours unchanged."""
+    from pipeline.features import FeatureSpec
+
+    trajs = load_ethucy(ETH / "zara1" / "test")
+    spec = FeatureSpec(step_s=0.4, obs_len=8, pred_len=12, social=True)
+    win, fut, keys = make_windows(trajs, spec, stride=5)
+    assert win.neigh.shape == (len(keys), 8, 3, 4)
+    present = np.isfinite(win.neigh[..., 0])
+    assert present[:, -1, 0].mean() > 0.9  # ZARA is a busy street: almost everyone has someone around
+    rows = {(round(t, 3), round(x, 4), round(y, 4)) for tr in trajs for t, (x, y) in zip(tr.times, tr.xywh[:, :2])}
+    by_key = {tr.key: tr for tr in trajs}
+    rng = np.random.default_rng(0)
+    for i in rng.choice(len(keys), 40, replace=False):
+        own = by_key[keys[i]]
+        t0 = own.times[np.argmin(np.abs(own.xywh[:, 0] - win.xywh[i, 0, 0]) + np.abs(own.xywh[:, 1] - win.xywh[i, 0, 1]))]
+        times = t0 + spec.step_s * np.arange(8)
+        for s in range(8):
+            for k in np.flatnonzero(present[i, s]):
+                x, y = win.neigh[i, s, k, :2]
+                assert (round(times[s], 3), round(x, 4), round(y, 4)) in rows
+                assert not np.allclose([x, y], win.xywh[i, s, :2])  # never the person itself
+        # the same window with everybody else cut after "now" (the person keeps one future step so that a
+        # 9-step window exists): identical neighbours
+        now = times[-1] + 1e-6
+        ends = {tr.key: now + (spec.step_s if tr.key == keys[i] else 0.0) for tr in trajs}
+        cut = [type(tr)(tr.key, tr.times[tr.times <= ends[tr.key]], tr.xywh[tr.times <= ends[tr.key]], tr.has_box,
+                        tr.frame_size) for tr in trajs if (tr.times <= ends[tr.key]).any()]
+        cut_win, _, cut_keys = make_windows(cut, dataclasses.replace(spec, pred_len=1), stride=1)
+        match = [j for j, kk in enumerate(cut_keys) if kk == keys[i] and np.allclose(cut_win.xywh[j], win.xywh[i])]
+        assert match, "window lost after cutting the future"
+        np.testing.assert_allclose(cut_win.neigh[match[0]], win.neigh[i], equal_nan=True)
