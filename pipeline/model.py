@@ -45,7 +45,8 @@ class TrajectoryLSTM(nn.Module):
         )
         self.register_buffer("feat_mean", torch.zeros(FEATURE_DIM))
         self.register_buffer("feat_std", torch.ones(FEATURE_DIM))
-        self.register_buffer("residual_std", torch.ones(4))
+        # per step and coordinate: a first-step residual is ~10x smaller than a last-step one
+        self.register_buffer("residual_std", torch.ones(cfg.pred_len, 4))
 
     def forward(self, feats: torch.Tensor, prior: torch.Tensor) -> torch.Tensor:
         """feats (B, T, 512), prior (B, H, 4) -> predicted targets (B, H, 4)."""
@@ -93,8 +94,11 @@ def load_checkpoint(path: str | Path) -> tuple[TrajectoryLSTM, FeatureSpec, dict
     if cfg.pred_len != spec.pred_len:
         raise UserError(f"{path} is inconsistent: model predicts {cfg.pred_len} steps, features say {spec.pred_len}")
     model = TrajectoryLSTM(cfg)
+    state = dict(ckpt["state_dict"])
+    if tuple(state.get("residual_std", torch.ones(0)).shape) == (4,):  # first checkpoints: one scale for all steps
+        state["residual_std"] = state["residual_std"].expand(cfg.pred_len, 4).clone()
     try:
-        model.load_state_dict(ckpt["state_dict"])
+        model.load_state_dict(state)
     except RuntimeError as exc:
         raise UserError(f"{path} does not match TrajectoryLSTM: {str(exc).splitlines()[0]}") from None
     model.eval()

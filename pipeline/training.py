@@ -172,8 +172,8 @@ def _stats(model: TrajectoryLSTM, data: Batchable) -> None:
     flat = data.feats.reshape(-1, data.feats.shape[-1])
     model.feat_mean.copy_(flat.mean(0))
     model.feat_std.copy_(flat.std(0).clamp(min=1e-3))
-    res = (data.target - data.prior).reshape(-1, 4)
-    model.residual_std.copy_(res.std(0).clamp(min=1e-2))
+    res = data.target - data.prior
+    model.residual_std.copy_(res.std(0).clamp(min=1e-3))
 
 
 def prepare(cfg: TrainConfig) -> tuple[Batchable, Batchable, dict[str, Any]]:
