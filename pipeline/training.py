@@ -49,6 +49,7 @@ class TrainConfig:
     seed: int = 0
     flip: bool = True  # mirror windows horizontally as augmentation
     rotations: int = 0  # extra randomly rotated copies of point (metric) windows; pixel windows keep "down"
+    speed_aug: float = 0.0  # rotated copies also get their speed scaled by a random factor in [1/(1+a), 1+a]
     prior: str = "mean"  # constant-velocity prior the LSTM corrects: "mean" window velocity or "last" step
     social: bool = False  # add the 3 nearest neighbours at each step to the features (same-scene objects)
     device: str = "auto"  # torch device for training: auto (cuda when available, else cpu), cpu, cuda
@@ -84,11 +85,18 @@ def _load_sources(sources: list[DataSource]) -> list[Trajectory]:
     return out
 
 
-def rotate_window(win: Window, future: np.ndarray, rng: np.random.Generator) -> tuple[Window, np.ndarray]:
-    """Rotate point windows by a random angle about their last observed position (metric data only)."""
+def rotate_window(
+    win: Window, future: np.ndarray, rng: np.random.Generator, speed_aug: float = 0.0
+) -> tuple[Window, np.ndarray]:
+    """Rotate point windows by a random angle about their last observed position (metric data only).
+
+    With speed_aug, the copy is also stretched in space by a random factor (people walking faster or slower).
+    """
     keep = ~win.has_box
     a = rng.uniform(0, 2 * np.pi, keep.sum())
     rot = np.stack([np.stack([np.cos(a), -np.sin(a)], -1), np.stack([np.sin(a), np.cos(a)], -1)], -2)
+    if speed_aug > 0:
+        rot = rot * np.exp(rng.uniform(-np.log1p(speed_aug), np.log1p(speed_aug), keep.sum()))[:, None, None]
     sub = win.take(keep)
     origin = sub.xywh[:, -1:, :2]
     obs, fut = sub.xywh.copy(), future[keep].copy()
@@ -197,7 +205,7 @@ def prepare(cfg: TrainConfig) -> tuple[Batchable, Batchable, dict[str, Any]]:
     if cfg.flip:
         parts.append(flip_window(tw, tf))
     rng = np.random.default_rng(cfg.seed)
-    parts += [rotate_window(tw, tf, rng) for _ in range(cfg.rotations) if (~tw.has_box).any()]
+    parts += [rotate_window(tw, tf, rng, cfg.speed_aug) for _ in range(cfg.rotations) if (~tw.has_box).any()]
     tw, tf = _concat(parts)
     return Batchable.build(tw, tf, spec), Batchable.build(vw, vf, spec), counts
 

@@ -44,3 +44,28 @@ def test_bad_training_configs():
         TrainConfig(train=[])
     with pytest.raises(UserError, match="unknown config key 'train\\[0\\].fmt'"):
         from_dict(TrainConfig, {"train": [{"fmt": "mot", "path": "x"}]})
+
+
+def test_rotation_and_speed_augmentation_keep_each_track_consistent():
+    """A rotated, sped-up copy is the same walk: one angle and one speed factor for its past and future."""
+    from pipeline.datasets import load_ethucy, make_windows
+    from pipeline.features import FeatureSpec
+    from pipeline.training import rotate_window
+    from tests.conftest import DATA
+
+    spec = FeatureSpec(step_s=0.4, obs_len=8, pred_len=12, social=True)
+    win, fut, _ = make_windows(load_ethucy(DATA / "ethucy" / "zara1" / "test"), spec, stride=10)
+    aug, aug_fut = rotate_window(win, fut, np.random.default_rng(0), speed_aug=0.25)
+    origin = win.xywh[:, -1:, :2]
+    before = np.linalg.norm(np.concatenate([win.xywh[:, :, :2], fut[:, :, :2]], 1) - origin, axis=2)
+    after = np.linalg.norm(np.concatenate([aug.xywh[:, :, :2], aug_fut[:, :, :2]], 1) - origin, axis=2)
+    moving = before[:, 0] > 0.5
+    ratio = np.where(before > 1e-3, after / np.maximum(before, 1e-3), np.nan)[moving]
+    factor = np.nanmean(ratio, axis=1)
+    np.testing.assert_allclose(np.nanmin(ratio, axis=1), np.nanmax(ratio, axis=1), rtol=1e-6)
+    assert 1 / 1.25 - 1e-9 <= factor.min() and factor.max() <= 1.25 + 1e-9 and factor.std() > 0.05
+    # neighbours move with the scene: their distance to the person scales by the same factor
+    d0 = np.linalg.norm(win.neigh[:, -1, 0, :2] - origin[:, 0], axis=1)
+    d1 = np.linalg.norm(aug.neigh[:, -1, 0, :2] - origin[:, 0], axis=1)
+    ok = moving & np.isfinite(d0)
+    np.testing.assert_allclose(d1[ok], d0[ok] * factor[ok[moving]], rtol=1e-6)
