@@ -39,6 +39,7 @@ N_FREQ = 15
 _FREQS = (2.0 * np.pi / (32.0 * 2.0 ** (-np.arange(N_FREQ) / 2.0))).astype(np.float32)  # periods 32 .. ~0.25
 _FREQS_SOCIAL = (2.0 * np.pi / (32.0 * 2.0 ** (-np.arange(7.0)))).astype(np.float32)  # periods 32 .. 0.5
 _CLIP = 50.0
+PRIOR_STEPS = {"mean": None, "last": 1, "last2": 2}  # steps the prior's velocity is measured over (None: all)
 
 
 @dataclass(frozen=True)
@@ -50,7 +51,7 @@ class FeatureSpec:
     pred_len: int = 20  # predicted steps after now
     metric_unit_m: float = 1.7  # metres per scale unit for point (metric) data
     version: int = 1  # bump when the encoding changes; checkpoints of another version are refused
-    prior: str = "mean"  # velocity of the constant-velocity prior: "mean" over the window, or "last" step
+    prior: str = "mean"  # velocity of the constant-velocity prior: "mean" over the window, "last" or "last2" steps
     social: bool = False  # describe the 3 nearest neighbours at each step (32 quantities x 16 lift)
 
     def to_dict(self) -> dict:
@@ -210,15 +211,14 @@ def targets_to_xywh(win: Window, targets: np.ndarray, spec: FeatureSpec) -> np.n
 
 
 def velocity_prior(win: Window, spec: FeatureSpec, steps: int) -> np.ndarray:
-    """Constant-velocity offsets (N, H, 4) in target space (spec.prior: mean or last-step velocity).
+    """Constant-velocity offsets (N, H, 4) in target space (spec.prior: mean, last or last2 velocity).
 
     The LSTM predicts a residual on top of this, so even a short training starts from a sane forecast.
     """
     scale = window_scale(win, spec)[:, None]
     xy = win.xywh[:, :, :2] / scale[..., None]
-    first = -2 if spec.prior == "last" else 0
-    t_obs = (xy.shape[1] - 1 if first == 0 else 1) * spec.step_s
-    vel = (xy[:, -1] - xy[:, first]) / t_obs if xy.shape[1] > 1 else np.zeros_like(xy[:, -1])
+    span = min(PRIOR_STEPS[spec.prior] or xy.shape[1] - 1, xy.shape[1] - 1)
+    vel = (xy[:, -1] - xy[:, -1 - span]) / (span * spec.step_s) if span > 0 else np.zeros_like(xy[:, -1])
     t = spec.step_s * np.arange(1, steps + 1)
     prior = np.zeros((xy.shape[0], steps, 4), np.float32)
     prior[:, :, :2] = vel[:, None, :] * t[None, :, None]

@@ -15,7 +15,7 @@ from torch import nn
 
 from pipeline.datasets import Trajectory, load, make_windows
 from pipeline.errors import UserError
-from pipeline.features import FeatureSpec, Window, encode, future_targets, velocity_prior
+from pipeline.features import PRIOR_STEPS, FeatureSpec, Window, encode, future_targets, velocity_prior
 from pipeline.model import ModelConfig, TrajectoryLSTM, save_checkpoint
 
 
@@ -50,7 +50,7 @@ class TrainConfig:
     flip: bool = True  # mirror windows horizontally as augmentation
     rotations: int = 0  # extra randomly rotated copies of point (metric) windows; pixel windows keep "down"
     speed_aug: float = 0.0  # rotated copies also get their speed scaled by a random factor in [1/(1+a), 1+a]
-    prior: str = "mean"  # constant-velocity prior the LSTM corrects: "mean" window velocity or "last" step
+    prior: str = "mean"  # constant-velocity prior the LSTM corrects: "mean" window velocity, "last" or "last2" steps
     social: bool = False  # add the 3 nearest neighbours at each step to the features (same-scene objects)
     device: str = "auto"  # torch device for training: auto (cuda when available, else cpu), cpu, cuda
     out: str = "weights/traj_lstm_pixels.pt"
@@ -64,8 +64,8 @@ class TrainConfig:
             raise UserError("train config: step_s > 0, obs_len >= 2 and pred_len >= 1 are required")
         if not 0 <= self.val_fraction < 1:
             raise UserError("train config: val_fraction must be in [0, 1)")
-        if self.prior not in ("mean", "last"):
-            raise UserError("train config: prior must be mean or last")
+        if self.prior not in PRIOR_STEPS:
+            raise UserError(f"train config: prior must be one of {', '.join(PRIOR_STEPS)}, got {self.prior!r}")
 
     @property
     def spec(self) -> FeatureSpec:
