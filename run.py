@@ -246,12 +246,13 @@ def cmd_eval(a: argparse.Namespace) -> int:
         trajs = [t for t in trajs if is_holdout(t.key, a.holdout)]
     preds = baselines(proto, has_box=trajs[0].has_box)
     if "lstm" in methods:
-        lstm = LSTMPredictor(weights, spec.pred_len * spec.step_s)
-        if abs(lstm.step_s - spec.step_s) > 1e-6 or lstm.obs_len != spec.obs_len:
+        lstm = LSTMPredictor(weights)
+        if abs(lstm.step_s - spec.step_s) > 1e-6 or lstm.obs_len != spec.obs_len or lstm.horizon < spec.pred_len:
             raise UserError(
-                f"{weights} was trained for {lstm.obs_len} steps of {lstm.step_s:g} s; this evaluation needs "
-                f"{spec.obs_len} of {spec.step_s:g} s: pass a matching --weights"
+                f"{weights} was trained for {lstm.obs_len} -> {lstm.horizon} steps of {lstm.step_s:g} s; this "
+                f"evaluation needs {spec.obs_len} -> {spec.pred_len} of {spec.step_s:g} s: pass a matching --weights"
             )
+        lstm.horizon = spec.pred_len
         preds = {"lstm": lstm, **preds}
         # A social model needs each window's real neighbours from the data, not the other windows of a batch.
         proto = dataclasses.replace(proto, spec=dataclasses.replace(spec, social=lstm.spec.social))
