@@ -1,5 +1,7 @@
 """A short real training run on real data lowers the validation error, and its checkpoint works."""
 
+from dataclasses import asdict
+
 import numpy as np
 import pytest
 
@@ -37,6 +39,19 @@ def test_training_is_reproducible_with_a_seed(tmp_path):
 def test_train_yaml_is_a_valid_config():
     cfg = from_dict(TrainConfig, load_yaml(ROOT / "configs" / "train.yaml"))
     assert {s.format for s in cfg.train} == {"jaad", "mot", "tracks"}
+
+
+@pytest.mark.parametrize("config", sorted(p.name for p in (ROOT / "configs").glob("train*.yaml")))
+def test_each_shipped_checkpoint_was_made_by_its_config(config):
+    """The YAML next to each checkpoint reproduces it: same data, grid, schedule and augmentation."""
+    cfg = from_dict(TrainConfig, load_yaml(ROOT / "configs" / config))
+    p = LSTMPredictor(str(ROOT / cfg.out))
+    used = p.meta["config"]
+    defaults = asdict(TrainConfig(train=[DataSource("mot", "x")]))
+    for key, want in asdict(cfg).items():
+        if key not in ("out", "device"):
+            assert used.get(key, defaults[key]) == want, key
+    assert (p.spec.step_s, p.spec.obs_len, p.spec.pred_len, p.spec.prior) == (cfg.step_s, cfg.obs_len, cfg.pred_len, cfg.prior)
 
 
 def test_bad_training_configs():
