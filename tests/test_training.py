@@ -84,3 +84,29 @@ def test_rotation_and_speed_augmentation_keep_each_track_consistent():
     d1 = np.linalg.norm(aug.neigh[:, -1, 0, :2] - origin[:, 0], axis=1)
     ok = moving & np.isfinite(d0)
     np.testing.assert_allclose(d1[ok], d0[ok] * factor[ok[moving]], rtol=1e-6)
+
+
+def test_own_camera_workflow_track_train_track(tmp_path):
+    """README's path: track a video, train on its tracks.csv, track again with the new checkpoint."""
+    import csv
+
+    from tests.conftest import DETECTOR, VTEST, run_cli
+
+    first = tmp_path / "first"
+    r = run_cli("track", "--source", str(VTEST), "--weights", str(DETECTOR), "--predictor", "kalman",
+                "--no-video", "--quiet", "--max-frames", "400", "--out", str(first))
+    assert r.returncode == 0, r.stderr
+    ckpt = tmp_path / "mycam.pt"
+    r = run_cli("train", "--data", str(first), "--format", "tracks", "--epochs", "2", "--out", str(ckpt), "--quiet")
+    assert r.returncode == 0, r.stderr
+    assert f"wrote {ckpt}" in r.stdout
+    p = LSTMPredictor(str(ckpt))
+    assert p.meta["train_windows"] > 500 and p.meta["config"]["train"][0]["format"] == "tracks"
+    second = tmp_path / "second"
+    r = run_cli("track", "--source", str(VTEST), "--weights", str(DETECTOR), "--lstm-weights", str(ckpt),
+                "--no-video", "--quiet", "--max-frames", "60", "--out", str(second))
+    assert r.returncode == 0, r.stderr
+    with open(second / "predictions.csv", newline="") as f:
+        rows = list(csv.DictReader(f))
+    assert rows and all(np.isfinite(float(row["pred_cx"])) for row in rows)
+    assert max(int(row["step"]) for row in rows) == p.horizon
