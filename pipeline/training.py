@@ -52,7 +52,6 @@ class TrainConfig:
     speed_aug: float = 0.0  # rotated copies also get their speed scaled by a random factor in [1/(1+a), 1+a]
     prior: str = "mean"  # constant-velocity prior the LSTM corrects: "mean" window velocity, "last" or "last2" steps
     social: bool = False  # add the 3 nearest neighbours at each step to the features (same-scene objects)
-    swa: bool = False  # also try the average of the weights of epochs 2..N; kept if validation prefers it
     device: str = "auto"  # torch device for training: auto (cuda when available, else cpu), cpu, cuda
     out: str = "weights/traj_lstm_pixels.pt"
 
@@ -228,22 +227,6 @@ def _run_epoch(model: TrajectoryLSTM, tr: Batchable, opt: torch.optim.Optimizer,
     return total / len(tr)
 
 
-class WeightAverage:
-    """Running mean of a model's weights over epochs (stochastic weight averaging; no batch norm to refit)."""
-
-    def __init__(self) -> None:
-        self.state: dict[str, torch.Tensor] = {}
-        self.count = 0
-
-    def add(self, model: nn.Module) -> None:
-        self.count += 1
-        for k, v in model.state_dict().items():
-            if k not in self.state:
-                self.state[k] = v.detach().clone()
-            elif v.is_floating_point():
-                self.state[k] += (v.detach() - self.state[k]) / self.count
-
-
 def train(cfg: TrainConfig, quiet: bool = False) -> dict[str, Any]:
     """Train, early-stop on validation ADE, save the best model; returns the training metadata."""
     torch.manual_seed(cfg.seed)
@@ -262,7 +245,6 @@ def train(cfg: TrainConfig, quiet: bool = False) -> dict[str, Any]:
     best_state, best_epoch, bad, history = None, 0, 0, []
     log = (lambda s: None) if quiet else (lambda s: print(s, file=sys.stderr, flush=True))
     log(f"{counts['train_windows']} train / {counts['val_windows']} val windows; val prior ADE/FDE {cv_ade:.3f}/{cv_fde:.3f}")
-    average = WeightAverage() if cfg.swa else None
     for epoch in range(1, cfg.epochs + 1):
         loss = _run_epoch(model, tr, opt, sched, torch.randperm(len(tr), generator=gen).to(dev), cfg.batch_size)
         ade, fde = _ade_fde(model, va)
@@ -271,8 +253,6 @@ def train(cfg: TrainConfig, quiet: bool = False) -> dict[str, Any]:
         eta = elapsed / epoch * (cfg.epochs - epoch)
         log(f"epoch {epoch:3d}  loss {loss:.4f}  val ADE {ade:.3f} FDE {fde:.3f}  "
             f"({elapsed / 60:.1f} min, ETA {eta / 60:.1f} min)")
-        if average is not None and epoch >= 2:
-            average.add(model)
         if ade < best[0]:
             best, best_epoch, bad = (ade, fde), epoch, 0
             best_state = {k: v.clone() for k, v in model.state_dict().items()}
@@ -281,18 +261,11 @@ def train(cfg: TrainConfig, quiet: bool = False) -> dict[str, Any]:
         if bad >= cfg.patience or elapsed > cfg.time_limit_min * 60:
             log(f"stopping after epoch {epoch} (best epoch {best_epoch})")
             break
-    averaged = 0
-    if average is not None and average.count >= 2:
-        model.load_state_dict(average.state)
-        swa = _ade_fde(model, va)
-        log(f"average of epochs 2-{1 + average.count}: val ADE {swa[0]:.3f} FDE {swa[1]:.3f}")
-        if swa[0] < best[0]:
-            best, best_state, averaged = swa, average.state, average.count
     model.load_state_dict(best_state)
     model.cpu()
     meta = {
         "config": {**asdict(cfg), "train": [asdict(s) for s in cfg.train], "val": [asdict(s) for s in cfg.val]},
-        **counts, "best_epoch": best_epoch, "epochs_run": len(history), "averaged_epochs": averaged,
+        **counts, "best_epoch": best_epoch, "epochs_run": len(history),
         "val_ade_units": best[0], "val_fde_units": best[1], "val_prior_ade_units": cv_ade,
         "val_prior_fde_units": cv_fde, "train_minutes": (time.perf_counter() - t0) / 60, "history": history,
         "device": str(dev) if dev.type == "cpu" else torch.cuda.get_device_name(dev),

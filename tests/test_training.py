@@ -111,20 +111,3 @@ def test_own_camera_workflow_track_train_track(tmp_path):
     assert rows and all(np.isfinite(float(row["pred_cx"])) for row in rows)
     assert max(int(row["step"]) for row in rows) == p.horizon
 
-
-def test_weight_average_is_the_mean_and_training_keeps_what_validation_prefers(tmp_path):
-    from torch import nn
-
-    from pipeline.training import WeightAverage
-
-    avg, nets = WeightAverage(), [nn.Linear(3, 2) for _ in range(3)]
-    for net in nets:
-        avg.add(net)
-    np.testing.assert_allclose(avg.state["weight"].numpy(), np.mean([n.weight.detach().numpy() for n in nets], 0),
-                               rtol=1e-6)
-    src = [DataSource("mot", str(DATA / "mot15_tud_gt"))]
-    meta = train(TrainConfig(train=src, epochs=3, swa=True, out=str(tmp_path / "s.pt"), val_fraction=0.3), quiet=True)
-    assert meta["averaged_epochs"] in (0, 2)
-    best_single = min(h["val_ade"] for h in meta["history"])
-    assert meta["val_ade_units"] <= best_single + 1e-9
-    assert (meta["val_ade_units"] < best_single) == (meta["averaged_epochs"] == 2)
