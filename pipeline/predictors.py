@@ -117,7 +117,8 @@ class LSTMPredictor:
         self.horizon = self.spec.pred_len if horizon_s is None else _horizon(horizon_s, self.step_s)
         if self.horizon > self.spec.pred_len:
             raise UserError(
-                f"predictor.horizon_s={horizon_s:g} is beyond what {checkpoint} predicts ({max_s:g} s); lower it"
+                f"predictor.horizon_s={horizon_s:g} is beyond what {checkpoint} predicts ({max_s:g} s); "
+                f"pass --horizon {max_s:g} (or lower predictor.horizon_s in the config)"
             )
 
     @torch.no_grad()
