@@ -229,7 +229,7 @@ def make_windows(
         starts = [s for s in range(0, len(grid) - total + 1, stride) if not bad[s : s + total].any()]
         if not starts:
             continue
-        around = _grid_neighbours(tr, scenes[_scene(tr)], grid, spec.step_s) if spec.social else None
+        around = _grid_neighbours(tr, boxes[:, :2], scenes[_scene(tr)], grid, spec.step_s) if spec.social else None
         for s in starts:
             obs.append(boxes[s : s + spec.obs_len])
             fut.append(boxes[s + spec.obs_len : s + total])
@@ -262,8 +262,10 @@ def _by_scene(trajs: list[Trajectory]) -> dict[str, list[Trajectory]]:
     return out
 
 
-def _grid_neighbours(tr: Trajectory, scene: list[Trajectory], grid: np.ndarray, step_s: float) -> np.ndarray:
-    """The nearest other objects of the scene at each grid time, (G, K, 4), from their own observations only.
+def _grid_neighbours(
+    tr: Trajectory, xy: np.ndarray, scene: list[Trajectory], grid: np.ndarray, step_s: float
+) -> np.ndarray:
+    """The nearest other objects of the scene to `tr` (at `xy` on `grid`), (G, K, 4), from their observations.
 
     Positions are interpolated inside each neighbour's observed span; its velocity is the backward difference
     over one step (0 at its first appearance), so nothing after the grid time is used.
@@ -278,5 +280,4 @@ def _grid_neighbours(tr: Trajectory, scene: list[Trajectory], grid: np.ndarray, 
         pos[j, inside] = p[inside]
         had = inside & (grid - step_s >= o.times[0] - 1e-9)
         vel[j, had] = (p[had] - before[had]) / step_s
-    return nearest_neighbours(np.stack([np.interp(grid, tr.times, tr.xywh[:, k]) for k in (0, 1)], axis=1),
-                              pos, vel, N_NEIGHBOURS)
+    return nearest_neighbours(xy, pos, vel, N_NEIGHBOURS)

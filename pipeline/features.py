@@ -107,12 +107,18 @@ def nearest_neighbours(xy: np.ndarray, others_xy: np.ndarray, others_vel: np.nda
     return out
 
 
-def batch_neighbours(win: Window, step_s: float, k: int = N_NEIGHBOURS) -> np.ndarray:
-    """Neighbours taken from the batch itself: all windows share one time grid (one video frame)."""
-    xy = win.xywh[:, :, :2]
+def _velocity(xy: np.ndarray, step_s: float) -> np.ndarray:
+    """Backward-difference velocity (N, T, 2) of positions (N, T, 2); the first step repeats the second."""
     vel = np.diff(xy, axis=1, prepend=xy[:, :1]) / step_s
     if xy.shape[1] > 1:
         vel[:, 0] = vel[:, 1]
+    return vel
+
+
+def batch_neighbours(win: Window, step_s: float, k: int = N_NEIGHBOURS) -> np.ndarray:
+    """Neighbours taken from the batch itself: all windows share one time grid (one video frame)."""
+    xy = win.xywh[:, :, :2]
+    vel = _velocity(xy, step_s)
     out = np.full((len(xy), xy.shape[1], k, 4), np.nan)
     for i in range(len(xy)):
         others = np.arange(len(xy)) != i
@@ -133,8 +139,7 @@ def motion_quantities(win: Window, spec: FeatureSpec) -> np.ndarray:
     scale = window_scale(win, spec)[:, None]
     xy = win.xywh[:, :, :2] / scale[..., None]
     rel = xy - xy[:, -1:, :]
-    vel = np.diff(xy, axis=1, prepend=xy[:, :1]) / dt
-    vel[:, 0] = vel[:, 1] if xy.shape[1] > 1 else 0.0
+    vel = _velocity(xy, dt)
     acc = np.diff(vel, axis=1, prepend=vel[:, :1]) / dt
     speed = np.linalg.norm(vel, axis=2)
     moving = speed > 1e-3
@@ -159,9 +164,7 @@ def social_quantities(win: Window, spec: FeatureSpec) -> np.ndarray:
     neigh = win.neigh if win.neigh is not None else batch_neighbours(win, spec.step_s)
     scale = window_scale(win, spec)[:, None, None, None]
     xy = win.xywh[:, :, :2]
-    vel = np.diff(xy, axis=1, prepend=xy[:, :1]) / spec.step_s
-    if xy.shape[1] > 1:
-        vel[:, 0] = vel[:, 1]
+    vel = _velocity(xy, spec.step_s)
     k = min(neigh.shape[2], N_NEIGHBOURS)
     rel = (neigh[:, :, :k, :2] - xy[:, :, None]) / scale
     dv = (neigh[:, :, :k, 2:] - vel[:, :, None]) / scale
