@@ -16,7 +16,7 @@ import numpy as np
 import psutil
 
 from pipeline.config import SpeedConfig, TrackRunConfig
-from pipeline.detector import resolve_weights
+from pipeline.detector import YoloDetector
 from pipeline.errors import UserError
 from pipeline.features import Window
 from pipeline.predictors import build_predictor
@@ -65,14 +65,12 @@ def _timed(name: str, run_once: Callable[[], tuple[int, float]], repeats: int) -
     return Row(name, statistics.median(per), rss.peak / 2**20)
 
 
-def _ultralytics_loop(source: Path, frames: int, cfg: TrackRunConfig, track: bool) -> Callable[[], int]:
-    from ultralytics import YOLO
-
-    weights = resolve_weights(cfg.detector.weights)
-    model = YOLO(weights, task="detect" if Path(weights).is_dir() else None)
-    names = {v: k for k, v in model.names.items()}
-    classes = [names[c] for c in cfg.detector.classes] or None
-    kw = dict(conf=cfg.detector.conf, iou=cfg.detector.iou, imgsz=cfg.detector.imgsz, classes=classes, verbose=False)
+def _ultralytics_loop(source: Path, frames: int, cfg: TrackRunConfig, track: bool) -> Callable[[], tuple[int, float]]:
+    """ultralytics' own loop on a fresh model, loaded and class-filtered exactly as our detector does."""
+    det = YoloDetector(cfg.detector)
+    model = det.model
+    c = cfg.detector
+    kw = dict(conf=c.conf, iou=c.iou, imgsz=c.imgsz, classes=det.class_ids, verbose=False)
 
     def run() -> tuple[int, float]:
         cap, n = cv2.VideoCapture(str(source)), 0
@@ -93,7 +91,7 @@ def _ultralytics_loop(source: Path, frames: int, cfg: TrackRunConfig, track: boo
     return run
 
 
-def _pipeline(source: Path, frames: int, cfg: TrackRunConfig) -> Callable[[], int]:
+def _pipeline(source: Path, frames: int, cfg: TrackRunConfig) -> Callable[[], tuple[int, float]]:
     from pipeline.track_run import run_track
 
     def run() -> tuple[int, float]:

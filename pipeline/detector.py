@@ -4,11 +4,10 @@ from __future__ import annotations
 
 import os
 import re
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 import numpy as np
-
-from collections.abc import Iterable, Iterator
 
 from pipeline.config import DetectorConfig
 from pipeline.errors import UserError
