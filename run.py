@@ -180,7 +180,7 @@ def _train_parser(sub: argparse._SubParsersAction) -> None:
 def cmd_train(a: argparse.Namespace) -> int:
     from pipeline.config import from_dict, load_yaml
     from pipeline.errors import UserError
-    from pipeline.training import TrainConfig, train
+    from pipeline.learning.training import TrainConfig, train
 
     data = load_yaml(a.config)
     if a.data:
@@ -224,12 +224,12 @@ def cmd_eval(a: argparse.Namespace) -> int:
     import dataclasses
     import json
 
-    from pipeline.datasets import load
+    from pipeline.learning.datasets import load
     from pipeline.errors import UserError
-    from pipeline.evaluation import PROTOCOLS, Protocol, baselines, evaluate, format_table
-    from pipeline.model import load_checkpoint
-    from pipeline.predictors import LSTMPredictor, resolve_checkpoint
-    from pipeline.training import is_holdout
+    from pipeline.learning.evaluation import PROTOCOLS, Protocol, baselines, evaluate, format_table
+    from pipeline.forecast.model import load_checkpoint
+    from pipeline.forecast.predictors import LSTMPredictor, resolve_checkpoint
+    from pipeline.learning.training import is_holdout
 
     methods = [m.strip() for m in a.methods.split(",") if m.strip()]
     if not methods or set(methods) - {"lstm", "cv", "kalman"}:

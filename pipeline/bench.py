@@ -18,8 +18,8 @@ import psutil
 from pipeline.config import SpeedConfig, TrackRunConfig
 from pipeline.detector import YoloDetector
 from pipeline.errors import UserError
-from pipeline.features import Window
-from pipeline.predictors import build_predictor
+from pipeline.forecast.features import Window
+from pipeline.forecast.predictors import build_predictor
 
 
 @dataclass

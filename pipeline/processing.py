@@ -14,8 +14,8 @@ import numpy as np
 from pipeline.config import TrackRunConfig
 from pipeline.detector import YoloDetector, detections_stream
 from pipeline.errors import UserError
-from pipeline.history import TrackHistory
-from pipeline.predictors import Predictor, build_predictor, forecast
+from pipeline.forecast.history import TrackHistory
+from pipeline.forecast.predictors import Predictor, build_predictor, forecast
 from pipeline.render import Annotator
 from pipeline.tracker import MultiObjectTracker
 from pipeline.types import Detections, Forecasts, Frame, Tracks

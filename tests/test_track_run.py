@@ -65,7 +65,7 @@ def test_vtest_yields_long_tracks_and_a_playable_video(vtest_run):
 @pytest.mark.skipif(not PIXEL_CKPT.exists(), reason="shipped pixel checkpoint missing")
 def test_every_track_with_enough_history_is_forecast(vtest_run):
     """A (frame, track) has enough history once the track has been followed for obs_len-1 model steps."""
-    from pipeline.predictors import LSTMPredictor
+    from pipeline.forecast.predictors import LSTMPredictor
 
     out, _ = vtest_run
     lstm = LSTMPredictor(str(PIXEL_CKPT), horizon_s=2.0)

@@ -5,9 +5,9 @@ import dataclasses
 import numpy as np
 import pytest
 
-from pipeline.datasets import load, load_ethucy, load_jaad, load_mot, load_tracks_csv, make_windows
+from pipeline.learning.datasets import load, load_ethucy, load_jaad, load_mot, load_tracks_csv, make_windows
 from pipeline.errors import UserError
-from pipeline.evaluation import PROTOCOLS, baselines, evaluate
+from pipeline.learning.evaluation import PROTOCOLS, baselines, evaluate
 from tests.conftest import DATA
 
 ETH = DATA / "ethucy"
@@ -71,8 +71,8 @@ def test_mot_gt_in_pixels():
 
 
 def test_windows_require_presence_throughout():
-    from pipeline.datasets import Trajectory
-    from pipeline.features import FeatureSpec
+    from pipeline.learning.datasets import Trajectory
+    from pipeline.forecast.features import FeatureSpec
 
     t = np.array([0, 0.4, 0.8, 1.2, 2.8, 3.2, 3.6, 4.0])  # a 1.6 s hole in the middle
     tr = Trajectory("a:1", t, np.zeros((8, 4)), False)
@@ -103,7 +103,7 @@ def test_bad_inputs_are_user_errors(tmp_path):
 def test_neighbours_are_real_people_of_the_same_recording_seen_so_far():
     """Social windows on ZARA1: each neighbour is another person's annotated position at that very time, and
     cutting every trajectory after a window's last observed step leaves its neighbours unchanged."""
-    from pipeline.features import FeatureSpec
+    from pipeline.forecast.features import FeatureSpec
 
     trajs = load_ethucy(ETH / "zara1" / "test")
     spec = FeatureSpec(step_s=0.4, obs_len=8, pred_len=12, social=True)

@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from pipeline.errors import UserError
-from pipeline.features import N_NEIGHBOURS, FeatureSpec, Window, nearest_neighbours
+from pipeline.forecast.features import N_NEIGHBOURS, FeatureSpec, Window, nearest_neighbours
 
 FORMATS = ("ethucy", "jaad", "mot", "tracks")
 

@@ -6,9 +6,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from pipeline.datasets import Trajectory, make_windows
-from pipeline.features import FeatureSpec, Window
-from pipeline.predictors import ConstantVelocityPredictor, KalmanPredictor, Predictor
+from pipeline.learning.datasets import Trajectory, make_windows
+from pipeline.forecast.features import FeatureSpec, Window
+from pipeline.forecast.predictors import ConstantVelocityPredictor, KalmanPredictor, Predictor
 
 
 @dataclass(frozen=True)

@@ -1,7 +1,7 @@
 import numpy as np
 
 from pipeline.config import HistoryConfig
-from pipeline.history import TrackHistory
+from pipeline.forecast.history import TrackHistory
 from pipeline.types import Tracks
 
 

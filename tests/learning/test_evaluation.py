@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import torch
 
-from pipeline.model import load_checkpoint, save_checkpoint
+from pipeline.forecast.model import load_checkpoint, save_checkpoint
 from tests.conftest import DATA, ROOT, run_cli
 
 WEIGHTS = ROOT / "weights"

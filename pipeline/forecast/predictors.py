@@ -14,8 +14,8 @@ import torch
 
 from pipeline.config import PredictorConfig
 from pipeline.errors import UserError
-from pipeline.features import FeatureSpec, Window, encode, targets_to_xywh, velocity_prior, window_scale
-from pipeline.model import load_checkpoint
+from pipeline.forecast.features import FeatureSpec, Window, encode, targets_to_xywh, velocity_prior, window_scale
+from pipeline.forecast.model import load_checkpoint
 from pipeline.types import Forecasts
 
 
@@ -131,7 +131,7 @@ class LSTMPredictor:
         return targets_to_xywh(win, targets, self.spec), None
 
 
-PROJECT_ROOT = Path(__file__).resolve().parent.parent
+PROJECT_ROOT = Path(__file__).resolve().parents[2]
 
 
 def resolve_checkpoint(path: str) -> str:

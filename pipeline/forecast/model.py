@@ -10,7 +10,7 @@ import torch
 from torch import nn
 
 from pipeline.errors import UserError
-from pipeline.features import FEATURE_DIM, FeatureSpec
+from pipeline.forecast.features import FEATURE_DIM, FeatureSpec
 
 CHECKPOINT_FORMAT = "traj-lstm/1"
 

@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from pipeline.features import (
+from pipeline.forecast.features import (
     FEATURE_DIM,
     QUANTITIES,
     SOCIAL_QUANTITIES,
@@ -79,7 +79,7 @@ def test_targets_roundtrip():
 
 
 def test_velocity_prior_mean_or_last_step():
-    from pipeline.features import velocity_prior
+    from pipeline.forecast.features import velocity_prior
 
     obs = _walk(t=10, v=(4.0, 0.0))
     obs[:, -1, 0] += 10.0  # a last-step jump: 14 px instead of 4

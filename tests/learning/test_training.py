@@ -7,8 +7,8 @@ import pytest
 
 from pipeline.config import from_dict, load_yaml
 from pipeline.errors import UserError
-from pipeline.predictors import LSTMPredictor
-from pipeline.training import DataSource, TrainConfig, train
+from pipeline.forecast.predictors import LSTMPredictor
+from pipeline.learning.training import DataSource, TrainConfig, train
 from tests.conftest import DATA, ROOT
 
 
@@ -63,9 +63,9 @@ def test_bad_training_configs():
 
 def test_rotation_and_speed_augmentation_keep_each_track_consistent():
     """A rotated, sped-up copy is the same walk: one angle and one speed factor for its past and future."""
-    from pipeline.datasets import load_ethucy, make_windows
-    from pipeline.features import FeatureSpec
-    from pipeline.training import rotate_window
+    from pipeline.learning.datasets import load_ethucy, make_windows
+    from pipeline.forecast.features import FeatureSpec
+    from pipeline.learning.training import rotate_window
     from tests.conftest import DATA
 
     spec = FeatureSpec(step_s=0.4, obs_len=8, pred_len=12, social=True)

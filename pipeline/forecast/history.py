@@ -8,7 +8,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from pipeline.config import HistoryConfig
-from pipeline.features import Window
+from pipeline.forecast.features import Window
 from pipeline.types import Tracks
 
 

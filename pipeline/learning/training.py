@@ -13,10 +13,10 @@ import numpy as np
 import torch
 from torch import nn
 
-from pipeline.datasets import Trajectory, load, make_windows
+from pipeline.learning.datasets import Trajectory, load, make_windows
 from pipeline.errors import UserError
-from pipeline.features import PRIOR_STEPS, FeatureSpec, Window, encode, future_targets, velocity_prior
-from pipeline.model import ModelConfig, TrajectoryLSTM, save_checkpoint
+from pipeline.forecast.features import PRIOR_STEPS, FeatureSpec, Window, encode, future_targets, velocity_prior
+from pipeline.forecast.model import ModelConfig, TrajectoryLSTM, save_checkpoint
 
 
 @dataclass

@@ -4,9 +4,9 @@ import torch
 
 from pipeline.config import PredictorConfig
 from pipeline.errors import UserError
-from pipeline.features import FeatureSpec, Window
-from pipeline.model import ModelConfig, TrajectoryLSTM, load_checkpoint, save_checkpoint
-from pipeline.predictors import ConstantVelocityPredictor, KalmanPredictor, LSTMPredictor, build_predictor, forecast
+from pipeline.forecast.features import FeatureSpec, Window
+from pipeline.forecast.model import ModelConfig, TrajectoryLSTM, load_checkpoint, save_checkpoint
+from pipeline.forecast.predictors import ConstantVelocityPredictor, KalmanPredictor, LSTMPredictor, build_predictor, forecast
 from tests.conftest import PIXEL_CKPT
 
 

@@ -1,0 +1,1 @@
+"""Trajectory data loaders, training and evaluation (reuses forecast/: one encoder, one model)."""
