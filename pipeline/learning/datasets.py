@@ -10,7 +10,7 @@ from __future__ import annotations
 import csv
 import tarfile
 import xml.etree.ElementTree as ET
-from collections import defaultdict
+from collections import Counter, defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,8 +19,9 @@ import numpy as np
 
 from pipeline.errors import UserError
 from pipeline.forecast.features import N_NEIGHBOURS, FeatureSpec, Window, nearest_neighbours
+from pipeline.learning.loaders import LOADERS, load_source
 
-FORMATS = ("ethucy", "jaad", "mot", "tracks")
+FORMATS = ("ethucy", "jaad", "mot", "tracks", *LOADERS)
 
 
 @dataclass(frozen=True)
@@ -32,6 +33,7 @@ class Trajectory:
     xywh: np.ndarray
     has_box: bool
     frame_size: tuple[float, float] = (0.0, 0.0)
+    label: str = ""  # object class as the source names it (pedestrian, biker, car, ...); "" when unknown
 
     def __post_init__(self) -> None:
         if self.xywh.shape != (len(self.times), 4):
@@ -184,13 +186,15 @@ def load_jaad(archive: str | Path, split: str = "test", fps: float = 30.0, min_b
     return out
 
 
-def load(fmt: str, path: str | Path, split: str = "test") -> list[Trajectory]:
-    """Dispatch on a format name (`ethucy`, `jaad`, `mot`, `tracks`)."""
+def load(fmt: str, path: str | Path, split: str = "test", skipped: Counter[str] | None = None) -> list[Trajectory]:
+    """Dispatch on a format name (see FORMATS); `skipped` counts rows dropped, by reason."""
+    skipped = Counter() if skipped is None else skipped
     loaders = {
         "ethucy": lambda: load_ethucy(path),
         "jaad": lambda: load_jaad(path, split),
         "mot": lambda: load_mot(path),
         "tracks": lambda: load_tracks_csv(path),
+        **{name: (lambda name=name: load_source(name, Path(path), skipped)) for name in LOADERS},
     }
     if fmt not in loaders:
         raise UserError(f"unknown data format {fmt!r}; use one of {', '.join(FORMATS)}")
