@@ -32,8 +32,7 @@ def test_prefetch_raises_producer_errors_and_stops_on_break():
     before = threading.active_count()
     gen = prefetch(iter(range(10**6)), 2)
     assert next(gen) == 0
-    gen.close()
-    time.sleep(0.3)
+    gen.close()  # joins the producer thread before returning
     assert threading.active_count() <= before
 
 

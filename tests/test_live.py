@@ -6,9 +6,11 @@ import csv
 import os
 import re
 import shutil
+import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -16,9 +18,10 @@ import cv2
 import numpy as np
 import pytest
 
-from pipeline.capture import mask_url, parse_source
+from pipeline.capture import LatestFrameReader, mask_url, parse_source
+from pipeline.config import LiveConfig
 from pipeline.writers import PREDICTION_COLUMNS, TRACK_COLUMNS
-from tests.conftest import DETECTOR, ROOT, VIDEOS, VTEST
+from tests.conftest import DETECTOR, ROOT, VTEST
 
 SERVER = ROOT / "tests" / "mjpeg_server.py"
 
@@ -102,29 +105,86 @@ def test_headless_stream_writes_csvs_with_capture_clock_times(stream, tmp_path):
     assert p.returncode == 0, stderr
     fig = _summary(stdout)
     print(f"\nlive at native 10 fps: {fig}")
-    assert fig["processed"] >= 20 and fig["captured"] >= fig["processed"]
-    assert fig["lat_p95"] < 1000
+    # No figure here depends on how fast this machine processes frames (only that it processed a few).
+    assert fig["processed"] >= 2 and fig["captured"] >= fig["processed"]
     rows = _csv_rows(out / "tracks.csv", TRACK_COLUMNS)
     times, frames = [float(r[1]) for r in rows], [int(r[0]) for r in rows]
-    assert times == sorted(times) and 5.0 < times[-1] - times[0] < 9.0  # seconds of wall clock
-    # capture-clock time: 0.1 s per frame of this 10 fps stream, although FFmpeg reports 25 fps for it
-    assert (times[-1] - times[0]) / (frames[-1] - frames[0]) == pytest.approx(0.1, rel=0.15)
+    span = times[-1] - times[0]
+    assert times == sorted(times) and 0 < span < 8.0 + 2 * fig["lat_max"] / 1000 + 0.5  # within --max-seconds
+    # capture-clock time: the server paces 10 fps (0.1 s per frame, more if it lags), although FFmpeg
+    # reports 25 fps for it; index / header fps would give 0.04 s
+    assert (times[-1] - times[0]) / (frames[-1] - frames[0]) > 0.08
     assert len({r[2] for r in rows}) >= 2
     _csv_rows(out / "predictions.csv", PREDICTION_COLUMNS)
     n = _frames(out / "annotated.mp4")
     assert n >= fig["processed"]  # paced by capture time: dropped frames are filled, playback is real time
 
 
-def test_slow_processing_drops_frames_instead_of_queueing(stream, tmp_path):
-    """A 1080p 30 fps stream is faster than the detector here: latency must stay bounded."""
-    s = stream(VIDEOS / "oxford_street_pedestrians_1080p.mp4")
-    p = _live("--source", s.url, "--no-show", "--out", str(tmp_path / "o"), "--max-seconds", "10")
-    stdout, stderr = p.communicate(timeout=120)
-    assert p.returncode == 0, stderr
-    fig = _summary(stdout)
-    print(f"\nlive 1080p at 30 fps: {fig}")
-    assert fig["dropped"] > fig["processed"] / 2  # most frames are dropped ...
-    assert fig["lat_p95"] < 1000  # ... and latency stays at about one processing time, not growing
+class FakeCapture:
+    """A frame source the test steps by hand: each `read()` returns a frame only after `release(n)`.
+
+    Entering `read()` for the (k+1)-th time proves the reader has stored frame k, so the test knows
+    exactly how many frames the reader holds without looking at any clock.
+    """
+
+    def __init__(self) -> None:
+        self._permits = threading.Semaphore(0)
+        self._entered = threading.Semaphore(0)
+        self._done = False
+        self._waiting_for_first = True
+        self.sent = 0
+
+    def read(self) -> tuple[bool, np.ndarray | None]:
+        self._entered.release()
+        self._permits.acquire()
+        if self._done:
+            return False, None
+        image = np.full((4, 4, 3), self.sent % 256, np.uint8)
+        self.sent += 1
+        return True, image
+
+    def release_frames(self, n: int) -> None:
+        """Let the reader capture n more frames and wait until it has stored all of them."""
+        if self._waiting_for_first:  # the reader's first read() call, before any frame
+            assert self._entered.acquire(timeout=30), "reader thread did not start"
+            self._waiting_for_first = False
+        for _ in range(n):
+            self._permits.release()
+        for _ in range(n):
+            assert self._entered.acquire(timeout=30), "reader thread did not take the frame"
+
+    def end(self) -> None:
+        self._done = True
+        self._permits.release()
+
+    def get(self, _prop: int) -> float:
+        return 25.0
+
+    def release(self) -> None:
+        pass
+
+
+def test_slow_processing_drops_frames_instead_of_queueing():
+    """A consumer slower than the source gets only the newest frame; the stale ones are dropped, not queued."""
+    ticks = iter(range(1000))
+    cam = FakeCapture()
+    reader = LatestFrameReader(lambda: cam, LiveConfig(reconnect_s=0.0), clock=lambda: float(next(ticks)))
+    reader.start()
+    cam.release_frames(1)  # the reader is now blocked in its next read(): frame 0 is stored
+    first = reader.get(timeout=0)
+    assert first is not None and first.index == 0 and first.captured_at == 0.0
+    # The consumer is "busy" while the camera delivers 5 frames: only the newest survives.
+    cam.release_frames(5)
+    newest = reader.get(timeout=0)
+    assert newest is not None and newest.index == 5 and newest.captured_at == 5.0
+    assert int(newest.image[0, 0, 0]) == 5
+    assert (reader.captured, reader.dropped) == (6, 4)
+    assert reader.get(timeout=0) is None  # nothing queued behind it
+    cam.release_frames(3)
+    assert reader.get(timeout=0).index == 8 and reader.dropped == 6
+    cam.end()
+    reader.stop()
+    assert reader.ended and reader.end_reason.startswith("stream lost")
 
 
 def test_stream_dropped_mid_run_reconnects_then_stops_cleanly(stream, tmp_path):
@@ -146,13 +206,27 @@ def test_stream_dropped_mid_run_reconnects_then_stops_cleanly(stream, tmp_path):
     assert rows and _frames(out / "annotated.mp4") >= fig["processed"] > 0
 
 
+def _wait_for_rows(csv_path: Path, more_than: int, proc: subprocess.Popen) -> int:
+    """Wait (events, not a fixed time) until the live run has written more than `more_than` bytes of rows."""
+    deadline = time.time() + 120  # a hang guard only
+    while time.time() < deadline and proc.poll() is None:
+        if csv_path.exists() and csv_path.stat().st_size > more_than:
+            return csv_path.stat().st_size
+        time.sleep(0.1)
+    raise AssertionError(f"{csv_path} did not grow past {more_than} bytes")
+
+
 def test_stream_that_comes_back_is_reconnected(stream, tmp_path):
     s = stream(VTEST)
-    p = _live("--source", s.url, "--no-show", "--out", str(tmp_path / "o"), "--reconnect", "15", "--max-seconds", "25")
-    time.sleep(8)
+    out = tmp_path / "o"
+    p = _live("--source", s.url, "--no-show", "--save", "--out", str(out), "--reconnect", "30")
+    _wait_for_rows(out / "tracks.csv", 2000, p)  # streaming for real
     s.kill()
-    time.sleep(1.5)
+    time.sleep(1.5)  # down for a while (any time under --reconnect)
+    size = (out / "tracks.csv").stat().st_size
     stream(VTEST, port=s.port)
+    _wait_for_rows(out / "tracks.csv", size + 500, p)  # rows from frames after the reconnect
+    p.send_signal(signal.SIGINT)
     stdout, stderr = p.communicate(timeout=90)
     assert p.returncode == 0, stderr
     fig = _summary(stdout)
@@ -194,12 +268,14 @@ def test_url_helpers():
 def xvfb():
     if not shutil.which("Xvfb") or not shutil.which("xdotool"):
         pytest.fail("Xvfb and xdotool are needed (make setup installs them)")
-    display = f":{_free_port() % 400 + 100}"
-    proc = subprocess.Popen(["Xvfb", display, "-screen", "0", "1024x768x24", "-nolisten", "tcp"],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    time.sleep(1.5)
-    assert proc.poll() is None, "Xvfb did not start"
-    yield display
+    read_fd, write_fd = os.pipe()  # -displayfd: Xvfb writes its display number here once it accepts clients
+    proc = subprocess.Popen(["Xvfb", "-displayfd", str(write_fd), "-screen", "0", "1024x768x24", "-nolisten", "tcp"],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, pass_fds=(write_fd,))
+    os.close(write_fd)
+    with os.fdopen(read_fd) as fh:
+        number = fh.readline().strip()
+    assert number and proc.poll() is None, "Xvfb did not start"
+    yield f":{number}"
     proc.kill()
     proc.wait()
 
@@ -209,13 +285,14 @@ def test_window_shows_annotated_frames_and_keys_work(stream, tmp_path, xvfb):
 
     s = stream(VTEST)
     out = tmp_path / "live"
-    p = _live("--source", s.url, "--save", "--out", str(out), "--max-seconds", "60", env={"DISPLAY": xvfb})
-    deadline = time.time() + 90
-    while time.time() < deadline and not ((out / "tracks.csv").exists() and (out / "tracks.csv").stat().st_size > 3000):
-        time.sleep(0.2)
-    time.sleep(1.0)
+    p = _live("--source", s.url, "--save", "--out", str(out), env={"DISPLAY": xvfb})  # runs until q
+    _wait_for_rows(out / "tracks.csv", 3000, p)
     env = {**os.environ, "DISPLAY": xvfb}
-    win = subprocess.run(["xdotool", "search", "--name", "trajectory forecast"], capture_output=True, text=True, env=env)
+    deadline = time.time() + 60  # a hang guard only
+    win = subprocess.CompletedProcess([], 1, "")
+    while time.time() < deadline and not win.stdout.strip():
+        win = subprocess.run(["xdotool", "search", "--onlyvisible", "--name", "trajectory forecast"],
+                             capture_output=True, text=True, env=env)
     assert win.stdout.strip(), "no window found"
     wid = win.stdout.split()[0]
     subprocess.run(["xdotool", "windowactivate", "--sync", wid], env=env, capture_output=True)
@@ -225,8 +302,7 @@ def test_window_shows_annotated_frames_and_keys_work(stream, tmp_path, xvfb):
     time.sleep(1.0)
     subprocess.run(["xdotool", "key", "--window", wid, "q"], env=env, check=True)
     stdout, stderr = p.communicate(timeout=60)
-    assert p.returncode == 0, stderr
-    assert _summary(stdout)["seconds"] < 55  # q stopped it, not --max-seconds
+    assert p.returncode == 0, stderr  # q stopped it: without q it would run until communicate() timed out
     snap = cv2.imread(str(out / "snapshot_1.png"))
     assert snap is not None and snap.shape[:2] == (360, 480)
     # the snapshot is the annotated frame the window showed: it appears in the screenshot almost exactly
