@@ -14,6 +14,9 @@ from pipeline.errors import UserError
 from pipeline.types import Detections, Frame
 
 os.environ.setdefault("YOLO_VERBOSE", "False")
+# ultralytics' own restricted checkpoint loading: torch.load(weights_only=True) with its model-class allow-list,
+# and model construction without eval(). Read when ultralytics is first imported; forced again in YoloDetector.
+os.environ["ULTRALYTICS_SAFE_LOAD"] = "1"
 
 PROJECT_WEIGHTS = Path(__file__).resolve().parent.parent / "weights"
 
@@ -41,6 +44,52 @@ def _clean(exc: Exception) -> str:
     return re.sub(r"^[^\w/]*ERROR[^\w/]*", "", line)[:240]
 
 
+# What a detector checkpoint's pickle may name besides torch's own safe globals: model classes (checked to be
+# nn.Module subclasses) from these packages, and a few plain data types ultralytics stores in its metadata.
+_MODULE_PACKAGES = ("torch.nn.modules.", "ultralytics.nn.")
+_DATA_GLOBALS = {
+    "types.SimpleNamespace", "ultralytics.utils.IterableSimpleNamespace", "pathlib.PosixPath", "pathlib.WindowsPath",
+    "numpy.dtype", "numpy.core.multiarray.scalar", "numpy._core.multiarray.scalar", "numpy.core.multiarray._reconstruct",
+    "numpy._core.multiarray._reconstruct", "numpy.ndarray",
+}
+
+
+def _is_model_class(name: str) -> bool:
+    """True for e.g. ultralytics.nn.modules.conv.Conv: a torch Module class from a model package."""
+    import importlib
+
+    import torch
+
+    module, _, attr = name.rpartition(".")
+    if not module.startswith(_MODULE_PACKAGES):
+        return False
+    try:
+        obj = getattr(importlib.import_module(module), attr, None)
+    except ImportError:
+        return False
+    return isinstance(obj, type) and issubclass(obj, torch.nn.Module)
+
+
+def check_checkpoint(path: Path) -> None:
+    """Refuse a .pt whose pickle names anything but model classes and plain data, before anything unpickles it.
+
+    torch lists the globals by reading the pickle's opcodes; nothing in the file is executed. A pickle that
+    imports e.g. os.system would run it on load, so such a file never reaches ultralytics.
+    """
+    import torch
+
+    try:
+        names = torch.serialization.get_unsafe_globals_in_checkpoint(str(path))
+    except (ValueError, RuntimeError, OSError, EOFError) as exc:
+        raise UserError(f"cannot load detector weights '{path}': not a PyTorch checkpoint ({_clean(exc)})") from None
+    bad = [n for n in names if n not in _DATA_GLOBALS and not _is_model_class(n)]
+    if bad:
+        raise UserError(
+            f"refusing detector weights '{path}': its pickle would call {', '.join(sorted(bad)[:3])}, which is not "
+            "part of a model (files are never allowed to run code); use weights from a source you trust"
+        )
+
+
 def _task_for(path: str) -> str | None:
     """Exported models (OpenVINO dirs, ONNX) cannot tell ultralytics their task from the file alone."""
     return "detect" if (Path(path).is_dir() or path.endswith((".onnx", ".engine", ".xml"))) else None
@@ -52,8 +101,13 @@ class YoloDetector:
     def __init__(self, config: DetectorConfig) -> None:
         from ultralytics import YOLO  # heavy import kept at the edge
 
+        import ultralytics.nn.tasks
+
+        ultralytics.nn.tasks.SAFE_LOAD = True  # in case ultralytics was imported before the variable above was set
         self.config = config
         source = resolve_weights(config.weights)
+        if Path(source).is_file() and Path(source).suffix.lower() in (".pt", ".pth"):
+            check_checkpoint(Path(source))
         try:
             self.model = YOLO(source, task=_task_for(source))
         except FileNotFoundError:

@@ -136,3 +136,48 @@ def test_unreadable_source(tmp_path):
     f.write_bytes(VTEST.read_bytes())
     f.chmod(0)
     _one_line_error(_track("--source", str(f)), match="cannot read")
+
+
+class _Payload:
+    """Pickles as a call to os.system: what a hostile checkpoint does."""
+
+    def __init__(self, command: str) -> None:
+        self.command = command
+
+    def __reduce__(self):
+        import os
+
+        return (os.system, (self.command,))
+
+
+class _EvalPayload(_Payload):
+    def __reduce__(self):
+        return (eval, (f"__import__('os').system({self.command!r})",))
+
+
+@pytest.mark.parametrize("payload", [_Payload, _EvalPayload])
+def test_crafted_detector_checkpoint_never_runs_code(tmp_path, payload):
+    import torch
+
+    from pipeline.config import DetectorConfig
+    from pipeline.detector import YoloDetector
+    from pipeline.errors import UserError
+
+    marker = tmp_path / "pwned"
+    evil = tmp_path / "evil.pt"
+    torch.save({"model": payload(f"touch {marker}"), "train_args": {}}, evil)
+    with pytest.raises(UserError, match="refusing detector weights .* never allowed to run code"):
+        YoloDetector(DetectorConfig(weights=str(evil)))
+    assert not marker.exists()
+
+
+def test_real_detector_checkpoint_still_loads(tmp_path):
+    """A genuine ultralytics .pt (built from the bundled yolo11n.yaml, no download) passes the check and loads."""
+    from ultralytics import YOLO
+
+    from pipeline.config import DetectorConfig
+    from pipeline.detector import YoloDetector
+
+    pt = tmp_path / "y.pt"
+    YOLO("yolo11n.yaml").save(pt)
+    assert len(YoloDetector(DetectorConfig(weights=str(pt), classes=[])).names) == 80
