@@ -84,7 +84,8 @@ def _detector_and_predictor_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--imgsz", type=int, help="detector input size (640 for the OpenVINO exports)")
     p.add_argument("--device", help="torch device for .pt weights: cpu, cuda:0, ...")
     p.add_argument("--tracker", choices=["bytetrack", "botsort"], help="tracker implementation")
-    p.add_argument("--predictor", choices=["lstm", "cv", "kalman"], help="forecaster (default lstm)")
+    p.add_argument("--predictor", choices=["auto", "lstm", "cv", "kalman"],
+                   help="forecaster (default auto: all three scored online, the best on this camera served)")
     p.add_argument("--lstm-weights", help="TrajectoryLSTM checkpoint (default weights/traj_lstm_pixels.pt)")
     p.add_argument("--horizon", type=float, help="forecast horizon in seconds")
     p.add_argument("--out", help="run folder to write (default: next runs/<command>/expN)")

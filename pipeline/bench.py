@@ -15,9 +15,10 @@ import cv2
 import numpy as np
 import psutil
 
-from pipeline.config import SpeedConfig, TrackRunConfig
+from pipeline.config import PredictorConfig, SpeedConfig, TrackRunConfig
 from pipeline.detector import YoloDetector
 from pipeline.errors import UserError
+from pipeline.forecast.auto import MEMBERS
 from pipeline.forecast.features import Window
 from pipeline.forecast.predictors import build_predictor
 
@@ -120,7 +121,12 @@ def predictor_rows(cfg: TrackRunConfig, repeats: int = 50) -> list[Row]:
 
 
 def _predictor_rows(cfg: TrackRunConfig, repeats: int) -> list[Row]:
-    p = build_predictor(cfg.predictor)
+    kinds = MEMBERS if cfg.predictor.kind == "auto" else (cfg.predictor.kind,)  # auto runs every member
+    return [row for kind in kinds for row in _one_predictor_rows(replace(cfg.predictor, kind=kind), repeats)]
+
+
+def _one_predictor_rows(pcfg: PredictorConfig, repeats: int) -> list[Row]:
+    p = build_predictor(pcfg)
     rows = []
     rng = np.random.default_rng(0)
     for n in (1, 10, 100):
@@ -135,7 +141,7 @@ def _predictor_rows(cfg: TrackRunConfig, repeats: int) -> list[Row]:
                 t = time.perf_counter()
                 p.predict(win)
                 ts.append((time.perf_counter() - t) * 1000)
-        rows.append(Row(f"(d) predictor {cfg.predictor.kind}, {n} tracks", statistics.median(ts), rss.peak / 2**20))
+        rows.append(Row(f"(d) predictor {pcfg.kind}, {n} tracks", statistics.median(ts), rss.peak / 2**20))
     return rows
 
 

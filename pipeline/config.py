@@ -78,15 +78,20 @@ class HistoryConfig:
 class PredictorConfig:
     """Which forecaster runs and how far ahead."""
 
-    kind: str = "lstm"  # "lstm" (trained TrajectoryLSTM), "cv" (constant velocity) or "kalman"
+    kind: str = "auto"  # "auto" (lstm, cv and kalman scored online, the best served), "lstm", "cv" or "kalman"
     weights: str = "weights/traj_lstm_pixels.pt"  # LSTM checkpoint
     horizon_s: float = 2.0  # how far ahead to forecast, seconds
     step_s: float = 0.1  # forecast/observation step for cv and kalman (the LSTM uses its checkpoint's)
     obs_steps: int = 10  # observed steps used by cv and kalman (the LSTM uses its checkpoint's)
     cv_velocity: str = "mean"  # cv: "mean" velocity over the observed steps, or "last" displacement
+    auto_warmup: int = 30  # auto: scored windows before the best member is served
+    auto_fallback: str = "kalman"  # auto: the member served until then
 
     def __post_init__(self) -> None:
-        _check(self.kind in ("lstm", "cv", "kalman"), "predictor.kind", f"must be lstm, cv or kalman, got {self.kind!r}")
+        _check(self.kind in ("auto", "lstm", "cv", "kalman"), "predictor.kind",
+               f"must be auto, lstm, cv or kalman, got {self.kind!r}")
+        _check(self.auto_warmup >= 0, "predictor.auto_warmup", "must be >= 0")
+        _check(self.auto_fallback in ("lstm", "cv", "kalman"), "predictor.auto_fallback", "must be lstm, cv or kalman")
         _check(self.horizon_s > 0, "predictor.horizon_s", "must be > 0")
         _check(self.step_s > 0, "predictor.step_s", "must be > 0")
         _check(self.obs_steps >= 2, "predictor.obs_steps", "must be >= 2")

@@ -112,6 +112,8 @@ class LiveSession:
             self.proc = FrameProcessor(cfg, fps, self.size)
             self.proc.warmup(first.image)
             create_run_dir(out_dir)
+            if opts.save:
+                self.proc.save_scores(out_dir / "forecast_scores.csv")
         except BaseException:
             self.reader.stop()
             raise
@@ -121,6 +123,7 @@ class LiveSession:
         self.last_annotated: np.ndarray | None = None
         self.recorder = Recorder(out_dir, fps, self.size, cfg.output.codec)
         self.end_reason = ""
+        self.score_lines: list[str] = []
 
     def _first_frame(self) -> CapturedFrame:
         self.reader.start()
@@ -135,6 +138,7 @@ class LiveSession:
     def run(self) -> LiveStats:
         with ExitStack() as stack:
             stack.callback(self.reader.stop)
+            stack.callback(lambda: self.score_lines.extend(self.proc.finish_scores()))
             csvs = None
             if self.opts.save:
                 csvs = (stack.enter_context(TracksCsv(self.out_dir / "tracks.csv", self.proc.detector.names)),
@@ -210,5 +214,5 @@ class LiveSession:
         ]
         files = list(self.recorder.files) + [*s.snapshots]
         if self.opts.save:
-            files += [self.out_dir / "tracks.csv", self.out_dir / "predictions.csv"]
-        return lines + [f"wrote {p}" for p in files]
+            files += [self.out_dir / "tracks.csv", self.out_dir / "predictions.csv", self.out_dir / "forecast_scores.csv"]
+        return lines + self.score_lines + [f"wrote {p}" for p in files]

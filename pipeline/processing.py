@@ -8,6 +8,7 @@ import sys
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 
@@ -15,7 +16,8 @@ from pipeline.config import TrackRunConfig
 from pipeline.detector import YoloDetector, detections_stream
 from pipeline.errors import UserError
 from pipeline.forecast.history import TrackHistory
-from pipeline.forecast.predictors import Predictor, build_predictor, forecast
+from pipeline.forecast.auto import SelfScoringForecaster, build_forecaster
+from pipeline.forecast.scoring import ScoresFile
 from pipeline.render import Annotator
 from pipeline.tracker import MultiObjectTracker
 from pipeline.types import Detections, Forecasts, Frame, Tracks
@@ -63,7 +65,8 @@ class FrameProcessor:
 
     def __init__(self, cfg: TrackRunConfig, fps: float, frame_size: tuple[int, int]) -> None:
         self.cfg = cfg
-        self.predictor: Predictor = build_predictor(cfg.predictor)
+        self.forecaster: SelfScoringForecaster = build_forecaster(cfg.predictor, max_gap_s=max(1.0, 2.5 / fps))
+        self._scores_file: ScoresFile | None = None
         self.detector = YoloDetector(cfg.detector)
         self.tracker = MultiObjectTracker(cfg.tracker, fps)
         self.history = TrackHistory(cfg.history, fps)
@@ -78,12 +81,25 @@ class FrameProcessor:
         """Track and forecast one frame's detections (frames must come in order)."""
         tracks = self.tracker.update(dets, frame.image)
         self.history.update(tracks, frame.time_s)
-        p = self.predictor
-        ids, win = self.history.windows(tracks.track_id, frame.time_s, p.step_s, p.obs_len, self.frame_size)
-        fc = forecast(p, ids, win)
+        fc = self.forecaster.update(
+            frame.time_s, tracks,
+            lambda step_s, obs_len: self.history.windows(tracks.track_id, frame.time_s, step_s, obs_len, self.frame_size),
+        )
+        if self._scores_file is not None:
+            self._scores_file.maybe_write(frame.time_s, self.forecaster.score_rows)
         since = frame.time_s - self.cfg.output.trail_s
         trails = {int(t): self.history.trail(int(t), since) for t in tracks.track_id}
         return FrameResult(frame, tracks, fc, trails)
+
+    def save_scores(self, path: Path, every_s: float = 10.0) -> None:
+        """Keep `path` (forecast_scores.csv) up to date every `every_s` seconds of video time and at the end."""
+        self._scores_file = ScoresFile(path, every_s)
+
+    def finish_scores(self) -> list[str]:
+        """Write the final scores (when saving) and return the summary line."""
+        if self._scores_file is not None:
+            self._scores_file.write(*self.forecaster.score_rows())
+        return [self.forecaster.summary_line()]
 
     def results(self, frames: Iterable[Frame]) -> Iterator[FrameResult]:
         """Results for a stream of frames, with decoding and detection `speed.detect_ahead` frames ahead."""

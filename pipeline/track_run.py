@@ -34,6 +34,7 @@ class RunSummary:
     interrupted: bool = False
     ended_early: bool = False
     files: list[Path] = field(default_factory=list)
+    score_lines: list[str] = field(default_factory=list)  # forecast self-scores (forecast_scores.csv)
 
     @property
     def fps(self) -> float:
@@ -45,6 +46,7 @@ class RunSummary:
         return [
             f"{head} {self.frames} frames in {self.seconds:.1f} s ({self.fps:.1f} fps)",
             f"tracks: {len(self.track_frames)} ({long} lasting 30+ frames), prediction rows: {self.prediction_rows}",
+            *self.score_lines,
             *(f"wrote {p}" for p in self.files),
         ]
 
@@ -90,6 +92,7 @@ def run_track(
     proc = FrameProcessor(cfg, info.fps, (info.width, info.height))
     proc.warmup(first.image)  # model compilation is start-up, not per-frame time
     create_run_dir(out_dir)
+    proc.save_scores(out_dir / "forecast_scores.csv")
     summary = RunSummary(header_frames=info.frame_count)
     total = min(info.frame_count or 0, max_frames or 10**12) or None
     threaded = cfg.speed.threaded_io and not show
@@ -120,7 +123,9 @@ def run_track(
                 summary.interrupted = stop.stop
                 break
     summary.seconds = time.perf_counter() - t0
+    summary.score_lines = proc.finish_scores()
     summary.files = [out_dir / "annotated.mp4"] * bool(cfg.output.video) + [out_dir / "tracks.csv", out_dir / "predictions.csv"]
+    summary.files.append(out_dir / "forecast_scores.csv")
     summary.ended_early = not summary.interrupted and not max_frames and summary.frames < 0.9 * info.frame_count
     return summary
 

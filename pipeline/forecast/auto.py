@@ -1,0 +1,183 @@
+"""Run several predictors side by side, score them online, and serve the one that is best on this camera.
+
+`--predictor auto` runs lstm, cv and kalman every frame (each on its own time grid), feeds all of them to the
+`ForecastScorer`, and serves the member with the lowest recent ADE (at 2 s, or the longest scored horizon)
+once `auto_warmup` windows are scored; a fallback member is served before that. A switch needs a margin
+(hysteresis), so the drawn forecasts do not flicker between members. A single predictor goes through the
+same class, so every run is self-scored.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, replace
+
+import numpy as np
+
+from pipeline.config import PredictorConfig
+from pipeline.forecast.features import Window
+from pipeline.forecast.predictors import Predictor, build_predictor, forecast
+from pipeline.forecast.scoring import ForecastScorer, HorizonScore, TrackScale, score_horizons, selection_horizon
+from pipeline.types import Forecasts, Tracks
+
+MEMBERS = ("lstm", "cv", "kalman")
+WindowFn = Callable[[float, int], tuple[np.ndarray, Window]]  # (step_s, obs_len) -> (track ids, windows)
+
+
+@dataclass(frozen=True)
+class AutoSettings:
+    """How `auto` picks its member."""
+
+    warmup: int = 30  # scored windows before the scores are trusted; the fallback is served until then
+    fallback: str = "kalman"
+    margin: float = 0.05  # switch only to a member better by more than this fraction
+    recent: int = 200  # the comparison looks at this many most recent scored windows
+    dwell: int = 30  # after a switch, at least this many newly scored windows before the next one
+
+
+class AutoSelector:
+    """Fallback until warm, then the best recent member, switching only when another is clearly better
+    (by `margin`) and not again before `dwell` more windows are scored, so the choice does not flicker."""
+
+    def __init__(self, names: Sequence[str], settings: AutoSettings) -> None:
+        if settings.fallback not in names:
+            raise ValueError(f"fallback {settings.fallback!r} is not one of {list(names)}")
+        self.names, self.settings = list(names), settings
+        self.served = settings.fallback
+        self.switches = 0
+        self._switched_at = 0  # windows scored at the last switch
+
+    def warm(self, scored: int) -> bool:
+        return scored >= self.settings.warmup
+
+    def choose(self, scored: int, recent: Mapping[str, float]) -> str:
+        """The member to serve now, given the windows scored so far and each member's recent ADE."""
+        known = {n: v for n, v in recent.items() if n in self.names and math.isfinite(v)}
+        settled = self.switches == 0 or scored - self._switched_at >= self.settings.dwell
+        if not self.warm(scored) or not known or not settled:
+            return self.served
+        best = min(known, key=lambda n: (known[n], self.names.index(n)))
+        current = known.get(self.served, math.inf)
+        if best != self.served and known[best] < (1.0 - self.settings.margin) * current:
+            self.served, self._switched_at = best, scored
+            self.switches += 1
+        return self.served
+
+
+def body_height(win: Window) -> np.ndarray:
+    """Source units per body height of each window: median box height, 1 for point data (no boxes)."""
+    med = np.median(win.xywh[:, :, 3], axis=1) if win.xywh.shape[1] else np.ones(len(win.xywh))
+    return np.where(win.has_box, np.maximum(med, 1e-3), 1.0)
+
+
+def _on_grid(fc: Forecasts, t: np.ndarray) -> tuple[np.ndarray, np.ndarray | None, np.ndarray | None]:
+    """A member's centres, boxes and std on another member's future times (linear, held at the ends)."""
+    if len(fc.t_future_s) == len(t) and np.allclose(fc.t_future_s, t, atol=1e-6):
+        return fc.centers, fc.boxes, fc.std
+
+    def interp(a: np.ndarray | None) -> np.ndarray | None:
+        if a is None:
+            return None
+        out = np.empty((a.shape[0], len(t), a.shape[2]))
+        for i in range(a.shape[0]):
+            for c in range(a.shape[2]):
+                out[i, :, c] = np.interp(t, fc.t_future_s, a[i, :, c])
+        return out
+
+    return interp(fc.centers), interp(fc.boxes), interp(fc.std)
+
+
+def serve(order: Sequence[str], fcs: Mapping[str, Forecasts], track_order: np.ndarray) -> Forecasts:
+    """Each track's forecast from the first member in `order` that forecast it, on the first member's grid."""
+    first = fcs[order[0]]
+    if len(order) == 1 or set(first.track_id.tolist()) >= {int(i) for f in fcs.values() for i in f.track_id}:
+        return first
+    t = first.t_future_s
+    grids = {n: _on_grid(fcs[n], t) for n in order}
+    src: dict[int, tuple[str, int]] = {}
+    for n in reversed(order):  # earlier members override later ones
+        src.update({int(tid): (n, r) for r, tid in enumerate(fcs[n].track_id.tolist())})
+    ids = [int(i) for i in track_order.tolist() if int(i) in src]
+    if not ids:
+        return Forecasts.empty(t)
+    picks = [(grids[src[i][0]], src[i][1]) for i in ids]
+    centers = np.stack([g[0][r] for g, r in picks])
+    boxes = np.stack([g[1][r] for g, r in picks]) if all(g[1] is not None for g, _ in picks) else None
+    std = np.stack([g[2][r] for g, r in picks]) if all(g[2] is not None for g, _ in picks) else None
+    return Forecasts(np.asarray(ids, np.int64), t, centers, boxes=boxes, std=std)
+
+
+class SelfScoringForecaster:
+    """Forecasts every frame with its member predictors, scores them all, and serves one (see module doc)."""
+
+    def __init__(self, members: Mapping[str, Predictor], settings: AutoSettings | None, max_gap_s: float = 1.0) -> None:
+        if not members or (settings is None and len(members) != 1):
+            raise ValueError("one predictor, or several with auto settings")
+        self.members = dict(members)
+        horizons = score_horizons(min(p.step_s * p.horizon for p in self.members.values()))
+        recent = settings.recent if settings else 200
+        self.scorer = ForecastScorer(list(self.members), horizons, recent=recent, max_gap_s=max_gap_s)
+        self.horizon_s = selection_horizon(horizons)
+        self.selector = AutoSelector(list(self.members), settings) if settings else None
+
+    @property
+    def served(self) -> str:
+        return self.selector.served if self.selector else next(iter(self.members))
+
+    def update(self, time_s: float, tracks: Tracks, windows: WindowFn) -> Forecasts:
+        """This frame's served forecasts; all members' forecasts go to the scorer first."""
+        fcs, scale = self._forecast_all(windows)
+        self.scorer.update(time_s, tracks, fcs, scale)
+        if self.selector is not None:
+            self.selector.choose(self.scorer.scored(self.horizon_s), self.scorer.recent_ade(self.horizon_s))
+        return serve(self._order(), fcs, tracks.track_id)
+
+    def _forecast_all(self, windows: WindowFn) -> tuple[dict[str, Forecasts], TrackScale]:
+        """Each member on its own grid; windows built once per distinct (step_s, obs_len)."""
+        cache: dict[tuple[float, int], tuple[np.ndarray, Window]] = {}
+        fcs = {}
+        for name, p in self.members.items():
+            key = (round(float(p.step_s), 9), int(p.obs_len))
+            if key not in cache:
+                cache[key] = windows(p.step_s, p.obs_len)
+            fcs[name] = forecast(p, *cache[key])
+        # one scale per track for every member (fair): the longest window, which every forecast track has
+        ids, win = cache[max(cache, key=lambda k: (k[0] * (k[1] - 1), k[1]))]
+        return fcs, TrackScale(ids, body_height(win))
+
+    def _order(self) -> list[str]:
+        """Served member first, then the others best recent score first (for tracks it cannot forecast)."""
+        recent = self.scorer.recent_ade(self.horizon_s)
+        rest = sorted((n for n in self.members if n != self.served),
+                      key=lambda n: (not math.isfinite(recent[n]), recent[n] if math.isfinite(recent[n]) else 0.0,
+                                     list(self.members).index(n)))
+        return [self.served, *rest]
+
+    def score_rows(self) -> tuple[list[HorizonScore], str]:
+        return self.scorer.scores(), self.served
+
+    def summary_line(self) -> str:
+        """e.g. `forecast self-score @2 s: lstm ADE 0.21 / cv 0.24 ... over 812 windows; serving lstm`."""
+        h = self.horizon_s
+        n = self.scorer.scored(h)
+        head = f"forecast self-score @{h:g} s: "
+        if n == 0:
+            body = f"no window scored yet (a track must be followed {h:g} s past a forecast)"
+        else:
+            ade = {s.predictor: s.ade_bh for s in self.scorer.scores() if s.horizon_s == h}
+            body = " / ".join(f"{k} ADE {v:.3f}" for k, v in ade.items()) + f" body heights over {n} windows"
+        if self.selector is None:
+            return head + body
+        sel = self.selector
+        why = f"fallback until {sel.settings.warmup} windows are scored" if not sel.warm(n) else f"switches: {sel.switches}"
+        return head + body + f"; serving {self.served} ({why})"
+
+
+def build_forecaster(cfg: PredictorConfig, max_gap_s: float = 1.0) -> SelfScoringForecaster:
+    """The configured predictor, or for kind `auto` every member, wrapped for self-scoring."""
+    if cfg.kind != "auto":
+        return SelfScoringForecaster({cfg.kind: build_predictor(cfg)}, None, max_gap_s)
+    members = {n: build_predictor(replace(cfg, kind=n)) for n in MEMBERS}
+    settings = AutoSettings(warmup=cfg.auto_warmup, fallback=cfg.auto_fallback)
+    return SelfScoringForecaster(members, settings, max_gap_s)
