@@ -67,7 +67,8 @@ def _points(trajs: list[Trajectory]) -> int:
 
 def _walking_speed(trajs: list[Trajectory]) -> float:
     """Median step speed (m/s) of pedestrians who move at least 2 m overall (standing people would pull it to 0)."""
-    walkers = [t for t in trajs if t.label.lower() in PEDESTRIAN and np.linalg.norm(t.xywh[-1, :2] - t.xywh[0, :2]) >= 2]
+    walkers = [t for t in trajs
+               if t.label.lower() in PEDESTRIAN and np.linalg.norm(t.xywh[-1, :2] - t.xywh[0, :2]) >= 2]
     return float(np.median(np.concatenate([
         np.linalg.norm(np.diff(t.xywh[:, :2], axis=0), axis=1) / np.diff(t.times) for t in walkers
     ])))
@@ -129,7 +130,8 @@ def test_sdd_unpacked_folder_matches_archive(sdd, tmp_path):
     got, _ = _load("sdd", tmp_path)
     want = [t for t in sdd[0] if _recording(t) == "sdd/quad/video3"]
     assert [t.key for t in got] == [t.key for t in want] and [t.label for t in got] == [t.label for t in want]
-    assert all(np.array_equal(a.xywh, b.xywh) and np.array_equal(a.times, b.times) for a, b in zip(got, want, strict=True))
+    for a, b in zip(got, want, strict=True):
+        assert np.array_equal(a.xywh, b.xywh) and np.array_equal(a.times, b.times)
 
 
 def _sdd_folder(tmp_path: Path, lines: list[str]) -> Path:
@@ -145,7 +147,8 @@ GOOD = ['1 10 10 20 20 0 0 0 0 "Pedestrian"', '1 13 10 23 20 3 0 0 1 "Pedestrian
 
 def test_sdd_nonfinite_lost_and_occluded_rows_are_counted(tmp_path):
     lines = [*GOOD, '1 nan 10 29 20 9 0 0 1 "Pedestrian"', '1 19 10 29 20 12 1 0 1 "Pedestrian"',
-             '1 19 10 29 20 15 0 1 1 "Pedestrian"', '1 19 10 29 20 16 0 0 1 "Pedestrian"', '1 22 10 32 20 18 0 0 0 "Pedestrian"']
+             '1 19 10 29 20 15 0 1 1 "Pedestrian"', '1 19 10 29 20 16 0 0 1 "Pedestrian"',
+             '1 22 10 32 20 18 0 0 0 "Pedestrian"']
     _sdd_folder(tmp_path, lines)
     trajs, skipped = _load("sdd", tmp_path)
     assert skipped == Counter({"non-finite": 1, "lost": 1, "occluded": 1, "subsampled to 10 Hz": 1})
@@ -163,6 +166,16 @@ def test_sdd_malformed_line_names_file_and_line(tmp_path, bad, why):
     with pytest.raises(UserError, match="line 4") as err:
         _load("sdd", tmp_path)
     assert str(f) in str(err.value) and why in str(err.value) and "\n" not in str(err.value)
+
+
+def test_sdd_malformed_archive_member_is_named(tmp_path):
+    f = _sdd_folder(tmp_path, [*GOOD, "1 10 10 20 20 9 0 0 0"])
+    archive = tmp_path / "sdd_annotations.tar.xz"
+    with tarfile.open(archive, "w:xz") as tar:
+        tar.add(f, arcname="gates/video2/annotations.txt")
+    f.unlink()
+    with pytest.raises(UserError, match=f"{archive}:gates/video2/annotations.txt line 4: 9 columns, expected 10"):
+        _load("sdd", tmp_path)  # the folder holding the archive: the archive is read, in place
 
 
 def test_sdd_without_scales_says_what_is_missing(tmp_path):
@@ -235,11 +248,12 @@ def test_dut_bad_header_and_raw_file_ratio(tmp_path):
     (data / "trajectories").mkdir(parents=True)
     (data / "ratios").mkdir()
     (data / "ratios" / "roundabout_05_ratio_pixel2meter.txt").write_text("2.000e+01\n")
-    (data / "trajectories" / "roundabout_05_traj_ped.csv").write_text("id,x,y,frame,label\n3,20,40,1,ped\n3,40,40,13,ped\n")
+    raw = data / "trajectories" / "roundabout_05_traj_ped.csv"
+    raw.write_text("id,x,y,frame,label\n3,20,40,1,ped\n3,40,40,13,ped\n")
     (trajs, _) = _load("dut", tmp_path)
     assert [t.key for t in trajs] == ["dut/roundabout_05:3"] and trajs[0].label == "ped"
     assert np.allclose(trajs[0].xywh[:, :2], [[1, 2], [2, 2]]) and np.allclose(np.diff(trajs[0].times), 12 / 23.976)
-    (data / "trajectories" / "roundabout_05_traj_ped.csv").write_text("id,px,py,frame,label\n3,20,40,1,ped\n")
+    raw.write_text("id,px,py,frame,label\n3,20,40,1,ped\n")
     with pytest.raises(UserError, match=r"roundabout_05_traj_ped.csv line 1: .*lacks x, y"):
         _load("dut", tmp_path)
 
@@ -277,7 +291,7 @@ def test_trajnetpp_repeats_and_nonfinite_are_counted(tmp_path):
 
 
 def test_trajnetpp_broken_line_names_file_and_line(tmp_path):
-    f = _ndjson(tmp_path, [SCENE, '{"track": {"f": 0, "p": 1, "x": 1.0, "y": 2.0}}', '{"track": {"f": 5, "p": 1, "x": 1.'])
+    f = _ndjson(tmp_path, [SCENE, '{"track": {"f": 0, "p": 1, "x": 1.0, "y": 2.0}}', '{"track": {"f": 5, "p": 1'])
     with pytest.raises(UserError, match="line 3") as err:
         _load("trajnetpp", f)
     assert str(f) in str(err.value) and "expected one JSON record per line" in str(err.value)
@@ -306,7 +320,8 @@ def test_edinburgh_bad_syntax_names_file_and_line(tmp_path):
     good = "Properties.R1=[2 5 6 1 2 3];\n TRACK.R1=[[10 20 5];[12 20 6]];\n"
     f.write_text("% Total number of trajectories in file are  1 \n\n" + good)
     (trajs, _) = _load("edinburgh", f)
-    assert [t.key for t in trajs] == ["edinburgh/02Jul:1"] and np.allclose(trajs[0].xywh[1, :2], [12 * 0.0247, 20 * 0.0247])
+    assert [t.key for t in trajs] == ["edinburgh/02Jul:1"]
+    assert np.allclose(trajs[0].xywh[1, :2], [12 * 0.0247, 20 * 0.0247]) and np.allclose(trajs[0].times, [5 / 9, 6 / 9])
     f.write_text("% Total number of trajectories in file are  1 \n\n" + good.replace("[12 20 6]", "[12 20]"))
     with pytest.raises(UserError, match=r"tracks.02Jul.txt line 4: TRACK points must be \[x y t\]"):
         _load("edinburgh", f)

@@ -52,20 +52,30 @@ def members(path: Path, what: str, archive: str, patterns: Sequence[str]) -> Ite
             raise UserError(f"no {' or '.join(patterns)} files (nor {archive}) in {path}")
         for f in files:
             yield Member(str(f), PurePosixPath(f.as_posix()), decode(f.read_bytes(), str(f)))
-    else:
+    elif _matches(path.name, patterns):
         yield Member(str(path), PurePosixPath(path.as_posix()), decode(path.read_bytes(), str(path)))
+    else:
+        raise UserError(f"{path} is neither {archive} nor a file named {' or '.join(patterns)}")
+
+
+def _matches(name: str, patterns: Sequence[str]) -> bool:
+    return any(fnmatch.fnmatch(name, p) for p in patterns)
 
 
 def _tar_members(path: Path, patterns: Sequence[str]) -> Iterator[Member]:
+    found = False
     try:
         with tarfile.open(path, "r:*") as tar:
             for info in tar:
                 name = PurePosixPath(info.name)
-                if info.isfile() and any(fnmatch.fnmatch(name.name, p) for p in patterns):
+                if info.isfile() and _matches(name.name, patterns):
+                    found = True
                     where = f"{path}:{info.name}"
                     yield Member(where, name, decode(tar.extractfile(info).read(), where))
     except (tarfile.TarError, lzma.LZMAError, EOFError, OSError) as exc:
         raise UserError(f"{path} is not a readable tar archive: {exc}") from None
+    if not found:
+        raise UserError(f"{path} holds no {' or '.join(patterns)} files")
 
 
 def decode(data: bytes, where: str) -> str:

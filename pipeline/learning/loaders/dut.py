@@ -39,9 +39,9 @@ def load(path: Path, skipped: Counter[str]) -> list[Trajectory]:
         clip, _, kind = m.rel.name.partition("_traj_")
         if m.rel.name.endswith("_ratio_pixel2meter.txt"):
             ratios[m.rel.name.removesuffix("_ratio_pixel2meter.txt")] = m
-        elif kind.endswith("_filtered.csv"):
+        elif kind in ("ped_filtered.csv", "veh_filtered.csv"):
             filtered[f"{clip}/{kind.removesuffix('_filtered.csv')}"] = m
-        else:
+        else:  # <clip>_traj_ped.csv, raw pixels
             raw[f"{clip}/ped"] = m
     out: list[Trajectory] = []
     for name, m in sorted(filtered.items()):

@@ -53,7 +53,7 @@ def _triples(m: Member) -> np.ndarray:
                     float(token)
                 except ValueError:
                     raise UserError(f"{m.where} line {n}: {token!r} is not a number; expected {EXPECTED}") from None
-        raise
+        raise UserError(f"{m.where}: unreadable numbers; expected {EXPECTED}") from None
     if len(values) == 0 or len(values) % 3:
         n = len(m.text.splitlines())
         raise UserError(f"{m.where} line {n}: {len(values)} numbers, not a multiple of 3; expected {EXPECTED}")
