@@ -62,18 +62,25 @@ def _track_overrides(a: argparse.Namespace) -> dict[str, Any]:
 def cmd_track(a: argparse.Namespace) -> int:
     from pipeline.config import TrackRunConfig, from_dict, load_yaml, merge
     from pipeline.errors import UserError
-    from pipeline.outputs import choose_run_dir
+    from pipeline.outputs import RunDir, choose_run_dir
     from pipeline.track_run import partial_input_error, run_track
 
     if a.max_frames is not None and a.max_frames < 1:
         raise UserError("--max-frames must be >= 1")
     cfg = from_dict(TrackRunConfig, merge(load_yaml(a.config), _track_overrides(a)))
-    out_dir = choose_run_dir(a.out, a.overwrite)
-    summary = run_track(a.source, out_dir, cfg, show=a.show, quiet=a.quiet, max_frames=a.max_frames)
+    inputs = _input_paths(a.source, a.config, cfg.detector.weights, cfg.predictor.weights)
+    out_dir = choose_run_dir(a.out, a.overwrite, inputs=inputs)
+    run_dir = RunDir(out_dir, a.overwrite, inputs)
+    summary = run_track(a.source, run_dir, cfg, show=a.show, quiet=a.quiet, max_frames=a.max_frames)
     print("\n".join(summary.lines()))
     if summary.ended_early:
         raise partial_input_error(a.source, summary, out_dir)
     return 130 if summary.interrupted else 0
+
+
+def _input_paths(*paths: str) -> list[Path]:
+    """Files a run reads: outputs must never replace them."""
+    return [Path(p).expanduser() for p in paths if p]
 
 
 def _detector_and_predictor_options(p: argparse.ArgumentParser) -> None:
@@ -113,7 +120,7 @@ def cmd_live(a: argparse.Namespace) -> int:
     from pipeline.config import TrackRunConfig, from_dict, load_yaml, merge
     from pipeline.errors import StreamLostError, UserError
     from pipeline.live_run import LiveOptions, LiveSession
-    from pipeline.outputs import choose_run_dir
+    from pipeline.outputs import RunDir, choose_run_dir
 
     if a.max_seconds < 0:
         raise UserError("--max-seconds must be >= 0")
@@ -121,8 +128,9 @@ def cmd_live(a: argparse.Namespace) -> int:
     if a.reconnect is not None:
         overrides["live"] = {"reconnect_s": a.reconnect}
     cfg = from_dict(TrackRunConfig, merge(load_yaml(a.config), overrides))
-    out_dir = choose_run_dir(a.out, a.overwrite, base=Path("runs/live"))
-    session = LiveSession(parse_source(a.source), out_dir, cfg, LiveOptions(a.show, a.save, a.max_seconds, a.quiet))
+    inputs = _input_paths(a.source, a.config, cfg.detector.weights, cfg.predictor.weights)
+    out_dir = choose_run_dir(a.out, a.overwrite, base=Path("runs/live"), inputs=inputs)
+    session = LiveSession(parse_source(a.source), RunDir(out_dir, a.overwrite, inputs), cfg, LiveOptions(a.show, a.save, a.max_seconds, a.quiet))
     session.run()
     print("\n".join(session.summary()))
     if session.end_reason and session.end_reason != "stream ended":

@@ -14,7 +14,7 @@ import numpy as np
 from pipeline.capture import CapturedFrame, LatestFrameReader, describe, open_source
 from pipeline.config import TrackRunConfig
 from pipeline.errors import UserError
-from pipeline.outputs import create_run_dir
+from pipeline.outputs import RunDir
 from pipeline.processing import FrameProcessor, StopFlag, check_display
 from pipeline.types import Frame
 from pipeline.writers import PredictionsCsv, TracksCsv, VideoSink
@@ -59,7 +59,7 @@ class LiveOptions:
 class Recorder:
     """Annotated video paced by capture time, so playback speed matches reality even when frames drop."""
 
-    def __init__(self, out_dir: Path, fps: float, size: tuple[int, int], codec: str) -> None:
+    def __init__(self, out_dir: RunDir, fps: float, size: tuple[int, int], codec: str) -> None:
         self.out_dir, self.fps, self.size, self.codec = out_dir, fps, size, codec
         self.files: list[Path] = []
         self._sink: VideoSink | None = None
@@ -71,8 +71,8 @@ class Recorder:
 
     def start(self, t: float) -> None:
         name = "annotated.mp4" if not self.files else f"annotated_{len(self.files) + 1}.mp4"
-        self._sink = VideoSink(self.out_dir / name, self.fps, self.size, self.codec).__enter__()
-        self.files.append(self.out_dir / name)
+        self._sink = VideoSink(self.out_dir.file(name), self.fps, self.size, self.codec).__enter__()
+        self.files.append(self.out_dir.path / name)
         self._t0 = t
 
     def write(self, image: np.ndarray, t: float) -> None:
@@ -100,8 +100,10 @@ def overlay(image: np.ndarray, stats: LiveStats, latency_s: float, tracks: int, 
 class LiveSession:
     """One live run; `run()` returns when the user stops it, the stream ends for good, or time is up."""
 
-    def __init__(self, source: int | str, out_dir: Path, cfg: TrackRunConfig, opts: LiveOptions) -> None:
+    def __init__(self, source: int | str, out: Path | RunDir, cfg: TrackRunConfig, opts: LiveOptions) -> None:
         check_display(opts.show, "use --no-show (add --save to record)")
+        self.run_dir = out if isinstance(out, RunDir) else RunDir(Path(out))
+        out_dir = self.run_dir.path
         self.source, self.out_dir, self.cfg, self.opts = source, out_dir, cfg, opts
         self.reader = LatestFrameReader(lambda: open_source(source, cfg.live), cfg.live)
         first = self._first_frame()
@@ -111,17 +113,18 @@ class LiveSession:
         try:
             self.proc = FrameProcessor(cfg, fps, self.size)
             self.proc.warmup(first.image)
-            create_run_dir(out_dir)
+            self.run_dir.open()
             if opts.save:
-                self.proc.save_scores(out_dir / "forecast_scores.csv")
+                self.proc.save_scores(self.run_dir.file("forecast_scores.csv"))
         except BaseException:
             self.reader.stop()
+            self.run_dir.close()
             raise
         self.stats = LiveStats()
         self.t0 = first.captured_at  # the first frame itself is stale after model loading: not processed
         self.paused = False
         self.last_annotated: np.ndarray | None = None
-        self.recorder = Recorder(out_dir, fps, self.size, cfg.output.codec)
+        self.recorder = Recorder(self.run_dir, fps, self.size, cfg.output.codec)
         self.end_reason = ""
         self.score_lines: list[str] = []
 
@@ -137,12 +140,13 @@ class LiveSession:
 
     def run(self) -> LiveStats:
         with ExitStack() as stack:
+            stack.callback(self.run_dir.close)  # the folder's lock, released after every file is closed
             stack.callback(self.reader.stop)
             stack.callback(lambda: self.score_lines.extend(self.proc.finish_scores()))
             csvs = None
             if self.opts.save:
-                csvs = (stack.enter_context(TracksCsv(self.out_dir / "tracks.csv", self.proc.detector.names)),
-                        stack.enter_context(PredictionsCsv(self.out_dir / "predictions.csv")))
+                csvs = (stack.enter_context(TracksCsv(self.run_dir.file("tracks.csv"), self.proc.detector.names)),
+                        stack.enter_context(PredictionsCsv(self.run_dir.file("predictions.csv"))))
                 self.recorder.start(0.0)
             stack.callback(self.recorder.stop)
             stop = stack.enter_context(StopFlag().installed())
@@ -194,7 +198,7 @@ class LiveSession:
         elif key == ord(" "):
             self.paused = not self.paused
         elif key == ord("s") and self.last_annotated is not None:
-            path = self.out_dir / f"snapshot_{len(self.stats.snapshots) + 1}.png"
+            path = self.run_dir.file(f"snapshot_{len(self.stats.snapshots) + 1}.png")
             cv2.imwrite(str(path), self.last_annotated)
             self.stats.snapshots.append(path)
         elif key == ord("r"):

@@ -16,7 +16,7 @@ from pipeline.config import TrackRunConfig
 from pipeline.errors import PartialInputError, UserError
 from pipeline.frames import VideoFileSource
 from pipeline.io_threads import BackgroundWorker
-from pipeline.outputs import create_run_dir
+from pipeline.outputs import RunDir
 from pipeline.processing import FrameProcessor, FrameResult, StopFlag, check_display
 from pipeline.types import Tracks
 from pipeline.writers import PredictionsCsv, TracksCsv, VideoSink
@@ -75,13 +75,15 @@ class _Outputs:
 
 
 def run_track(
-    source: str | Path, out_dir: Path, cfg: TrackRunConfig, show: bool = False, quiet: bool = False,
+    source: str | Path, out: Path | RunDir, cfg: TrackRunConfig, show: bool = False, quiet: bool = False,
     max_frames: int | None = None,
 ) -> RunSummary:
-    """Process a video file into out_dir (created once inputs and models are known good).
+    """Process a video file into a run folder (created and locked once inputs and models are known good).
 
     Files are complete up to the last processed frame on any stop (end, Ctrl-C, SIGTERM, q).
     """
+    run_dir = out if isinstance(out, RunDir) else RunDir(Path(out), inputs=[Path(source)])
+    out_dir = run_dir.path
     check_display(show, "run without --show")
     src = VideoFileSource(source)
     frames = iter(src)
@@ -91,19 +93,20 @@ def run_track(
     info = src.info
     proc = FrameProcessor(cfg, info.fps, (info.width, info.height))
     proc.warmup(first.image)  # model compilation is start-up, not per-frame time
-    create_run_dir(out_dir)
-    proc.save_scores(out_dir / "forecast_scores.csv")
+    run_dir.open()
+    proc.save_scores(run_dir.file("forecast_scores.csv"))
     summary = RunSummary(header_frames=info.frame_count)
     total = min(info.frame_count or 0, max_frames or 10**12) or None
     threaded = cfg.speed.threaded_io and not show
     t0 = time.perf_counter()
     with ExitStack() as stack:
-        tracks_csv = stack.enter_context(TracksCsv(out_dir / "tracks.csv", proc.detector.names))
-        preds_csv = stack.enter_context(PredictionsCsv(out_dir / "predictions.csv"))
+        stack.callback(run_dir.close)  # the folder's lock, released after every file is closed
+        tracks_csv = stack.enter_context(TracksCsv(run_dir.file("tracks.csv"), proc.detector.names))
+        preds_csv = stack.enter_context(PredictionsCsv(run_dir.file("predictions.csv")))
         video = None
         if cfg.output.video:
             size = (info.width, info.height)
-            video = stack.enter_context(VideoSink(out_dir / "annotated.mp4", info.fps, size, cfg.output.codec))
+            video = stack.enter_context(VideoSink(run_dir.file("annotated.mp4"), info.fps, size, cfg.output.codec))
         write = _Outputs(proc, tracks_csv, preds_csv, video)
         if threaded:
             write = stack.enter_context(BackgroundWorker(write, cfg.speed.queue_frames)).submit

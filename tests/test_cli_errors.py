@@ -77,13 +77,84 @@ def test_unwritable_output(tmp_path):
 
 def test_existing_run_needs_overwrite(tmp_path):
     out = tmp_path / "run"
-    out.mkdir()
-    (out / "tracks.csv").write_text("old results\n")
+    proc = _track("--source", str(VTEST), "--max-frames", "2", "--no-video", out=out)
+    assert proc.returncode == 0, proc.stderr
+    first = (out / "tracks.csv").read_bytes()
     _one_line_error(_track("--source", str(VTEST), out=out), match="--overwrite")
-    assert (out / "tracks.csv").read_text() == "old results\n"
+    assert (out / "tracks.csv").read_bytes() == first
     proc = _track("--source", str(VTEST), "--overwrite", "--max-frames", "3", "--no-video", out=out)
     assert proc.returncode == 0, proc.stderr
     assert (out / "tracks.csv").read_text().startswith("frame,time_s")
+
+
+def _main(capsys, *args: str) -> tuple[int, str, str]:
+    """run.py in-process (fast): exit code, stdout, stderr."""
+    import run
+
+    code = run.main(list(args))
+    cap = capsys.readouterr()
+    return code, cap.out, cap.err
+
+
+def _one_line(code: int, err: str, match: str, expected: int = 2) -> None:
+    lines = [ln for ln in err.splitlines() if ln.strip()]
+    assert code == expected and len(lines) == 1 and lines[0].startswith("error: ") and match in lines[0], (code, err)
+
+
+def test_overwrite_never_replaces_the_input_video(tmp_path, capsys):
+    """`--source DIR/annotated.mp4 --out DIR --overwrite`: DIR was a run, its video is now the input."""
+    out = tmp_path / "run"
+    out.mkdir()
+    video = out / "annotated.mp4"
+    shutil.copyfile(VTEST, video)
+    (out / ".run_manifest.json").write_text('{"files": ["annotated.mp4"]}')
+    before = video.read_bytes()
+    code, _, err = _main(capsys, "track", "--source", str(video), "--out", str(out), "--overwrite",
+                         "--weights", str(DETECTOR), "--predictor", "cv", "--quiet", "--max-frames", "2")
+    _one_line(code, err, "never replaces its input")
+    assert video.read_bytes() == before
+
+
+def test_output_symlinked_to_an_input_is_refused(tmp_path, capsys):
+    cfg = tmp_path / "my.yaml"
+    cfg.write_text("detector:\n  conf: 0.3\n")
+    out = tmp_path / "run"
+    out.mkdir()
+    (out / "tracks.csv").symlink_to(cfg)
+    code, _, err = _main(capsys, "track", "--source", str(VTEST), "--config", str(cfg), "--out", str(out),
+                         "--overwrite", "--weights", str(DETECTOR), "--predictor", "cv", "--quiet", "--max-frames", "2")
+    _one_line(code, err, "never replaces its input")
+    assert cfg.read_text() == "detector:\n  conf: 0.3\n"
+
+
+def test_overwrite_clears_only_files_this_program_wrote(tmp_path, capsys):
+    out = tmp_path / "run"
+    out.mkdir()
+    (out / "tracks.csv").write_text("my own notes\n")  # same name, but no manifest lists it
+    (out / "keep.txt").write_text("mine")
+    args = ["track", "--source", str(VTEST), "--out", str(out), "--overwrite", "--weights", str(DETECTOR),
+            "--predictor", "cv", "--quiet", "--max-frames", "2", "--no-video"]
+    code, _, err = _main(capsys, *args)
+    _one_line(code, err, "not written by this program")
+    assert (out / "tracks.csv").read_text() == "my own notes\n"
+    (out / "tracks.csv").unlink()
+    assert _main(capsys, *args)[0] == 0
+    assert _main(capsys, *args)[0] == 0  # our own files from the last run are replaced
+    assert (out / "keep.txt").read_text() == "mine"
+    assert {p.name for p in out.iterdir()} >= {"tracks.csv", "predictions.csv", "keep.txt"}
+
+
+def test_second_run_into_a_locked_folder_names_the_holder(tmp_path, capsys):
+    import os
+
+    from pipeline.outputs import RunDir
+
+    out = tmp_path / "run"
+    with RunDir(out):  # another run holds the folder
+        code, _, err = _main(capsys, "track", "--source", str(VTEST), "--out", str(out), "--weights", str(DETECTOR),
+                             "--predictor", "cv", "--quiet", "--max-frames", "2", "--no-video")
+    _one_line(code, err, f"in use by another run (pid {os.getpid()})")
+    assert not (out / "tracks.csv").exists()
 
 
 def test_unknown_class(tmp_path):
