@@ -10,7 +10,8 @@ import argparse
 import os
 import sys
 from pathlib import Path
-from typing import Any
+from types import TracebackType
+from typing import Any, NoReturn
 
 os.environ.setdefault("YOLO_OFFLINE", "1")  # no settings sync / pip auto-installs from ultralytics
 os.environ.setdefault("YOLO_VERBOSE", "False")
@@ -36,11 +37,16 @@ def _track_parser(sub: argparse._SubParsersAction) -> None:
 
 def _track_overrides(a: argparse.Namespace) -> dict[str, Any]:
     """CLI flags as a config dict (only the flags given)."""
+    from pipeline.errors import UserError
+
     det: dict[str, Any] = {}
     if a.weights:
         det["weights"] = a.weights
-    if a.classes:
-        det["classes"] = [] if a.classes.strip() == "all" else a.classes
+    if a.classes is not None:
+        names = [c.strip() for c in a.classes.split(",") if c.strip()]
+        if not names:
+            raise UserError(f"--classes lists no class names ({a.classes!r}); give e.g. person,car or all")
+        det["classes"] = [] if names == ["all"] else names
     for key in ("conf", "imgsz", "device"):
         if getattr(a, key) is not None:
             det[key] = getattr(a, key)
@@ -60,27 +66,44 @@ def _track_overrides(a: argparse.Namespace) -> dict[str, Any]:
 
 
 def cmd_track(a: argparse.Namespace) -> int:
-    from pipeline.config import TrackRunConfig, from_dict, load_yaml, merge
+    from pipeline.core.redact import mask_credentials
     from pipeline.errors import UserError
     from pipeline.outputs import RunDir, choose_run_dir
     from pipeline.track_run import partial_input_error, run_track
 
     if a.max_frames is not None and a.max_frames < 1:
         raise UserError("--max-frames must be >= 1")
-    cfg = from_dict(TrackRunConfig, merge(load_yaml(a.config), _track_overrides(a)))
+    cfg = _track_config(a, _track_overrides(a))
     inputs = _input_paths(a.source, a.config, cfg.detector.weights, cfg.predictor.weights)
     out_dir = choose_run_dir(a.out, a.overwrite, inputs=inputs)
     run_dir = RunDir(out_dir, a.overwrite, inputs)
     summary = run_track(a.source, run_dir, cfg, show=a.show, quiet=a.quiet, max_frames=a.max_frames)
-    print("\n".join(summary.lines()))
+    print(mask_credentials("\n".join(summary.lines())))
     if summary.ended_early:
         raise partial_input_error(a.source, summary, out_dir)
     return 130 if summary.interrupted else 0
 
 
+def _track_config(a: argparse.Namespace, overrides: dict[str, Any]) -> Any:
+    """The YAML file must be valid on its own (a flag must not hide `detector: 3`), then flags override it."""
+    from pipeline.config import TrackRunConfig, from_dict, load_yaml, merge
+
+    data = load_yaml(a.config)
+    from_dict(TrackRunConfig, data)
+    return from_dict(TrackRunConfig, merge(data, overrides))
+
+
 def _input_paths(*paths: str) -> list[Path]:
-    """Files a run reads: outputs must never replace them."""
-    return [Path(p).expanduser() for p in paths if p]
+    """Files a run reads: outputs must never replace them, and a FIFO or socket among them would hang the run."""
+    import stat
+
+    from pipeline.errors import UserError
+
+    found = [Path(p).expanduser() for p in paths if p]
+    for p in found:
+        if p.exists() and (stat.S_ISFIFO(p.stat().st_mode) or stat.S_ISSOCK(p.stat().st_mode)):
+            raise UserError(f"{p} is a FIFO or socket, not a file; pass a regular file")
+    return found
 
 
 def _detector_and_predictor_options(p: argparse.ArgumentParser) -> None:
@@ -93,7 +116,7 @@ def _detector_and_predictor_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--tracker", choices=["bytetrack", "botsort"], help="tracker implementation")
     p.add_argument("--predictor", choices=["auto", "lstm", "cv", "kalman"],
                    help="forecaster (default auto: all three scored online, the best on this camera served)")
-    p.add_argument("--lstm-weights", help="TrajectoryLSTM checkpoint (default weights/traj_lstm_pixels.pt)")
+    p.add_argument("--lstm-weights", help="TrajectoryLSTM checkpoint (default weights/traj_lstm.pt)")
     p.add_argument("--horizon", type=float, help="forecast horizon in seconds")
     p.add_argument("--out", help="run folder to write (default: next runs/<command>/expN)")
     p.add_argument("--overwrite", action="store_true", help="allow --out to point at an existing run")
@@ -117,22 +140,22 @@ def _live_parser(sub: argparse._SubParsersAction) -> None:
 
 def cmd_live(a: argparse.Namespace) -> int:
     from pipeline.capture import parse_source
-    from pipeline.config import TrackRunConfig, from_dict, load_yaml, merge
+    from pipeline.core.redact import mask_credentials
     from pipeline.errors import StreamLostError, UserError
     from pipeline.live_run import LiveOptions, LiveSession
     from pipeline.outputs import RunDir, choose_run_dir
 
-    if a.max_seconds < 0:
-        raise UserError("--max-seconds must be >= 0")
+    if not a.max_seconds >= 0:  # also refuses nan
+        raise UserError(f"--max-seconds must be a number >= 0, got {a.max_seconds}")
     overrides = _track_overrides(a)
     if a.reconnect is not None:
         overrides["live"] = {"reconnect_s": a.reconnect}
-    cfg = from_dict(TrackRunConfig, merge(load_yaml(a.config), overrides))
+    cfg = _track_config(a, overrides)
     inputs = _input_paths(a.source, a.config, cfg.detector.weights, cfg.predictor.weights)
     out_dir = choose_run_dir(a.out, a.overwrite, base=Path("runs/live"), inputs=inputs)
     session = LiveSession(parse_source(a.source), RunDir(out_dir, a.overwrite, inputs), cfg, LiveOptions(a.show, a.save, a.max_seconds, a.quiet))
     session.run()
-    print("\n".join(session.summary()))
+    print(mask_credentials("\n".join(session.summary())))
     if session.end_reason and session.end_reason != "stream ended":
         raise StreamLostError(f"{session.end_reason}; outputs in {out_dir} are complete up to the last frame")
     return 0
@@ -172,6 +195,8 @@ def cmd_bench(a: argparse.Namespace) -> int:
 
 
 def _train_parser(sub: argparse._SubParsersAction) -> None:
+    from pipeline.learning.datasets import FORMATS
+
     p = sub.add_parser(
         "train", help="train the trajectory LSTM on real trajectories",
         description="Train TrajectoryLSTM (seeded, early-stopped on validation ADE) and write a checkpoint that "
@@ -179,9 +204,10 @@ def _train_parser(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--config", default=str(ROOT / "configs" / "train.yaml"), help="training YAML (default: %(default)s)")
     p.add_argument("--data", help="train on this file/folder instead of the config's sources (needs --format)")
-    p.add_argument("--format", choices=["ethucy", "jaad", "mot", "tracks"], help="format of --data")
+    p.add_argument("--format", choices=FORMATS, help="format of --data")
     p.add_argument("--epochs", type=int, help="maximum epochs")
-    p.add_argument("--out", help="checkpoint path to write")
+    p.add_argument("--out", help="checkpoint path to write (default: the config's out)")
+    p.add_argument("--overwrite", action="store_true", help="allow replacing an existing checkpoint file")
     p.add_argument("--seed", type=int, help="random seed")
     p.add_argument("--quiet", action="store_true", help="no per-epoch log")
 
@@ -194,38 +220,48 @@ def cmd_train(a: argparse.Namespace) -> int:
     data = load_yaml(a.config)
     if a.data:
         if not a.format:
-            raise UserError("--data needs --format (ethucy, jaad, mot or tracks)")
+            raise UserError("--data needs --format (see run.py train --help)")
         data["train"], data["val"] = [{"format": a.format, "path": a.data}], []
     for key in ("epochs", "out", "seed"):
         if getattr(a, key) is not None:
             data[key] = getattr(a, key)
-    meta = train(from_dict(TrainConfig, data), quiet=a.quiet)
+    cfg = from_dict(TrainConfig, data)
+    if Path(cfg.out).exists() and not a.overwrite:
+        raise UserError(f"{cfg.out} exists; pass --out NEW.pt, or --overwrite to replace it")
+    meta = train(cfg, quiet=a.quiet)
     print(
         f"trained {meta['epochs_run']} epochs in {meta['train_minutes']:.1f} min on {meta['train_windows']} windows; "
         f"val ADE/FDE {meta['val_ade_units']:.3f}/{meta['val_fde_units']:.3f} body-heights "
         f"(constant-velocity prior {meta['val_prior_ade_units']:.3f}/{meta['val_prior_fde_units']:.3f}); "
-        f"wrote {data.get('out', 'weights/traj_lstm_pixels.pt')}"
+        f"wrote {cfg.out}"
     )
     return 0
 
 
-DEFAULT_EVAL_WEIGHTS = {"ethucy": "weights/traj_lstm_ethucy.pt", "jaad": "weights/traj_lstm_jaad.pt"}
+DEFAULT_LSTM = "weights/traj_lstm.pt"
+METRIC_FORMATS = ("ethucy", "sdd", "gc", "dut", "trajnetpp", "edinburgh")  # loaders that give metres
 
 
 def _eval_parser(sub: argparse._SubParsersAction) -> None:
+    from pipeline.learning.datasets import FORMATS
+
     p = sub.add_parser(
         "eval", help="compare lstm, cv and kalman on the same windows",
-        description="Evaluate the LSTM checkpoint and the cv / kalman baselines on exactly the same windows and "
-        "print one table (ADE/FDE in the data's units; JAAD adds the PIE-protocol box MSEs).",
+        description="Evaluate the LSTM checkpoint and the tuned cv / kalman baselines on exactly the same windows "
+        "and print one table: ADE/FDE over the whole horizon and at 1, 2, 3 s (metres for metric data, pixels "
+        "for boxes, or body heights with --body-heights), and the share of true positions inside each "
+        "predictor's 1 and 2 sigma regions (a calibrated Gaussian: 0.39 and 0.86).",
     )
-    p.add_argument("--data", required=True, help="data file or folder")
-    p.add_argument("--format", required=True, choices=["ethucy", "jaad", "mot", "tracks"], help="data format")
-    p.add_argument("--weights", help="LSTM checkpoint (default: weights/traj_lstm_<ethucy|jaad|pixels>.pt)")
-    p.add_argument("--obs", type=int, help="observed steps (default: the protocol's or checkpoint's)")
-    p.add_argument("--pred", type=int, help="predicted steps (default: the protocol's or checkpoint's)")
+    p.add_argument("--data", required=True, help="data file, folder or archive")
+    p.add_argument("--format", required=True, choices=FORMATS, help="data format")
+    p.add_argument("--weights", help=f"LSTM checkpoint (default: {DEFAULT_LSTM}, the universal model)")
+    p.add_argument("--config", default=str(DEFAULT_CONFIG), help="YAML whose predictor: section tunes cv and kalman")
+    p.add_argument("--obs", type=int, help="observed steps (default: 8 for ethucy, else the checkpoint's)")
+    p.add_argument("--pred", type=int, help="predicted steps (default: 12 for ethucy, else the checkpoint's)")
     p.add_argument("--split", default="test", help="JAAD split: train, val, test or all (default: test)")
     p.add_argument("--holdout", type=float, help="evaluate only the trajectories training held out at this fraction")
     p.add_argument("--methods", default="lstm,cv,kalman", help="comma-separated subset of lstm,cv,kalman")
+    p.add_argument("--body-heights", action="store_true", help="errors in body heights (box height or 1.7 m)")
     p.add_argument("--json", help="also write the numbers to this JSON file")
 
 
@@ -233,50 +269,67 @@ def cmd_eval(a: argparse.Namespace) -> int:
     import dataclasses
     import json
 
-    from pipeline.learning.datasets import load
+    from pipeline.config import PredictorConfig, from_dict, load_yaml
     from pipeline.errors import UserError
-    from pipeline.learning.evaluation import PROTOCOLS, Protocol, baselines, evaluate, format_table
-    from pipeline.forecast.model import load_checkpoint
+    from pipeline.forecast.features import FeatureSpec
     from pipeline.forecast.predictors import LSTMPredictor, resolve_checkpoint
+    from pipeline.learning.datasets import load
+    from pipeline.learning.evaluation import ETHUCY, Protocol, evaluate, format_table, tuned_baselines
     from pipeline.learning.training import is_holdout
 
     methods = [m.strip() for m in a.methods.split(",") if m.strip()]
     if not methods or set(methods) - {"lstm", "cv", "kalman"}:
         raise UserError(f"--methods must list lstm, cv and/or kalman, got {a.methods!r}")
-    weights = resolve_checkpoint(a.weights or DEFAULT_EVAL_WEIGHTS.get(a.format, "weights/traj_lstm_pixels.pt"))
-    proto = PROTOCOLS.get(a.format)
-    if proto is None:
-        spec = load_checkpoint(weights)[1] if "lstm" in methods else PROTOCOLS["ethucy"].spec
-        proto = Protocol(dataclasses.replace(spec, pred_len=spec.pred_len), stride=1, cv_velocity="mean")
-    spec = dataclasses.replace(proto.spec, obs_len=a.obs or proto.spec.obs_len, pred_len=a.pred or proto.spec.pred_len)
-    proto = dataclasses.replace(proto, spec=spec)
+    pcfg = from_dict(PredictorConfig, load_yaml(a.config).get("predictor"), "predictor.")
+    lstm = LSTMPredictor(resolve_checkpoint(a.weights or DEFAULT_LSTM)) if "lstm" in methods else None
+    proto = ETHUCY if a.format == "ethucy" else Protocol(lstm.spec if lstm else FeatureSpec())
+    spec = dataclasses.replace(proto.spec, obs_len=a.obs or proto.spec.obs_len, pred_len=a.pred or proto.spec.pred_len,
+                               cv_steps=1, cv_gain=1.0)
     trajs = load(a.format, a.data, a.split)
     if a.holdout is not None:
         trajs = [t for t in trajs if is_holdout(t.key, a.holdout)]
-    preds = baselines(proto, has_box=trajs[0].has_box)
-    if "lstm" in methods:
-        lstm = LSTMPredictor(weights)
-        if abs(lstm.step_s - spec.step_s) > 1e-6 or lstm.obs_len != spec.obs_len or lstm.horizon < spec.pred_len:
+    preds = tuned_baselines(spec, pcfg, has_box=trajs[0].has_box)
+    if lstm is not None:
+        if abs(lstm.step_s - spec.step_s) > 1e-6 or lstm.obs_len > spec.obs_len or lstm.spec.pred_len < spec.pred_len:
             raise UserError(
-                f"{weights} was trained for {lstm.obs_len} -> {lstm.horizon} steps of {lstm.step_s:g} s; this "
-                f"evaluation needs {spec.obs_len} -> {spec.pred_len} of {spec.step_s:g} s: pass a matching --weights"
+                f"{a.weights or DEFAULT_LSTM} was trained for {lstm.obs_len} -> {lstm.spec.pred_len} steps of "
+                f"{lstm.step_s:g} s; this evaluation needs {spec.obs_len} -> {spec.pred_len} of {spec.step_s:g} s: "
+                "pass a matching --weights or --obs/--pred"
             )
         lstm.horizon = spec.pred_len
         preds = {"lstm": lstm, **preds}
-        # A social model needs each window's real neighbours from the data, not the other windows of a batch.
-        proto = dataclasses.replace(proto, spec=dataclasses.replace(spec, social=lstm.spec.social))
-    results, n = evaluate(trajs, proto, {m: preds[m] for m in ["lstm", "cv", "kalman"] if m in methods})
+    results, n = evaluate(trajs, dataclasses.replace(proto, spec=spec),
+                          {m: preds[m] for m in ["lstm", "cv", "kalman"] if m in methods}, a.body_heights)
     if n == 0:
         raise UserError(f"no {spec.obs_len + spec.pred_len}-step windows in {a.data}; the tracks are too short")
-    unit = "metres" if a.format == "ethucy" else "pixels"
+    unit = "body heights" if a.body_heights else "metres" if a.format in METRIC_FORMATS else "pixels"
     print(format_table(results, n, unit))
     if a.json:
         Path(a.json).write_text(json.dumps({**results, "windows": n, "unit": unit}, indent=2))
     return 0
 
 
+class _OneLineParser(argparse.ArgumentParser):
+    """argparse's usage errors as one `error:` line (credentials masked) and exit code 2, like every other error."""
+
+    def error(self, message: str) -> NoReturn:
+        from pipeline.core.redact import mask_credentials
+
+        print(f"error: {mask_credentials(message)}; see `python run.py {self.prog.split()[-1]} --help`", file=sys.stderr)
+        sys.exit(2)
+
+
+def _masked_excepthook(kind: type[BaseException], exc: BaseException, tb: TracebackType | None) -> None:
+    """A bug still prints its traceback (to be reported), but never a credential from a URL."""
+    import traceback
+
+    from pipeline.core.redact import mask_credentials
+
+    sys.stderr.write(mask_credentials("".join(traceback.format_exception(kind, exc, tb))))
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="run.py", description="Video trajectory prediction: YOLO + tracker + LSTM.")
+    parser = _OneLineParser(prog="run.py", description="Video trajectory prediction: YOLO + tracker + LSTM.")
     sub = parser.add_subparsers(dest="command", required=True)
     _track_parser(sub)
     _live_parser(sub)
@@ -289,6 +342,7 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     from pipeline.errors import UserError
 
+    sys.excepthook = _masked_excepthook
     args = build_parser().parse_args(argv)
     handlers = {"track": cmd_track, "live": cmd_live, "bench": cmd_bench, "train": cmd_train, "eval": cmd_eval}
     try:

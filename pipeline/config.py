@@ -79,11 +79,16 @@ class PredictorConfig:
     """Which forecaster runs and how far ahead."""
 
     kind: str = "auto"  # "auto" (lstm, cv and kalman scored online, the best served), "lstm", "cv" or "kalman"
-    weights: str = "weights/traj_lstm_pixels.pt"  # LSTM checkpoint
+    weights: str = "weights/traj_lstm.pt"  # LSTM checkpoint (the universal model)
     horizon_s: float = 2.0  # how far ahead to forecast, seconds
-    step_s: float = 0.1  # forecast/observation step for cv and kalman (the LSTM uses its checkpoint's)
-    obs_steps: int = 10  # observed steps used by cv and kalman (the LSTM uses its checkpoint's)
-    cv_velocity: str = "mean"  # cv: "mean" velocity over the observed steps, or "last" displacement
+    step_s: float = 0.4  # forecast/observation step for cv and kalman (the LSTM uses its checkpoint's)
+    obs_steps: int = 6  # observed steps used by cv and kalman (the LSTM uses its checkpoint's)
+    # Baseline settings tuned on the training sources by `run.py bench forecast` (see benchmarks/README.md):
+    cv_steps: int = 1  # cv: velocity = displacement over the last cv_steps steps ...
+    cv_gain: float = 1.0  # ... times this factor
+    cv_std_rate: list[float] = field(default_factory=lambda: [0.25, 0.12])  # cv 1-sigma growth along/across, body heights/s
+    kalman_meas_std: float = 0.05  # kalman: measurement noise, body heights
+    kalman_accel_std: float = 0.5  # kalman: acceleration noise, body heights/s^2
     auto_warmup: int = 30  # auto: scored windows before the best member is served
     auto_fallback: str = "kalman"  # auto: the member served until then
 
@@ -95,7 +100,10 @@ class PredictorConfig:
         _check(self.horizon_s > 0, "predictor.horizon_s", "must be > 0")
         _check(self.step_s > 0, "predictor.step_s", "must be > 0")
         _check(self.obs_steps >= 2, "predictor.obs_steps", "must be >= 2")
-        _check(self.cv_velocity in ("mean", "last"), "predictor.cv_velocity", "must be mean or last")
+        _check(1 <= self.cv_steps < self.obs_steps, "predictor.cv_steps", "must be 1..obs_steps-1")
+        _check(self.cv_gain > 0, "predictor.cv_gain", "must be > 0")
+        _check(len(self.cv_std_rate) == 2 and min(self.cv_std_rate) > 0, "predictor.cv_std_rate", "must be two numbers > 0")
+        _check(self.kalman_meas_std > 0 and self.kalman_accel_std > 0, "predictor.kalman_*", "noise must be > 0")
 
 
 @dataclass
@@ -169,6 +177,10 @@ def _coerce(value: Any, typ: Any, key: str) -> Any:
     if typ is str:
         _check(isinstance(value, str), key, f"must be a string, got {value!r}")
         return value
+    if typ == list[float]:
+        ok = isinstance(value, list) and all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in value)
+        _check(ok and all(math.isfinite(v) for v in value), key, f"must be a list of numbers, got {value!r}")
+        return [float(v) for v in value]
     if typ == list[str]:
         if isinstance(value, str):
             value = [v.strip() for v in value.split(",") if v.strip()]
@@ -179,9 +191,11 @@ def _coerce(value: Any, typ: Any, key: str) -> Any:
 
 def from_dict(cls: type, data: dict[str, Any] | None, prefix: str = "") -> Any:
     """Build a (nested) config dataclass from a plain dict, rejecting unknown keys."""
-    data = data or {}
+    if data is None:  # an empty section (`detector:`); `detector: 0` or `false` is refused below, not ignored
+        data = {}
     if not isinstance(data, dict):
-        raise UserError(f"config '{prefix.rstrip('.') or 'root'}' must be a mapping")
+        raise UserError(f"config '{prefix.rstrip('.') or 'root'}' must be a section of key: value lines, got {data!r}; "
+                        "see configs/default.yaml")
     hints = get_type_hints(cls)
     names = {f.name for f in dataclasses.fields(cls)}
     unknown = sorted(set(data) - names)

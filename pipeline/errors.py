@@ -4,11 +4,19 @@ The CLI prints its message as a single line and exits non-zero; everything else 
 traceback.
 """
 
+from pipeline.core.redact import mask_credentials
+
 
 class UserError(Exception):
-    """Bad input, config or environment, with a message that says what to do."""
+    """Bad input, config or environment, with a message that says what to do.
+
+    The message is masked on creation, so a URL's credentials never reach any output through it.
+    """
 
     exit_code = 2
+
+    def __init__(self, message: object = "") -> None:
+        super().__init__(mask_credentials(str(message)))
 
 
 class PartialInputError(UserError):

@@ -15,7 +15,7 @@ DATA = SHARED / "data"
 VIDEOS = DATA / "videos"
 DETECTOR = SHARED / "weights" / "yolo11n_int8_openvino_model"
 VTEST = VIDEOS / "vtest_pets2009_480x360.avi"
-PIXEL_CKPT = ROOT / "weights" / "traj_lstm_pixels.pt"
+LSTM_CKPT = ROOT / "weights" / "traj_lstm.pt"
 
 os.environ.setdefault("YOLO_OFFLINE", "1")
 

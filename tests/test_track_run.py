@@ -13,7 +13,7 @@ import cv2
 import pytest
 
 from pipeline.writers import PREDICTION_COLUMNS, TRACK_COLUMNS
-from tests.conftest import DETECTOR, PIXEL_CKPT, ROOT, VTEST, run_cli
+from tests.conftest import DETECTOR, LSTM_CKPT, ROOT, VTEST, run_cli
 
 
 def _rows(path: Path, header: list[str]) -> list[dict[str, str]]:
@@ -44,7 +44,7 @@ def vtest_run(tmp_path_factory):
     return out, proc
 
 
-@pytest.mark.skipif(not PIXEL_CKPT.exists(), reason="shipped pixel checkpoint missing")
+@pytest.mark.skipif(not LSTM_CKPT.exists(), reason="shipped pixel checkpoint missing")
 def test_vtest_yields_long_tracks_and_a_playable_video(vtest_run):
     out, proc = vtest_run
     assert "processed 795 frames" in proc.stdout
@@ -60,13 +60,13 @@ def test_vtest_yields_long_tracks_and_a_playable_video(vtest_run):
     assert (n, size) == (n_in, size_in) and fps == pytest.approx(fps_in)
 
 
-@pytest.mark.skipif(not PIXEL_CKPT.exists(), reason="shipped pixel checkpoint missing")
+@pytest.mark.skipif(not LSTM_CKPT.exists(), reason="shipped pixel checkpoint missing")
 def test_every_track_with_enough_history_is_forecast(vtest_run):
     """A (frame, track) has enough history once the track has been followed for obs_len-1 model steps."""
     from pipeline.forecast.predictors import LSTMPredictor
 
     out, _ = vtest_run
-    lstm = LSTMPredictor(str(PIXEL_CKPT), horizon_s=2.0)
+    lstm = LSTMPredictor(str(LSTM_CKPT), horizon_s=2.0)
     need_s = (lstm.obs_len - 1) * lstm.step_s
     tracks = _rows(out / "tracks.csv", TRACK_COLUMNS)
     fps = 10.0  # vtest; times are frame / fps, exactly as the pipeline computes them

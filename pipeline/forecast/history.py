@@ -72,6 +72,7 @@ class TrackHistory:
 
         Returns the ids that have enough history (first observation no later than the grid start) and
         their `Window`. Points between observations are linearly interpolated; `gap_s` says how stale each is.
+        Training cuts its windows with the same `resample` (learning/datasets.py), so both see the same data.
         """
         grid = now_s - step_s * np.arange(steps - 1, -1, -1)
         ok_ids, boxes, gaps = [], [], []
@@ -79,11 +80,9 @@ class TrackHistory:
             log = self._logs.get(tid)
             if log is None or log.times[0] > grid[0] + 1e-6 or log.times[-1] < now_s - 1e-6:
                 continue
-            t = np.fromiter(log.times, np.float64, len(log.times))
-            b = np.asarray(log.boxes, np.float64)
-            boxes.append(np.stack([np.interp(grid, t, b[:, k]) for k in range(4)], axis=1))
-            prev = np.searchsorted(t, grid + 1e-9, side="right") - 1
-            gaps.append(grid - t[np.clip(prev, 0, len(t) - 1)])
+            b, g, _ = resample(np.fromiter(log.times, np.float64, len(log.times)), np.asarray(log.boxes, np.float64), grid)
+            boxes.append(b)
+            gaps.append(g)
             ok_ids.append(tid)
         n = len(ok_ids)
         win = Window(
@@ -93,3 +92,21 @@ class TrackHistory:
             frame_size=np.tile(np.asarray(frame_size, np.float64), (n, 1)),
         )
         return np.asarray(ok_ids, np.int64), win
+
+
+def resample(times: np.ndarray, xywh: np.ndarray, grid: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """One track's observations (K,), (K, 4) on a time grid (any shape G): the one resampling of the project.
+
+    Returns boxes (*G, 4) linearly interpolated between observations, gap_s (*G,) seconds since the last real
+    observation at or before each grid time, and span_s (*G,) the length of the interval between the real
+    observations around it (0 where a grid time is an observation). Interpolating a grid time uses only the
+    observations on either side of it, so a window that ends at an observation never sees anything later.
+    """
+    flat = np.asarray(grid, np.float64).ravel()
+    boxes = np.stack([np.interp(flat, times, xywh[:, k]) for k in range(4)], axis=-1)
+    prev = np.clip(np.searchsorted(times, flat + 1e-9, side="right") - 1, 0, len(times) - 1)
+    nxt = np.clip(np.searchsorted(times, flat - 1e-9, side="left"), 0, len(times) - 1)
+    gap = np.maximum(flat - times[prev], 0.0)
+    span = np.where(gap < 1e-6, 0.0, times[nxt] - times[prev])
+    shape = np.shape(grid)
+    return boxes.reshape(*shape, 4), gap.reshape(shape), span.reshape(shape)

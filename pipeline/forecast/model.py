@@ -12,7 +12,7 @@ from torch import nn
 from pipeline.errors import UserError
 from pipeline.forecast.features import FEATURE_DIM, FeatureSpec
 
-CHECKPOINT_FORMAT = "traj-lstm/1"
+CHECKPOINT_FORMAT = "traj-lstm/2"
 
 
 @dataclass(frozen=True)
@@ -24,13 +24,16 @@ class ModelConfig:
     num_layers: int = 2
     dropout: float = 0.1
     head_hidden: int = 256
+    bound: float = 3.0  # the residual on the cv prior is at most this many training residual spreads
 
 
 class TrajectoryLSTM(nn.Module):
-    """Encodes a window of 512-d features with an LSTM and predicts H future (dx, dy, dlogw, dlogh).
+    """Encodes a window of 512-d features with an LSTM and predicts H future (dx, dy, dlogw, dlogh) and a spread.
 
-    The output is a residual on a constant-velocity prior; inputs are standardised with statistics
-    stored as buffers, so they travel inside the checkpoint.
+    The mean is a *bounded* residual on the tuned constant-velocity prior (at most `bound` residual spreads
+    of the training data per step and coordinate), so where the model knows nothing it stays with cv. The
+    spread is a 1-sigma along and across the heading per step (trained with a Gaussian likelihood). Inputs
+    are standardised with statistics stored as buffers, so they travel inside the checkpoint.
     """
 
     def __init__(self, cfg: ModelConfig) -> None:
@@ -41,19 +44,22 @@ class TrajectoryLSTM(nn.Module):
             batch_first=True, dropout=cfg.dropout if cfg.num_layers > 1 else 0.0,
         )
         self.head = nn.Sequential(
-            nn.Linear(cfg.hidden_size, cfg.head_hidden), nn.GELU(), nn.Linear(cfg.head_hidden, cfg.pred_len * 4)
+            nn.Linear(cfg.hidden_size, cfg.head_hidden), nn.GELU(), nn.Linear(cfg.head_hidden, cfg.pred_len * 6)
         )
         self.register_buffer("feat_mean", torch.zeros(FEATURE_DIM))
         self.register_buffer("feat_std", torch.ones(FEATURE_DIM))
         # per step and coordinate: a first-step residual is ~10x smaller than a last-step one
         self.register_buffer("residual_std", torch.ones(cfg.pred_len, 4))
 
-    def forward(self, feats: torch.Tensor, prior: torch.Tensor) -> torch.Tensor:
-        """feats (B, T, 512), prior (B, H, 4) -> predicted targets (B, H, 4)."""
+    def forward(self, feats: torch.Tensor, prior: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """feats (B, T, 512), prior (B, H, 4) -> predicted targets (B, H, 4) and their 1-sigma (B, H, 2)."""
         x = (feats - self.feat_mean) / self.feat_std
         out, _ = self.lstm(x)
-        res = self.head(out[:, -1]).view(-1, self.cfg.pred_len, 4)
-        return prior + res * self.residual_std
+        raw = self.head(out[:, -1]).view(-1, self.cfg.pred_len, 6)
+        b = self.cfg.bound
+        mean = prior + b * torch.tanh(raw[..., :4] / b) * self.residual_std
+        sigma = self.residual_std[:, :2] * torch.exp(raw[..., 4:].clamp(-6.0, 4.0))
+        return mean, sigma
 
 
 def save_checkpoint(path: str | Path, model: TrajectoryLSTM, spec: FeatureSpec, meta: dict[str, Any]) -> None:
@@ -87,18 +93,15 @@ def load_checkpoint(path: str | Path) -> tuple[TrajectoryLSTM, FeatureSpec, dict
     try:
         spec = FeatureSpec(**ckpt["features"])
         cfg = ModelConfig(**ckpt["model"])
-    except TypeError as exc:
+    except (TypeError, ValueError) as exc:
         raise UserError(f"{path} has an incompatible config ({exc}); {hint}") from None
     if spec.version != FeatureSpec().version:
         raise UserError(f"{path} uses feature version {spec.version}, this code {FeatureSpec().version}; retrain it")
     if cfg.pred_len != spec.pred_len:
         raise UserError(f"{path} is inconsistent: model predicts {cfg.pred_len} steps, features say {spec.pred_len}")
     model = TrajectoryLSTM(cfg)
-    state = dict(ckpt["state_dict"])
-    if tuple(state.get("residual_std", torch.ones(0)).shape) == (4,):  # first checkpoints: one scale for all steps
-        state["residual_std"] = state["residual_std"].expand(cfg.pred_len, 4).clone()
     try:
-        model.load_state_dict(state)
+        model.load_state_dict(ckpt["state_dict"])
     except RuntimeError as exc:
         raise UserError(f"{path} does not match TrajectoryLSTM: {str(exc).splitlines()[0]}") from None
     model.eval()

@@ -14,7 +14,16 @@ import torch
 
 from pipeline.config import PredictorConfig
 from pipeline.errors import UserError
-from pipeline.forecast.features import FeatureSpec, Window, encode, targets_to_xywh, velocity_prior, window_scale
+from pipeline.forecast.features import (
+    FeatureSpec,
+    Window,
+    canonical,
+    cv_velocity,
+    encode,
+    targets_to_xywh,
+    velocity_prior,
+    window_scale,
+)
 from pipeline.forecast.model import load_checkpoint
 from pipeline.types import Forecasts
 
@@ -36,30 +45,33 @@ def _horizon(horizon_s: float, step_s: float) -> int:
 
 
 class ConstantVelocityPredictor:
-    """Extrapolates the centre at constant velocity; the box keeps its current size.
+    """Extrapolates the centre at constant velocity; the box keeps its current size (or moves its corners).
 
-    velocity="last" uses the last displacement (the strict CV of Schoeller et al. 2020), "mean" the
-    average over the window (steadier on noisy detections).
+    The velocity is the displacement over the last `cv_steps` steps times `gain` (both tuned on training
+    sources: `run.py bench forecast`); cv_steps = obs_len - 1 is the window's mean velocity, 1 the strict CV
+    of Schoeller et al. 2020. The 1-sigma spread grows linearly with time, `std_rate` body heights per
+    second along and across the heading (also tuned), so every predictor reports an uncertainty.
     """
 
     def __init__(
-        self, step_s: float, obs_len: int, horizon: int, velocity: str = "mean", extrapolate_size: bool = False
+        self, step_s: float, obs_len: int, horizon: int, cv_steps: int = 1, gain: float = 1.0,
+        extrapolate_size: bool = False, std_rate: tuple[float, float] = (0.25, 0.12),
     ) -> None:
-        self.step_s, self.obs_len, self.horizon, self.velocity = step_s, obs_len, horizon, velocity
+        self.step_s, self.obs_len, self.horizon = step_s, obs_len, horizon
+        self.spec = FeatureSpec(step_s=step_s, obs_len=obs_len, pred_len=horizon, cv_steps=min(cv_steps, obs_len - 1),
+                                cv_gain=gain)
         self.extrapolate_size = extrapolate_size  # True: every box corner moves at constant velocity
+        self.std_rate = std_rate
 
-    def predict(self, win: Window) -> tuple[np.ndarray, None]:
+    def predict(self, win: Window) -> tuple[np.ndarray, np.ndarray]:
         k = 4 if self.extrapolate_size else 2
-        x = win.xywh[:, :, :k]
-        if self.velocity == "last":
-            v = (x[:, -1] - x[:, -2]) / self.step_s
-        else:
-            v = (x[:, -1] - x[:, 0]) / (self.step_s * (x.shape[1] - 1))
+        v = cv_velocity(win.xywh[:, :, :k], self.spec)
         t = self.step_s * np.arange(1, self.horizon + 1)
         out = np.repeat(win.xywh[:, -1:, :], self.horizon, axis=1).astype(np.float64)
         out[:, :, :k] += v[:, None, :] * t[None, :, None]
         out[:, :, 2:] = np.maximum(out[:, :, 2:], 0.0)
-        return out, None
+        std_c = np.asarray(self.std_rate)[None, None, :] * t[None, :, None] * np.ones((len(out), 1, 1))
+        return out, canonical(win, self.spec).std_to_source(std_c)
 
 
 class KalmanPredictor:
@@ -122,13 +134,17 @@ class LSTMPredictor:
             )
 
     @torch.no_grad()
-    def predict(self, win: Window) -> tuple[np.ndarray, None]:
+    def predict(self, win: Window) -> tuple[np.ndarray, np.ndarray]:
         if len(win.xywh) == 0:
-            return np.zeros((0, self.horizon, 4)), None
-        feats = torch.from_numpy(encode(win, self.spec))
-        prior = torch.from_numpy(velocity_prior(win, self.spec, self.spec.pred_len))
-        targets = self.model(feats, prior).numpy()[:, : self.horizon]
-        return targets_to_xywh(win, targets, self.spec), None
+            return np.zeros((0, self.horizon, 4)), np.zeros((0, self.horizon, 2))
+        win = win.last(self.obs_len)  # a longer window (an evaluation protocol's) is cut to what the model reads
+        frame = canonical(win, self.spec)
+        feats = torch.from_numpy(encode(win, self.spec, frame))
+        prior = torch.from_numpy(velocity_prior(win, self.spec, self.spec.pred_len, frame))
+        mean, sigma = self.model(feats, prior)
+        h = self.horizon
+        xywh = targets_to_xywh(win, mean.numpy()[:, :h], self.spec, frame)
+        return xywh, frame.std_to_source(sigma.numpy()[:, :h].astype(np.float64))
 
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
@@ -148,8 +164,10 @@ def build_predictor(cfg: PredictorConfig) -> Predictor:
         return LSTMPredictor(resolve_checkpoint(cfg.weights), cfg.horizon_s)
     horizon = _horizon(cfg.horizon_s, cfg.step_s)
     if cfg.kind == "cv":
-        return ConstantVelocityPredictor(cfg.step_s, cfg.obs_steps, horizon, cfg.cv_velocity)
-    return KalmanPredictor(cfg.step_s, cfg.obs_steps, horizon)
+        return ConstantVelocityPredictor(cfg.step_s, cfg.obs_steps, horizon, cfg.cv_steps, cfg.cv_gain,
+                                         std_rate=(cfg.cv_std_rate[0], cfg.cv_std_rate[1]))
+    return KalmanPredictor(cfg.step_s, cfg.obs_steps, horizon, meas_std=cfg.kalman_meas_std,
+                           accel_std=cfg.kalman_accel_std)
 
 
 def forecast(predictor: Predictor, track_ids: np.ndarray, win: Window) -> Forecasts:

@@ -18,7 +18,8 @@ from pathlib import Path
 import numpy as np
 
 from pipeline.errors import UserError
-from pipeline.forecast.features import N_NEIGHBOURS, FeatureSpec, Window, nearest_neighbours
+from pipeline.forecast.features import FeatureSpec, Window
+from pipeline.forecast.history import resample
 from pipeline.learning.loaders import LOADERS, load_source
 
 FORMATS = ("ethucy", "jaad", "mot", "tracks", *LOADERS)
@@ -204,84 +205,69 @@ def load(fmt: str, path: str | Path, split: str = "test", skipped: Counter[str] 
     return trajs
 
 
+def default_max_gap(spec: FeatureSpec) -> float:
+    """Longest interval between real observations a window may bridge: 1.5 steps, at least 1 s.
+
+    1 s lets sources sampled more coarsely than the grid (Grand Central: 0.8 s) and short detector misses in
+    video tracks in; the pipeline bridges gaps up to history.max_lost_s the same way (gap_s tells the model).
+    """
+    return max(1.5 * spec.step_s, 1.0)
+
+
+def anchor_times(times: np.ndarray, spec: FeatureSpec, stride: int = 1) -> np.ndarray:
+    """The observation times a window may end at ("now"): the first observation in every stride*step slot."""
+    slot = np.floor((times - times[0]) / (stride * spec.step_s) + 1e-6)
+    return times[np.unique(slot, return_index=True)[1]]
+
+
+def track_windows(
+    tr: Trajectory, now_s: np.ndarray, spec: FeatureSpec, max_gap_s: float | None = None
+) -> tuple[Window, np.ndarray, np.ndarray]:
+    """The windows of one trajectory ending at the times `now_s` (A,), cut as the pipeline cuts them.
+
+    Returns the observed `Window` (A, obs_len), the future xywh (A, pred_len, 4) and a mask (A,) of the windows
+    that are whole: inside the trajectory, with no interval between real observations longer than max_gap_s.
+    """
+    max_gap = default_max_gap(spec) if max_gap_s is None else max_gap_s
+    offsets = spec.step_s * np.arange(-(spec.obs_len - 1), spec.pred_len + 1)
+    grid = np.asarray(now_s, np.float64)[:, None] + offsets[None, :]
+    boxes, gap, span = resample(tr.times, tr.xywh, grid)
+    inside = (grid[:, 0] >= tr.times[0] - 1e-6) & (grid[:, -1] <= tr.times[-1] + 1e-6)
+    ok = inside & (span <= max_gap + 1e-9).all(axis=1)
+    n, t = len(grid), spec.obs_len
+    win = Window(boxes[:, :t], gap[:, :t], np.full(n, tr.has_box), np.tile(np.asarray(tr.frame_size, np.float64), (n, 1)))
+    return win, boxes[:, t:], ok
+
+
 def make_windows(
     trajs: list[Trajectory], spec: FeatureSpec, stride: int = 1, max_gap_s: float | None = None
 ) -> tuple[Window, np.ndarray, list[str]]:
     """Cut (obs_len + pred_len)-step windows on the spec's grid from every trajectory.
 
-    Observations are resampled by linear interpolation; a window is kept only if no gap between real
-    observations inside it exceeds max_gap_s (default 1.5 steps, i.e. the object is present throughout).
-    Returns the observed `Window`, the future xywh (N, pred_len, 4), and each window's trajectory key.
+    Each window ends at a real observation ("now", as in the pipeline, which forecasts at every frame), at
+    most one per `stride` steps; see `track_windows`. Returns the observed `Window`, the future xywh
+    (N, pred_len, 4), and each window's trajectory key.
     """
-    total = spec.obs_len + spec.pred_len
-    max_gap = 1.5 * spec.step_s if max_gap_s is None else max_gap_s
-    scenes = _by_scene(trajs) if spec.social else {}
-    obs, fut, gaps, has_box, sizes, keys, neigh = [], [], [], [], [], [], []
+    parts: list[tuple[Window, np.ndarray]] = []
+    keys: list[str] = []
+    span = spec.step_s * (spec.obs_len + spec.pred_len - 1)
     for tr in trajs:
-        if len(tr.times) < 2:
+        if len(tr.times) < 2 or tr.times[-1] - tr.times[0] < span - 1e-6:
             continue
-        grid = np.arange(tr.times[0], tr.times[-1] + 1e-9, spec.step_s)
-        if len(grid) < total:
-            continue
-        boxes = np.stack([np.interp(grid, tr.times, tr.xywh[:, k]) for k in range(4)], axis=1)
-        nxt = np.searchsorted(tr.times, grid - 1e-9)
-        prev = np.clip(nxt - 1, 0, len(tr.times) - 1)
-        exact = np.isclose(tr.times[np.clip(nxt, 0, len(tr.times) - 1)], grid, atol=1e-6)
-        span = tr.times[np.clip(nxt, 0, len(tr.times) - 1)] - tr.times[prev]
-        bad = (~exact) & (span > max_gap)
-        gap = np.where(exact, 0.0, grid - tr.times[prev])
-        starts = [s for s in range(0, len(grid) - total + 1, stride) if not bad[s : s + total].any()]
-        if not starts:
-            continue
-        around = _grid_neighbours(tr, boxes[:, :2], scenes[_scene(tr)], grid, spec.step_s) if spec.social else None
-        for s in starts:
-            obs.append(boxes[s : s + spec.obs_len])
-            fut.append(boxes[s + spec.obs_len : s + total])
-            gaps.append(gap[s : s + spec.obs_len])
-            has_box.append(tr.has_box)
-            sizes.append(tr.frame_size)
-            keys.append(tr.key)
-            if around is not None:
-                neigh.append(around[s : s + spec.obs_len])
-    n = len(obs)
-    win = Window(
-        xywh=np.asarray(obs, np.float64).reshape(n, spec.obs_len, 4),
-        gap_s=np.asarray(gaps, np.float64).reshape(n, spec.obs_len),
-        has_box=np.asarray(has_box, bool).reshape(n),
-        frame_size=np.asarray(sizes, np.float64).reshape(n, 2),
-        neigh=np.asarray(neigh, np.float64).reshape(n, spec.obs_len, N_NEIGHBOURS, 4) if spec.social else None,
-    )
-    return win, np.asarray(fut, np.float64).reshape(n, spec.pred_len, 4), keys
+        win, fut, ok = track_windows(tr, anchor_times(tr.times, spec, stride), spec, max_gap_s)
+        if ok.any():
+            parts.append((win.take(ok), fut[ok]))
+            keys += [tr.key] * int(ok.sum())
+    win, fut = concat_windows(parts, spec)
+    return win, fut, keys
 
 
-def _scene(tr: Trajectory) -> str:
-    """Trajectories of one recording share the key prefix (file, video or sequence name)."""
-    return tr.key.rsplit(":", 1)[0]
-
-
-def _by_scene(trajs: list[Trajectory]) -> dict[str, list[Trajectory]]:
-    out: dict[str, list[Trajectory]] = defaultdict(list)
-    for tr in trajs:
-        out[_scene(tr)].append(tr)
-    return out
-
-
-def _grid_neighbours(
-    tr: Trajectory, xy: np.ndarray, scene: list[Trajectory], grid: np.ndarray, step_s: float
-) -> np.ndarray:
-    """The nearest other objects of the scene to `tr` (at `xy` on `grid`), (G, K, 4), from their observations.
-
-    Positions are interpolated inside each neighbour's observed span; its velocity is the backward difference
-    over one step (0 at its first appearance), so nothing after the grid time is used.
-    """
-    others = [o for o in scene if o is not tr and o.times[0] <= grid[-1] + 1e-9 and o.times[-1] >= grid[0] - 1e-9]
-    pos = np.full((len(others), len(grid), 2), np.nan)
-    vel = np.zeros((len(others), len(grid), 2))
-    for j, o in enumerate(others):
-        inside = (grid >= o.times[0] - 1e-9) & (grid <= o.times[-1] + 1e-9)
-        p = np.stack([np.interp(grid, o.times, o.xywh[:, k]) for k in (0, 1)], axis=1)
-        before = np.stack([np.interp(grid - step_s, o.times, o.xywh[:, k]) for k in (0, 1)], axis=1)
-        pos[j, inside] = p[inside]
-        had = inside & (grid - step_s >= o.times[0] - 1e-9)
-        vel[j, had] = (p[had] - before[had]) / step_s
-    return nearest_neighbours(xy, pos, vel, N_NEIGHBOURS)
+def concat_windows(parts: list[tuple[Window, np.ndarray]], spec: FeatureSpec) -> tuple[Window, np.ndarray]:
+    """One batch from several (Window, future) pairs; an empty list gives an empty batch."""
+    if not parts:
+        empty = Window(np.zeros((0, spec.obs_len, 4)), np.zeros((0, spec.obs_len)), np.zeros(0, bool), np.zeros((0, 2)))
+        return empty, np.zeros((0, spec.pred_len, 4))
+    ws = [p[0] for p in parts]
+    win = Window(np.concatenate([w.xywh for w in ws]), np.concatenate([w.gap_s for w in ws]),
+                 np.concatenate([w.has_box for w in ws]), np.concatenate([w.frame_size for w in ws]))
+    return win, np.concatenate([p[1] for p in parts])

@@ -13,15 +13,23 @@ import numpy as np
 import torch
 from torch import nn
 
-from pipeline.learning.datasets import Trajectory, load, make_windows
+from pipeline.learning.datasets import Trajectory, concat_windows, load, make_windows
 from pipeline.errors import UserError
-from pipeline.forecast.features import PRIOR_STEPS, FeatureSpec, Window, encode, future_targets, velocity_prior
+from pipeline.forecast.features import (
+    FeatureSpec,
+    Window,
+    canonical,
+    encode,
+    future_targets,
+    velocity_prior,
+    window_scale,
+)
 from pipeline.forecast.model import ModelConfig, TrajectoryLSTM, save_checkpoint
 
 
 @dataclass
 class DataSource:
-    """One data set: a format (ethucy|jaad|mot|tracks), a path, and for JAAD its split."""
+    """One data set: a format (see datasets.FORMATS), a path, and for JAAD its split."""
 
     format: str
     path: str
@@ -35,25 +43,29 @@ class TrainConfig:
     train: list[DataSource] = field(default_factory=list)
     val: list[DataSource] = field(default_factory=list)  # empty: hold out val_fraction of train trajectories
     val_fraction: float = 0.15  # share of trajectories (by key) held out when no val sources are given
-    step_s: float = 0.1  # model time step, seconds
-    obs_len: int = 10  # observed steps
-    pred_len: int = 20  # predicted steps
+    step_s: float = 0.4  # model time step, seconds
+    obs_len: int = 6  # observed steps
+    pred_len: int = 12  # predicted steps
     stride: int = 1  # window stride in steps
-    epochs: int = 40
+    max_windows_per_source: int = 20000  # windows kept per data source (random, seeded), so no source dominates
+    cv_steps: int = 1  # the constant-velocity prior the LSTM corrects: velocity over the last cv_steps steps ...
+    cv_gain: float = 1.0  # ... times this factor (tune both with `run.py bench forecast`)
+    epochs: int = 4
     batch_size: int = 256
     lr: float = 2e-3
     weight_decay: float = 1e-4
     dropout: float = 0.1
-    patience: int = 6  # epochs without val improvement before stopping
+    bound: float = 3.0  # the residual is at most this many training residual spreads per step
+    nll_weight: float = 0.1  # weight of the Gaussian likelihood that trains the spread
+    patience: int = 3  # epochs without val improvement before stopping
     time_limit_min: float = 25.0  # stop training after this many minutes
     seed: int = 0
-    flip: bool = True  # mirror windows horizontally as augmentation
-    rotations: int = 0  # extra randomly rotated copies of point (metric) windows; pixel windows keep "down"
-    speed_aug: float = 0.0  # rotated copies also get their speed scaled by a random factor in [1/(1+a), 1+a]
-    prior: str = "mean"  # constant-velocity prior the LSTM corrects: "mean" window velocity, "last" or "last2" steps
-    social: bool = False  # add the 3 nearest neighbours at each step to the features (same-scene objects)
+    flip: bool = True  # mirrored copies of the training windows
+    speed_aug: float = 0.2  # copies stretched in space by a random factor in [1/(1+a), 1+a] (slower/faster)
+    jitter: float = 0.02  # detection noise added to those copies' observed positions, body heights (1 sigma)
+    gap_prob: float = 0.2  # share of those copies with one missed observation (interpolated, gap_s set)
     device: str = "auto"  # torch device for training: auto (cuda when available, else cpu), cpu, cuda
-    out: str = "weights/traj_lstm_pixels.pt"
+    out: str = "runs/train/traj_lstm.pt"
 
     def __post_init__(self) -> None:
         self.train = [s if isinstance(s, DataSource) else DataSource(**s) for s in self.train]
@@ -62,15 +74,17 @@ class TrainConfig:
             raise UserError("training needs at least one data source (train: [{format: ..., path: ...}])")
         if self.step_s <= 0 or self.obs_len < 2 or self.pred_len < 1:
             raise UserError("train config: step_s > 0, obs_len >= 2 and pred_len >= 1 are required")
+        if not 1 <= self.cv_steps < self.obs_len:
+            raise UserError(f"train config: cv_steps must be 1..obs_len-1, got {self.cv_steps}")
         if not 0 <= self.val_fraction < 1:
             raise UserError("train config: val_fraction must be in [0, 1)")
-        if self.prior not in PRIOR_STEPS:
-            raise UserError(f"train config: prior must be one of {', '.join(PRIOR_STEPS)}, got {self.prior!r}")
+        if self.max_windows_per_source < 1 or self.epochs < 1:
+            raise UserError("train config: max_windows_per_source and epochs must be >= 1")
 
     @property
     def spec(self) -> FeatureSpec:
-        return FeatureSpec(step_s=self.step_s, obs_len=self.obs_len, pred_len=self.pred_len, prior=self.prior,
-                           social=self.social)
+        return FeatureSpec(step_s=self.step_s, obs_len=self.obs_len, pred_len=self.pred_len,
+                           cv_steps=self.cv_steps, cv_gain=self.cv_gain)
 
 
 def is_holdout(key: str, fraction: float) -> bool:
@@ -78,58 +92,45 @@ def is_holdout(key: str, fraction: float) -> bool:
     return (zlib.crc32(key.encode()) % 1000) < fraction * 1000
 
 
-def _load_sources(sources: list[DataSource]) -> list[Trajectory]:
-    out: list[Trajectory] = []
-    for s in sources:
-        out += load(s.format, s.path, s.split)
-    return out
-
-
-def rotate_window(
-    win: Window, future: np.ndarray, rng: np.random.Generator, speed_aug: float = 0.0
+def source_windows(
+    trajs: list[Trajectory], spec: FeatureSpec, stride: int, cap: int, rng: np.random.Generator
 ) -> tuple[Window, np.ndarray]:
-    """Rotate point windows by a random angle about their last observed position (metric data only).
-
-    With speed_aug, the copy is also stretched in space by a random factor (people walking faster or slower).
-    """
-    keep = ~win.has_box
-    a = rng.uniform(0, 2 * np.pi, keep.sum())
-    rot = np.stack([np.stack([np.cos(a), -np.sin(a)], -1), np.stack([np.sin(a), np.cos(a)], -1)], -2)
-    if speed_aug > 0:
-        rot = rot * np.exp(rng.uniform(-np.log1p(speed_aug), np.log1p(speed_aug), keep.sum()))[:, None, None]
-    sub = win.take(keep)
-    origin = sub.xywh[:, -1:, :2]
-    obs, fut = sub.xywh.copy(), future[keep].copy()
-    obs[:, :, :2] = np.einsum("nij,ntj->nti", rot, obs[:, :, :2] - origin) + origin
-    fut[:, :, :2] = np.einsum("nij,ntj->nti", rot, fut[:, :, :2] - origin) + origin
-    neigh = None
-    if sub.neigh is not None:
-        neigh = sub.neigh.copy()
-        neigh[..., :2] = np.einsum("nij,ntkj->ntki", rot, neigh[..., :2] - origin[:, :, None]) + origin[:, :, None]
-        neigh[..., 2:] = np.einsum("nij,ntkj->ntki", rot, neigh[..., 2:])
-    return Window(obs, sub.gap_s, sub.has_box, sub.frame_size, neigh), fut
-
-
-def _concat(parts: list[tuple[Window, np.ndarray]]) -> tuple[Window, np.ndarray]:
-    ws = [p[0] for p in parts]
-    neigh = None if ws[0].neigh is None else np.concatenate([w.neigh for w in ws])
-    win = Window(np.concatenate([w.xywh for w in ws]), np.concatenate([w.gap_s for w in ws]),
-                 np.concatenate([w.has_box for w in ws]), np.concatenate([w.frame_size for w in ws]), neigh)
-    return win, np.concatenate([p[1] for p in parts])
+    """A source's windows, at most `cap` of them (a seeded random subset), so big sources do not drown small ones."""
+    win, fut, _ = make_windows(trajs, spec, stride)
+    if len(fut) > cap:
+        keep = np.sort(rng.choice(len(fut), cap, replace=False))
+        win, fut = win.take(keep), fut[keep]
+    return win, fut
 
 
 def flip_window(win: Window, future: np.ndarray) -> tuple[Window, np.ndarray]:
-    """Mirror horizontally (x -> W - x, or -x without an image)."""
-    c = win.frame_size[:, 0][:, None]
+    """Mirror horizontally (x -> -x): every feature is relative, so no image width is needed."""
     obs, fut = win.xywh.copy(), future.copy()
-    obs[:, :, 0] = c - obs[:, :, 0]
-    fut[:, :, 0] = c - fut[:, :, 0]
-    neigh = None
-    if win.neigh is not None:
-        neigh = win.neigh.copy()
-        neigh[..., 0] = c[:, :, None] - neigh[..., 0]
-        neigh[..., 2] = -neigh[..., 2]
-    return Window(obs, win.gap_s, win.has_box, win.frame_size, neigh), fut
+    obs[:, :, 0] *= -1
+    fut[:, :, 0] *= -1
+    return Window(obs, win.gap_s, win.has_box, win.frame_size), fut
+
+
+def perturb_window(
+    win: Window, future: np.ndarray, spec: FeatureSpec, cfg: TrainConfig, rng: np.random.Generator
+) -> tuple[Window, np.ndarray]:
+    """A copy faster or slower (space stretched about "now"), with detection jitter and a missed observation.
+
+    Only the observed part gets jitter and gaps (the pipeline sees noisy, gappy tracks); the future is the truth.
+    """
+    n, t = win.gap_s.shape
+    scale = window_scale(win, spec)[:, None, None]
+    f = np.exp(rng.uniform(-np.log1p(cfg.speed_aug), np.log1p(cfg.speed_aug), n))[:, None, None]
+    origin = win.xywh[:, -1:, :2]
+    obs, fut, gap = win.xywh.copy(), future.copy(), win.gap_s.copy()
+    obs[:, :, :2] = origin + (obs[:, :, :2] - origin) * f + rng.normal(0, cfg.jitter, (n, t, 2)) * scale
+    fut[:, :, :2] = origin + (fut[:, :, :2] - origin) * f
+    obs[:, -1, :2] = origin[:, 0]  # "now" stays the reference point
+    hit = np.flatnonzero(rng.random(n) < cfg.gap_prob)
+    i = rng.integers(1, t - 1, len(hit)) if t > 2 else np.zeros(0, int)
+    obs[hit, i] = (obs[hit, i - 1] + obs[hit, i + 1]) / 2
+    gap[hit, i] = gap[hit, i - 1] + spec.step_s
+    return Window(obs, gap, win.has_box, win.frame_size), fut
 
 
 @dataclass
@@ -143,10 +144,11 @@ class Batchable:
 
     @classmethod
     def build(cls, win: Window, future: np.ndarray, spec: FeatureSpec) -> Batchable:
+        frame = canonical(win, spec)
         return cls(
-            torch.from_numpy(encode(win, spec)),
-            torch.from_numpy(velocity_prior(win, spec, spec.pred_len)),
-            torch.from_numpy(future_targets(win, future, spec)),
+            torch.from_numpy(encode(win, spec, frame)),
+            torch.from_numpy(velocity_prior(win, spec, spec.pred_len, frame)),
+            torch.from_numpy(future_targets(win, future, spec, frame)),
             torch.from_numpy(win.has_box.astype(np.float32)),
         )
 
@@ -157,20 +159,24 @@ class Batchable:
         return Batchable(self.feats.to(device), self.prior.to(device), self.target.to(device), self.box_mask.to(device))
 
 
-def _loss(pred: torch.Tensor, target: torch.Tensor, box_mask: torch.Tensor) -> torch.Tensor:
-    err = nn.functional.smooth_l1_loss(pred, target, reduction="none", beta=0.1)
-    xy = err[..., :2].mean()
-    wh = (err[..., 2:].mean(dim=(1, 2)) * box_mask).sum() / box_mask.sum().clamp(min=1)
-    return xy + 0.5 * wh
+def _loss(mean: torch.Tensor, sigma: torch.Tensor, target: torch.Tensor, box_mask: torch.Tensor,
+          nll_weight: float) -> torch.Tensor:
+    """Mean displacement (what ADE measures) + box size error + Gaussian NLL of the spread (mean held fixed)."""
+    dist = torch.sqrt(((mean[..., :2] - target[..., :2]) ** 2).sum(-1) + 1e-6).mean()
+    err = nn.functional.smooth_l1_loss(mean[..., 2:], target[..., 2:], reduction="none", beta=0.1)
+    wh = (err.mean(dim=(1, 2)) * box_mask).sum() / box_mask.sum().clamp(min=1)
+    z = (target[..., :2] - mean[..., :2].detach()) / sigma
+    nll = (torch.log(sigma) + 0.5 * z**2).mean()
+    return dist + 0.5 * wh + nll_weight * nll
 
 
 @torch.no_grad()
-def _ade_fde(model: TrajectoryLSTM, data: Batchable, bs: int = 2048) -> tuple[float, float]:
+def _ade_fde(model: TrajectoryLSTM, data: Batchable, bs: int = 4096) -> tuple[float, float]:
     model.eval()
     d = []
     for i in range(0, len(data), bs):
-        p = model(data.feats[i : i + bs], data.prior[i : i + bs])
-        d.append(torch.linalg.norm(p[..., :2] - data.target[i : i + bs, :, :2], dim=-1))
+        mean, _ = model(data.feats[i : i + bs], data.prior[i : i + bs])
+        d.append(torch.linalg.norm(mean[..., :2] - data.target[i : i + bs, :, :2], dim=-1))
     dist = torch.cat(d)
     return float(dist.mean()), float(dist[:, -1].mean())
 
@@ -184,40 +190,49 @@ def _stats(model: TrajectoryLSTM, data: Batchable) -> None:
     model.residual_std.copy_(res.std(0).clamp(min=1e-3))
 
 
-def prepare(cfg: TrainConfig) -> tuple[Batchable, Batchable, dict[str, Any]]:
-    """Load the sources, split, cut windows, augment; returns train and val tensors plus counts."""
-    spec = cfg.spec
-    train_tr = _load_sources(cfg.train)
-    if cfg.val:
-        val_tr = _load_sources(cfg.val)
-    else:
-        val_tr = [t for t in train_tr if is_holdout(t.key, cfg.val_fraction)]
-        train_tr = [t for t in train_tr if not is_holdout(t.key, cfg.val_fraction)]
-    tw, tf, _ = make_windows(train_tr, spec, cfg.stride)
-    vw, vf, _ = make_windows(val_tr, spec, cfg.stride)
-    if len(tf) == 0 or len(vf) == 0:
-        raise UserError(
-            f"not enough data: {len(tf)} train and {len(vf)} val windows of {spec.obs_len + spec.pred_len} steps"
-        )
-    counts = {"train_trajectories": len(train_tr), "val_trajectories": len(val_tr),
-              "train_windows": len(tf), "val_windows": len(vf)}
-    parts = [(tw, tf)]
+def augment(win: Window, fut: np.ndarray, cfg: TrainConfig, rng: np.random.Generator) -> tuple[Window, np.ndarray]:
+    """The training windows, their mirror image, and a perturbed copy (speed, jitter, gaps)."""
+    parts = [(win, fut)]
     if cfg.flip:
-        parts.append(flip_window(tw, tf))
-    rng = np.random.default_rng(cfg.seed)
-    parts += [rotate_window(tw, tf, rng, cfg.speed_aug) for _ in range(cfg.rotations) if (~tw.has_box).any()]
-    tw, tf = _concat(parts)
+        parts.append(flip_window(win, fut))
+    if cfg.speed_aug > 0 or cfg.jitter > 0 or cfg.gap_prob > 0:
+        parts.append(perturb_window(*parts[-1], cfg.spec, cfg, rng))
+    return concat_windows(parts, cfg.spec)
+
+
+def prepare(cfg: TrainConfig) -> tuple[Batchable, Batchable, dict[str, Any]]:
+    """Load the sources, split, cut windows (capped per source), augment; returns train and val tensors and counts."""
+    spec, rng = cfg.spec, np.random.default_rng(cfg.seed)
+    train_parts, val_parts, n_tr, n_va = [], [], 0, 0
+    for src in cfg.train:
+        trajs = load(src.format, src.path, src.split)
+        if not cfg.val:
+            val_parts.append(source_windows([t for t in trajs if is_holdout(t.key, cfg.val_fraction)], spec,
+                                            cfg.stride, cfg.max_windows_per_source, rng))
+            trajs = [t for t in trajs if not is_holdout(t.key, cfg.val_fraction)]
+        train_parts.append(source_windows(trajs, spec, cfg.stride, cfg.max_windows_per_source, rng))
+        n_tr += len(trajs)
+    for src in cfg.val:
+        trajs = load(src.format, src.path, src.split)
+        val_parts.append(source_windows(trajs, spec, cfg.stride, cfg.max_windows_per_source, rng))
+        n_va += len(trajs)
+    (tw, tf), (vw, vf) = concat_windows(train_parts, spec), concat_windows(val_parts, spec)
+    if len(tf) == 0 or len(vf) == 0:
+        raise UserError(f"not enough data: {len(tf)} train and {len(vf)} val windows of {spec.obs_len + spec.pred_len} steps")
+    counts = {"train_trajectories": n_tr, "val_trajectories": n_va, "train_windows": len(tf), "val_windows": len(vf)}
+    tw, tf = augment(tw, tf, cfg, rng)
     return Batchable.build(tw, tf, spec), Batchable.build(vw, vf, spec), counts
 
 
 def _run_epoch(model: TrajectoryLSTM, tr: Batchable, opt: torch.optim.Optimizer,
-               sched: torch.optim.lr_scheduler.LRScheduler, perm: torch.Tensor, batch_size: int) -> float:
+               sched: torch.optim.lr_scheduler.LRScheduler, perm: torch.Tensor, cfg: TrainConfig) -> float:
     """One pass over the shuffled training windows; returns the mean loss."""
     model.train()
     total = 0.0
-    for i in range(0, len(tr), batch_size):
-        idx = perm[i : i + batch_size]
-        loss = _loss(model(tr.feats[idx], tr.prior[idx]), tr.target[idx], tr.box_mask[idx])
+    for i in range(0, len(tr), cfg.batch_size):
+        idx = perm[i : i + cfg.batch_size]
+        mean, sigma = model(tr.feats[idx], tr.prior[idx])
+        loss = _loss(mean, sigma, tr.target[idx], tr.box_mask[idx], cfg.nll_weight)
         opt.zero_grad()
         loss.backward()
         nn.utils.clip_grad_norm_(model.parameters(), 1.0)
@@ -233,7 +248,7 @@ def train(cfg: TrainConfig, quiet: bool = False) -> dict[str, Any]:
     gen = torch.Generator().manual_seed(cfg.seed)
     t0 = time.perf_counter()
     tr, va, counts = prepare(cfg)
-    model = TrajectoryLSTM(ModelConfig(pred_len=cfg.pred_len, dropout=cfg.dropout))
+    model = TrajectoryLSTM(ModelConfig(pred_len=cfg.pred_len, dropout=cfg.dropout, bound=cfg.bound))
     _stats(model, tr)
     dev = _device(cfg.device)
     model, tr, va = model.to(dev), tr.to(dev), va.to(dev)
@@ -246,13 +261,12 @@ def train(cfg: TrainConfig, quiet: bool = False) -> dict[str, Any]:
     log = (lambda s: None) if quiet else (lambda s: print(s, file=sys.stderr, flush=True))
     log(f"{counts['train_windows']} train / {counts['val_windows']} val windows; val prior ADE/FDE {cv_ade:.3f}/{cv_fde:.3f}")
     for epoch in range(1, cfg.epochs + 1):
-        loss = _run_epoch(model, tr, opt, sched, torch.randperm(len(tr), generator=gen).to(dev), cfg.batch_size)
+        loss = _run_epoch(model, tr, opt, sched, torch.randperm(len(tr), generator=gen).to(dev), cfg)
         ade, fde = _ade_fde(model, va)
         history.append({"epoch": epoch, "loss": loss, "val_ade": ade, "val_fde": fde})
         elapsed = time.perf_counter() - t0
-        eta = elapsed / epoch * (cfg.epochs - epoch)
         log(f"epoch {epoch:3d}  loss {loss:.4f}  val ADE {ade:.3f} FDE {fde:.3f}  "
-            f"({elapsed / 60:.1f} min, ETA {eta / 60:.1f} min)")
+            f"({elapsed / 60:.1f} min, ETA {elapsed / epoch * (cfg.epochs - epoch) / 60:.1f} min)")
         if ade < best[0]:
             best, best_epoch, bad = (ade, fde), epoch, 0
             best_state = {k: v.clone() for k, v in model.state_dict().items()}

@@ -4,14 +4,14 @@ import pytest
 from pipeline.forecast.features import (
     FEATURE_DIM,
     QUANTITIES,
-    SOCIAL_QUANTITIES,
     FeatureSpec,
     Window,
-    batch_neighbours,
+    canonical,
     encode,
     future_targets,
-    social_quantities,
+    motion_quantities,
     targets_to_xywh,
+    velocity_prior,
 )
 
 
@@ -21,7 +21,7 @@ def _win(xywh, has_box=True, size=(640, 480)):
     return Window(xywh, np.zeros((n, t)), np.full(n, has_box), np.tile(np.asarray(size, float), (n, 1)))
 
 
-def _walk(n=3, t=10, v=(4.0, -2.0), start=(100, 200), h=50.0):
+def _walk(n=3, t=6, v=(4.0, -2.0), start=(100, 200), h=50.0):
     k = np.arange(t)
     xs = start[0] + v[0] * k
     ys = start[1] + v[1] * k
@@ -29,118 +29,96 @@ def _walk(n=3, t=10, v=(4.0, -2.0), start=(100, 200), h=50.0):
     return np.repeat(one[None], n, axis=0)
 
 
+def _rotate(xywh, angle, about=(0.0, 0.0)):
+    c, s = np.cos(angle), np.sin(angle)
+    out = xywh.copy()
+    p = xywh[..., :2] - about
+    out[..., 0] = c * p[..., 0] - s * p[..., 1] + about[0]
+    out[..., 1] = s * p[..., 0] + c * p[..., 1] + about[1]
+    return out
+
+
 def test_shape_and_layout():
     spec = FeatureSpec()
     f = encode(_win(_walk()), spec)
-    assert f.shape == (3, 10, FEATURE_DIM) and f.dtype == np.float32
+    assert f.shape == (3, 6, FEATURE_DIM) and f.dtype == np.float32
     assert len(QUANTITIES) * 32 == FEATURE_DIM
     assert np.isfinite(f).all()
 
 
-def test_translation_invariant_apart_from_image_position():
+def test_no_feature_knows_where_in_the_image_or_which_way():
+    """Camera habits cannot be learnt: the same motion anywhere in the frame, in any direction, encodes the same."""
     spec = FeatureSpec()
-    a = encode(_win(_walk(start=(100, 200)), size=(0, 0)), spec)
-    b = encode(_win(_walk(start=(400, 50)), size=(0, 0)), spec)
+    a = encode(_win(_walk(start=(100, 200))), spec)
+    b = encode(_win(_walk(start=(400, 50))), spec)
     np.testing.assert_allclose(a, b, atol=1e-5)
+    q = motion_quantities(_win(_walk(v=(3.0, 0.0))), spec)
+    turned = motion_quantities(_win(_rotate(_walk(v=(3.0, 0.0)), 2.0)), spec)
+    moving = [i for i, n in enumerate(QUANTITIES) if n not in ("log_w",)]  # box width stays in image axes
+    np.testing.assert_allclose(q[..., moving], turned[..., moving], atol=1e-9)
+
+
+def test_canonical_frame_points_along_the_heading():
+    spec = FeatureSpec()
+    q = motion_quantities(_win(_walk(v=(0.0, -5.0))), spec)  # walking up the image at 5 px per step
+    i = QUANTITIES.index
+    assert q[0, -1, i("vel_x")] == pytest.approx(5.0 / 0.4 / 50.0)
+    assert q[0, -1, i("vel_y")] == pytest.approx(0.0, abs=1e-12)
+    assert q[0, 0, i("rel_x")] == pytest.approx(-25.0 / 50.0)  # 5 steps behind, 0.1 body heights each
+    assert q[0, -1, i("prior_speed")] == pytest.approx(5.0 / 0.4 / 50.0)
 
 
 def test_scale_invariant_across_cameras():
-    """The same motion in body heights has the same motion features from a near and a far camera."""
+    """The same motion in body heights has the same features from a near and a far camera."""
     spec = FeatureSpec()
     near = _walk(v=(4.0, -2.0), h=100.0, start=(320, 240))
     far = near.copy()
     far[..., :2] = (near[..., :2] - [320, 240]) * 0.25 + [320, 240]
     far[..., 2:] *= 0.25
-    a, b = encode(_win(near, size=(0, 0)), spec), encode(_win(far, size=(0, 0)), spec)
-    np.testing.assert_allclose(a, b, atol=1e-4)
-    img = [QUANTITIES.index("img_x"), QUANTITIES.index("img_y")]
-    a_img, b_img = encode(_win(near), spec), encode(_win(far), spec)
-    assert not np.allclose(a_img[..., img[0] * 32], b_img[..., img[0] * 32])  # image position does differ
+    np.testing.assert_allclose(encode(_win(near), spec), encode(_win(far), spec), atol=1e-4)
 
 
 def test_metric_points_use_metric_unit():
     spec = FeatureSpec(step_s=0.4, obs_len=8, pred_len=12)
     xy = _walk(t=8, v=(0.5, 0.0), h=0.0)
-    xy[..., 2:] = 0
-    q_idx = QUANTITIES.index("vel_x")
     f = encode(_win(xy, has_box=False, size=(0, 0)), spec)
     # the clipped raw value is the first of each quantity's 32 numbers: 0.5 m / 0.4 s / 1.7 m
-    assert f[0, -1, q_idx * 32] == pytest.approx(0.5 / 0.4 / 1.7, rel=1e-5)
+    assert f[0, -1, QUANTITIES.index("vel_x") * 32] == pytest.approx(0.5 / 0.4 / 1.7, rel=1e-5)
 
 
-def test_targets_roundtrip():
+def test_targets_roundtrip_through_the_canonical_frame():
     spec = FeatureSpec()
-    obs = _walk(t=10)
-    fut = _walk(t=20, start=(obs[0, -1, 0] + 4, obs[0, -1, 1] - 2))
+    obs = _walk(t=6)
+    fut = _walk(t=12, start=(obs[0, -1, 0] + 4, obs[0, -1, 1] - 2))
     fut[..., 3] *= 1.2
     win = _win(obs)
-    back = targets_to_xywh(win, future_targets(win, fut, spec), spec)
-    np.testing.assert_allclose(back, fut, rtol=1e-4, atol=1e-3)
+    tgt = future_targets(win, fut, spec)
+    assert tgt[0, 0, 1] == pytest.approx(0.0, abs=1e-5)  # straight on: nothing across the heading
+    np.testing.assert_allclose(targets_to_xywh(win, tgt, spec), fut, rtol=1e-4, atol=1e-3)
 
 
-def test_velocity_prior_mean_or_last_step():
-    from pipeline.forecast.features import velocity_prior
-
-    obs = _walk(t=10, v=(4.0, 0.0))
+def test_prior_is_the_tuned_cv_along_the_heading():
+    obs = _walk(t=6, v=(4.0, 0.0))
     obs[:, -1, 0] += 10.0  # a last-step jump: 14 px instead of 4
-    win = _win(obs, size=(0, 0))
-    h = 50.0  # scale: the box height
-    mean = velocity_prior(win, FeatureSpec(prior="mean"), 3)
-    last = velocity_prior(win, FeatureSpec(prior="last"), 3)
-    np.testing.assert_allclose(mean[0, 0, 0], (9 * 4.0 + 10.0) / 9 / h, rtol=1e-6)
-    np.testing.assert_allclose(last[0, 0, 0], 14.0 / h, rtol=1e-6)
+    win = _win(obs)
+    h = 50.0
+    last = velocity_prior(win, FeatureSpec(cv_steps=1), 3)
     np.testing.assert_allclose(last[0, 2, 0], 3 * 14.0 / h, rtol=1e-6)
+    mean = velocity_prior(win, FeatureSpec(cv_steps=5, cv_gain=0.8), 3)
+    np.testing.assert_allclose(mean[0, 0, 0], 0.8 * (5 * 4.0 + 10.0) / 5 / h, rtol=1e-6)
+    np.testing.assert_allclose(mean[0, :, 1], 0.0, atol=1e-9)
 
 
-def test_social_layout_is_32_quantities_of_16():
-    spec = FeatureSpec(social=True)
-    f = encode(_win(_walk(n=4)), spec)
-    assert f.shape == (4, 10, FEATURE_DIM) and np.isfinite(f).all()
-    assert (len(QUANTITIES) + len(SOCIAL_QUANTITIES)) * 16 == FEATURE_DIM
+def test_spread_rotates_back_to_image_axes():
+    spec = FeatureSpec()
+    win = _win(_walk(v=(0.0, 5.0)))  # heading straight down: along = y, across = x
+    std = canonical(win, spec).std_to_source(np.tile([[[0.3, 0.1]]], (3, 1, 1)))
+    np.testing.assert_allclose(std[0, 0], [0.1 * 50, 0.3 * 50], rtol=1e-6)
 
 
-def _group_scene():
-    """Four people on one time grid (metres): a walks right, b 1 m above it walks left, c 3 m below
-    standing, d 30 m away (beyond the neighbourhood radius)."""
-    t = np.arange(8)[:, None]
-    a = np.hstack([0.5 * t, 0 * t])
-    b = np.hstack([4 - 0.5 * t, 1 + 0 * t])
-    c = np.hstack([0 * t + 1, -3 + 0 * t])
-    d = np.hstack([0 * t + 30, 0 * t])
-    xy = np.stack([a, b, c, d]).astype(float)
-    return np.concatenate([xy, np.zeros_like(xy)], axis=2)
-
-
-def test_batch_neighbours_are_nearest_first_with_relative_motion():
-    spec = FeatureSpec(step_s=0.4, obs_len=8, social=True)
-    win = _win(_group_scene(), has_box=False, size=(0, 0))
-    neigh = batch_neighbours(win, spec.step_s)
-    assert neigh.shape == (4, 8, 3, 4)
-    np.testing.assert_allclose(neigh[0, -1, 0, :2], win.xywh[1, -1, :2])  # a's nearest at the end: b
-    np.testing.assert_allclose(neigh[0, -1, 0, 2:], [-1.25, 0.0])  # b walks left at 0.5 m per 0.4 s
-    q = social_quantities(win, spec)
-    names = {n: i for i, n in enumerate(SOCIAL_QUANTITIES)}
-    unit = spec.metric_unit_m
-    assert q[0, -1, names["n0_present"]] == 1 and q[0, -1, names["n1_present"]] == 1
-    assert q[0, -1, names["n2_present"]] == 0  # d is 30 m away: absent, all its numbers 0
-    assert q[0, -1, names["n2_dx"]] == 0
-    np.testing.assert_allclose(q[0, -1, names["n0_dvx"]], (-1.25 - 1.25) / unit)
-    # at the first step b is ahead of a and they walk towards each other: closing; at the end they part
-    assert q[0, 0, names["closing_speed"]] > 0 > q[0, -1, names["closing_speed"]]
-
-
-def test_social_quantities_turn_with_the_scene():
-    """Distances and speeds between people do not depend on the direction the camera looks."""
-    spec = FeatureSpec(step_s=0.4, obs_len=8, social=True)
-    xy = _group_scene()
-    a = 0.7
-    rot = np.array([[np.cos(a), -np.sin(a)], [np.sin(a), np.cos(a)]])
-    turned = xy.copy()
-    turned[..., :2] = xy[..., :2] @ rot.T
-    q1 = social_quantities(_win(xy, has_box=False, size=(0, 0)), spec).reshape(4, 8, -1)
-    q2 = social_quantities(_win(turned, has_box=False, size=(0, 0)), spec).reshape(4, 8, -1)
-    for k in range(3):
-        d1 = np.linalg.norm(q1[..., 5 * k : 5 * k + 2], axis=2)
-        d2 = np.linalg.norm(q2[..., 5 * k : 5 * k + 2], axis=2)
-        np.testing.assert_allclose(d1, d2, atol=1e-9)
-    np.testing.assert_allclose(q1[..., -1], q2[..., -1], atol=1e-9)
+def test_standing_still_has_no_heading_and_finite_features():
+    spec = FeatureSpec()
+    f = encode(_win(_walk(v=(0.0, 0.0))), spec)
+    assert np.isfinite(f).all()
+    q = motion_quantities(_win(_walk(v=(0.0, 0.0))), spec)
+    assert np.all(q[..., QUANTITIES.index("heading_cos")] == 0)

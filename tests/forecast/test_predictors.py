@@ -7,7 +7,7 @@ from pipeline.errors import UserError
 from pipeline.forecast.features import FeatureSpec, Window
 from pipeline.forecast.model import ModelConfig, TrajectoryLSTM, load_checkpoint, save_checkpoint
 from pipeline.forecast.predictors import ConstantVelocityPredictor, KalmanPredictor, LSTMPredictor, build_predictor, forecast
-from tests.conftest import PIXEL_CKPT
+from tests.conftest import LSTM_CKPT
 
 
 def _linear(n=4, t=10, v=(30.0, -10.0), dt=0.1, h=80.0, noise=0.0, seed=0):
@@ -18,14 +18,27 @@ def _linear(n=4, t=10, v=(30.0, -10.0), dt=0.1, h=80.0, noise=0.0, seed=0):
     return Window(np.concatenate([xy, wh], axis=2), np.zeros((n, t)), np.ones(n, bool), np.tile([640.0, 480.0], (n, 1)))
 
 
-@pytest.mark.parametrize("velocity", ["last", "mean"])
-def test_cv_is_exact_on_linear_motion(velocity):
+@pytest.mark.parametrize("cv_steps", [1, 9])
+def test_cv_is_exact_on_linear_motion(cv_steps):
     win = _linear()
-    out, std = ConstantVelocityPredictor(0.1, 10, 5, velocity).predict(win)
-    assert std is None
+    out, std = ConstantVelocityPredictor(0.1, 10, 5, cv_steps).predict(win)
     expected_x = 200 + 30 * (0.9 + 0.1 * np.arange(1, 6))
     np.testing.assert_allclose(out[0, :, 0], expected_x)
     np.testing.assert_allclose(out[0, :, 3], 80.0)
+    # the spread grows linearly with time, along the heading more than across it, in pixels (80 px body height)
+    along, across = 0.25, 0.12
+    dx, dy = np.array([30.0, -10.0]) / np.hypot(30.0, -10.0)
+    t = 0.1 * np.arange(1, 6)
+    np.testing.assert_allclose(std[0, :, 0], 80 * t * np.sqrt((along * dx) ** 2 + (across * dy) ** 2), rtol=1e-6)
+
+
+def test_cv_gain_and_velocity_window():
+    win = _linear()
+    win.xywh[:, -1, 0] += 3.0  # last step 6 px instead of 3
+    last = ConstantVelocityPredictor(0.1, 10, 1, cv_steps=1, gain=0.5).predict(win)[0]
+    np.testing.assert_allclose(last[0, 0, 0] - win.xywh[0, -1, 0], 0.5 * 6.0)
+    three = ConstantVelocityPredictor(0.1, 10, 1, cv_steps=3).predict(win)[0]
+    np.testing.assert_allclose(three[0, 0, 0] - win.xywh[0, -1, 0], (3.0 * 3 + 3.0) / 3)
 
 
 def test_kalman_tracks_noisy_linear_motion_and_grows_uncertainty():
@@ -57,7 +70,7 @@ def test_missing_checkpoint_is_a_clear_error(tmp_path):
     with pytest.raises(UserError, match="not a readable checkpoint"):
         LSTMPredictor(str(junk))
     torch.save({"format": "something-else"}, tmp_path / "other.pt")
-    with pytest.raises(UserError, match="not a traj-lstm/1 checkpoint"):
+    with pytest.raises(UserError, match="not a traj-lstm/2 checkpoint"):
         LSTMPredictor(str(tmp_path / "other.pt"))
 
 
@@ -73,7 +86,7 @@ def test_mismatched_checkpoint_is_refused(tmp_path):
     with pytest.raises(UserError, match="does not match TrajectoryLSTM"):
         LSTMPredictor(str(tmp_path / "bad.pt"))
     with pytest.raises(UserError, match="beyond what"):
-        LSTMPredictor(str(path), horizon_s=5.0)
+        LSTMPredictor(str(path), horizon_s=9.0)
 
 
 def test_checkpoint_roundtrip_keeps_stats_and_outputs(tmp_path):
@@ -87,15 +100,28 @@ def test_checkpoint_roundtrip_keeps_stats_and_outputs(tmp_path):
     assert spec2 == spec and meta == {"note": "x"}
     x, prior = torch.randn(3, 10, 512), torch.randn(3, 20, 4)
     with torch.no_grad():
-        torch.testing.assert_close(loaded(x, prior), model(x, prior))
+        for a, b in zip(loaded(x, prior), model(x, prior)):
+            torch.testing.assert_close(a, b)
 
 
-@pytest.mark.skipif(not PIXEL_CKPT.exists(), reason="shipped pixel checkpoint missing")
+def test_residual_is_bounded_around_the_prior():
+    """However wild the network's output, the forecast stays within `bound` residual spreads of cv."""
+    model = TrajectoryLSTM(ModelConfig(pred_len=4, bound=3.0)).eval()
+    model.residual_std.fill_(0.2)
+    with torch.no_grad():
+        model.head[2].bias.fill_(1e4)
+        mean, sigma = model(torch.randn(5, 6, 512), torch.zeros(5, 4, 4))
+    assert float(mean.abs().max()) <= 3.0 * 0.2 + 1e-6
+    assert torch.all(sigma > 0)
+
+
+@pytest.mark.skipif(not LSTM_CKPT.exists(), reason="shipped pixel checkpoint missing")
 def test_shipped_pixel_checkpoint_predicts_batched():
-    p = LSTMPredictor(str(PIXEL_CKPT), horizon_s=2.0)
+    p = LSTMPredictor(str(LSTM_CKPT), horizon_s=2.0)
     assert p.model.lstm.input_size == 512 and p.model.lstm.hidden_size == 128 and p.model.lstm.num_layers == 2
     win = _linear(n=100, t=p.obs_len, dt=p.step_s)
-    out, _ = p.predict(win)
+    out, std = p.predict(win)
     assert out.shape == (100, p.horizon, 4) and np.isfinite(out).all()
+    assert std.shape == (100, p.horizon, 2) and np.all(std > 0)
     # a pedestrian walking steadily right keeps going right
     assert np.all(out[:, -1, 0] > win.xywh[:, -1, 0])
