@@ -32,13 +32,16 @@ class AutoSettings:
     warmup: int = 30  # scored windows before the scores are trusted; the fallback is served until then
     fallback: str = "kalman"
     margin: float = 0.05  # switch only to a member better by more than this fraction
-    recent: int = 200  # the comparison looks at this many most recent scored windows
-    dwell: int = 30  # after a switch, at least this many newly scored windows before the next one
+    recent: int = 1000  # the comparison looks at this many most recent scored windows (~20 s of a busy scene)
+    dwell: int = 100  # after a switch, at least this many newly scored windows before the next one
 
 
 class AutoSelector:
-    """Fallback until warm, then the best recent member, switching only when another is clearly better
-    (by `margin`) and not again before `dwell` more windows are scored, so the choice does not flicker."""
+    """Fallback until warm, then the best recent member.
+
+    It switches only to a member better by more than `margin`, and not again before `dwell` more windows are
+    scored: recent means of correlated windows are noisy, and a flickering choice would redraw every path.
+    """
 
     def __init__(self, names: Sequence[str], settings: AutoSettings) -> None:
         if settings.fallback not in names:
@@ -116,7 +119,7 @@ class SelfScoringForecaster:
             raise ValueError("one predictor, or several with auto settings")
         self.members = dict(members)
         horizons = score_horizons(min(p.step_s * p.horizon for p in self.members.values()))
-        recent = settings.recent if settings else 200
+        recent = (settings or AutoSettings()).recent
         self.scorer = ForecastScorer(list(self.members), horizons, recent=recent, max_gap_s=max_gap_s)
         self.horizon_s = selection_horizon(horizons)
         self.selector = AutoSelector(list(self.members), settings) if settings else None

@@ -15,7 +15,7 @@ from pipeline.forecast.auto import AutoSelector, AutoSettings, SelfScoringForeca
 from pipeline.forecast.features import Window
 from pipeline.forecast.history import TrackHistory
 from pipeline.types import Forecasts, Tracks
-from tests.conftest import DETECTOR, PIXEL_CKPT, VTEST, run_cli
+from tests.conftest import DETECTOR, LSTM_CKPT, VTEST, run_cli
 
 NAMES = ["lstm", "cv", "kalman"]
 
@@ -125,9 +125,9 @@ def lstm_usable():
     from pipeline.forecast.predictors import LSTMPredictor
 
     try:
-        LSTMPredictor(str(PIXEL_CKPT), 2.0)
+        LSTMPredictor(str(LSTM_CKPT), 2.0)
     except UserError as exc:
-        pytest.skip(f"shipped pixel checkpoint not usable by this code yet: {exc}")
+        pytest.skip(f"shipped LSTM checkpoint not usable by this code: {exc}")
 
 
 def test_auto_run_scores_every_member_on_the_same_windows_and_names_the_served_one(tmp_path, lstm_usable):
