@@ -191,37 +191,51 @@ def _stats(model: TrajectoryLSTM, data: Batchable) -> None:
 
 
 def augment(win: Window, fut: np.ndarray, cfg: TrainConfig, rng: np.random.Generator) -> tuple[Window, np.ndarray]:
-    """The training windows, their mirror image, and a perturbed copy (speed, jitter, gaps)."""
-    parts = [(win, fut)]
-    if cfg.flip:
-        parts.append(flip_window(win, fut))
+    """The training windows and one copy of each: mirrored, then made faster or slower, jittered and gappy."""
+    copy = flip_window(win, fut) if cfg.flip else (win, fut)
     if cfg.speed_aug > 0 or cfg.jitter > 0 or cfg.gap_prob > 0:
-        parts.append(perturb_window(*parts[-1], cfg.spec, cfg, rng))
-    return concat_windows(parts, cfg.spec)
+        copy = perturb_window(*copy, cfg.spec, cfg, rng)
+    if copy[0] is win:
+        return win, fut
+    return concat_windows([(win, fut), copy], cfg.spec)
+
+
+def split_windows(
+    sources: list[list[Trajectory]], cfg: TrainConfig, rng: np.random.Generator
+) -> tuple[list[tuple[Window, np.ndarray]], list[tuple[Window, np.ndarray]]]:
+    """Per source, capped train and validation windows; validation holds out val_fraction of its trajectories."""
+    train_parts, val_parts = [], []
+    for trajs in sources:
+        held = [t for t in trajs if is_holdout(t.key, cfg.val_fraction)]
+        kept = [t for t in trajs if not is_holdout(t.key, cfg.val_fraction)]
+        train_parts.append(source_windows(kept, cfg.spec, cfg.stride, cfg.max_windows_per_source, rng))
+        val_parts.append(source_windows(held, cfg.spec, cfg.stride, cfg.max_windows_per_source // 4, rng))
+    return train_parts, val_parts
 
 
 def prepare(cfg: TrainConfig) -> tuple[Batchable, Batchable, dict[str, Any]]:
     """Load the sources, split, cut windows (capped per source), augment; returns train and val tensors and counts."""
     spec, rng = cfg.spec, np.random.default_rng(cfg.seed)
-    train_parts, val_parts, n_tr, n_va = [], [], 0, 0
-    for src in cfg.train:
-        trajs = load(src.format, src.path, src.split)
-        if not cfg.val:
-            val_parts.append(source_windows([t for t in trajs if is_holdout(t.key, cfg.val_fraction)], spec,
-                                            cfg.stride, cfg.max_windows_per_source, rng))
-            trajs = [t for t in trajs if not is_holdout(t.key, cfg.val_fraction)]
-        train_parts.append(source_windows(trajs, spec, cfg.stride, cfg.max_windows_per_source, rng))
-        n_tr += len(trajs)
-    for src in cfg.val:
-        trajs = load(src.format, src.path, src.split)
-        val_parts.append(source_windows(trajs, spec, cfg.stride, cfg.max_windows_per_source, rng))
-        n_va += len(trajs)
+    train_sets = [load(s.format, s.path, s.split) for s in cfg.train]
+    if cfg.val:
+        train_parts = [source_windows(t, spec, cfg.stride, cfg.max_windows_per_source, rng) for t in train_sets]
+        val_sets = [load(s.format, s.path, s.split) for s in cfg.val]
+        val_parts = [source_windows(t, spec, cfg.stride, cfg.max_windows_per_source, rng) for t in val_sets]
+    else:
+        train_parts, val_parts = split_windows(train_sets, cfg, rng)
     (tw, tf), (vw, vf) = concat_windows(train_parts, spec), concat_windows(val_parts, spec)
+    counts = {"train_trajectories": sum(map(len, train_sets)), "train_windows": len(tf), "val_windows": len(vf)}
+    return *batches(tw, tf, vw, vf, cfg, rng), counts
+
+
+def batches(tw: Window, tf: np.ndarray, vw: Window, vf: np.ndarray, cfg: TrainConfig,
+            rng: np.random.Generator) -> tuple[Batchable, Batchable]:
+    """Augmented training tensors and plain validation tensors; refuses too little data with a clear error."""
     if len(tf) == 0 or len(vf) == 0:
-        raise UserError(f"not enough data: {len(tf)} train and {len(vf)} val windows of {spec.obs_len + spec.pred_len} steps")
-    counts = {"train_trajectories": n_tr, "val_trajectories": n_va, "train_windows": len(tf), "val_windows": len(vf)}
+        n = cfg.obs_len + cfg.pred_len
+        raise UserError(f"not enough data: {len(tf)} train and {len(vf)} val windows of {n} steps of {cfg.step_s:g} s")
     tw, tf = augment(tw, tf, cfg, rng)
-    return Batchable.build(tw, tf, spec), Batchable.build(vw, vf, spec), counts
+    return Batchable.build(tw, tf, cfg.spec), Batchable.build(vw, vf, cfg.spec)
 
 
 def _run_epoch(model: TrajectoryLSTM, tr: Batchable, opt: torch.optim.Optimizer,
@@ -243,11 +257,21 @@ def _run_epoch(model: TrajectoryLSTM, tr: Batchable, opt: torch.optim.Optimizer,
 
 
 def train(cfg: TrainConfig, quiet: bool = False) -> dict[str, Any]:
-    """Train, early-stop on validation ADE, save the best model; returns the training metadata."""
+    """Train on the config's sources, early-stop on validation ADE, save the best model; returns its metadata."""
+    t0 = time.perf_counter()
+    tr, va, counts = prepare(cfg)
+    model, meta = fit(tr, va, cfg, quiet)
+    meta = {"config": {**asdict(cfg), "train": [asdict(s) for s in cfg.train], "val": [asdict(s) for s in cfg.val]},
+            **counts, **meta, "train_minutes": (time.perf_counter() - t0) / 60}
+    save_checkpoint(cfg.out, model, cfg.spec, meta)
+    return meta
+
+
+def fit(tr: Batchable, va: Batchable, cfg: TrainConfig, quiet: bool = False) -> tuple[TrajectoryLSTM, dict[str, Any]]:
+    """The training loop: one-cycle AdamW, the best epoch by validation ADE kept; returns the model (on cpu)."""
     torch.manual_seed(cfg.seed)
     gen = torch.Generator().manual_seed(cfg.seed)
     t0 = time.perf_counter()
-    tr, va, counts = prepare(cfg)
     model = TrajectoryLSTM(ModelConfig(pred_len=cfg.pred_len, dropout=cfg.dropout, bound=cfg.bound))
     _stats(model, tr)
     dev = _device(cfg.device)
@@ -256,10 +280,9 @@ def train(cfg: TrainConfig, quiet: bool = False) -> dict[str, Any]:
     steps = cfg.epochs * math.ceil(len(tr) / cfg.batch_size)
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=cfg.lr, total_steps=max(steps, 1), pct_start=0.1)
     cv_ade, cv_fde = _ade_fde_prior(va)
-    best = (math.inf, math.inf)
-    best_state, best_epoch, bad, history = None, 0, 0, []
+    best, best_state, best_epoch, bad, history = (math.inf, math.inf), None, 0, 0, []
     log = (lambda s: None) if quiet else (lambda s: print(s, file=sys.stderr, flush=True))
-    log(f"{counts['train_windows']} train / {counts['val_windows']} val windows; val prior ADE/FDE {cv_ade:.3f}/{cv_fde:.3f}")
+    log(f"{len(tr)} train (augmented) / {len(va)} val windows; val prior ADE/FDE {cv_ade:.3f}/{cv_fde:.3f}")
     for epoch in range(1, cfg.epochs + 1):
         loss = _run_epoch(model, tr, opt, sched, torch.randperm(len(tr), generator=gen).to(dev), cfg)
         ade, fde = _ade_fde(model, va)
@@ -276,16 +299,12 @@ def train(cfg: TrainConfig, quiet: bool = False) -> dict[str, Any]:
             log(f"stopping after epoch {epoch} (best epoch {best_epoch})")
             break
     model.load_state_dict(best_state)
-    model.cpu()
-    meta = {
-        "config": {**asdict(cfg), "train": [asdict(s) for s in cfg.train], "val": [asdict(s) for s in cfg.val]},
-        **counts, "best_epoch": best_epoch, "epochs_run": len(history),
-        "val_ade_units": best[0], "val_fde_units": best[1], "val_prior_ade_units": cv_ade,
-        "val_prior_fde_units": cv_fde, "train_minutes": (time.perf_counter() - t0) / 60, "history": history,
+    model.cpu().eval()
+    return model, {
+        "best_epoch": best_epoch, "epochs_run": len(history), "val_ade_units": best[0], "val_fde_units": best[1],
+        "val_prior_ade_units": cv_ade, "val_prior_fde_units": cv_fde, "history": history,
         "device": str(dev) if dev.type == "cpu" else torch.cuda.get_device_name(dev),
     }
-    save_checkpoint(cfg.out, model, cfg.spec, meta)
-    return meta
 
 
 def _device(name: str) -> torch.device:

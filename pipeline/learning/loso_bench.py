@@ -1,0 +1,177 @@
+"""Leave-one-source-out forecast benchmark: for every source, tune cv and Kalman and train the LSTM on all the
+other sources, then score the three on the source that was left out, at 1, 2 and 3 s, in body heights.
+
+This is the honest test of a forecaster for cameras it has never seen: nothing of the held-out source (not its
+trajectories, not its speed, not its frame rate) reaches the tuning or the training. Every source is reported.
+ETH/UCY scenes are scored on their standard test files with the 8 -> 12 protocol (metres) as well.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from pipeline.forecast.features import FeatureSpec
+from pipeline.forecast.model import save_checkpoint
+from pipeline.forecast.predictors import ConstantVelocityPredictor, KalmanPredictor, LSTMPredictor, Predictor
+from pipeline.learning.datasets import Trajectory, concat_windows, load
+from pipeline.learning.evaluation import ETHUCY, evaluate, score_windows
+from pipeline.learning.training import TrainConfig, batches, fit, source_windows, split_windows
+from pipeline.learning.tuning import TunedBaselines, tune_baselines
+
+
+@dataclass(frozen=True)
+class Source:
+    """One source: how to load it, which keys belong to it, and (ETH/UCY) its standard test files."""
+
+    name: str
+    fmt: str
+    paths: tuple[str, ...]  # relative to the data root, or to the project for runs/...
+    select: str = ""  # keep only trajectories whose key starts with this (sub-sources of one file or archive)
+    test: str = ""  # ETH/UCY: the scene's standard test folder, scored with the 8 -> 12 protocol
+    held_out: bool = True  # False: a training-only source (never scored on its own)
+
+
+def _eth(name: str, files: tuple[str, ...], test: str) -> Source:
+    return Source(f"ethucy/{name}", "ethucy", tuple(f"ethucy/all_data/{f}" for f in files), test=f"ethucy/{test}/test")
+
+
+VIDEOS = ("vtest_pets2009_480x360", "street_traffic_640x360", "oxford_street_pedestrians_1080p",
+          "intel_one-by-one-person-detection", "yellow_crosswalk_640x360")
+SOURCES: tuple[Source, ...] = (
+    _eth("eth", ("biwi_eth.txt",), "eth"),
+    _eth("univ", ("students001.txt", "students003.txt"), "univ"),
+    _eth("zara1", ("crowds_zara01.txt",), "zara1"),
+    _eth("zara2", ("crowds_zara02.txt",), "zara2"),
+    Source("ethucy/extra", "ethucy", ("ethucy/all_data/crowds_zara03.txt", "ethucy/all_data/uni_examples.txt"),
+           held_out=False),
+    *(Source(f"sdd/{s}", "sdd", ("sdd",), select=f"sdd/{s}/") for s in ("deathCircle", "gates", "hyang", "little", "quad")),
+    Source("gc", "gc", ("gc",)),
+    Source("dut", "dut", ("dut",)),
+    Source("wildtrack", "trajnetpp", ("trajnetpp/wildtrack.ndjson",)),
+    Source("lcas", "trajnetpp", ("trajnetpp/lcas.ndjson",)),
+    Source("edinburgh", "edinburgh", ("edinburgh/tracks.01Jul.txt",)),
+    Source("mot15_tud", "mot", ("mot15_tud_gt",)),
+    Source("jaad", "jaad", ("jaad/jaad_annotations.tar.xz",)),
+    *(Source(f"video/{v}", "tracks", (f"runs/own/{v}/tracks.csv",)) for v in VIDEOS),
+)
+
+
+@dataclass
+class BenchConfig:
+    """What the benchmark trains and scores; the defaults fit a 2-core CPU (about 2 minutes a source)."""
+
+    data_root: Path
+    project_root: Path
+    train: TrainConfig
+    eval_pred_len: int = 8  # steps scored on held-out sources (3.2 s at 0.4 s: covers 1, 2 and 3 s)
+    eval_cap: int = 5000  # windows scored per held-out source (seeded random subset)
+    only: tuple[str, ...] = ()  # score only these sources (all are still used for training)
+
+
+def load_sources(cfg: BenchConfig, log: Callable[[str], None]) -> dict[str, list[Trajectory]]:
+    """Every source's trajectories, each file or archive read once."""
+    cache: dict[tuple[str, str], list[Trajectory]] = {}
+    out = {}
+    for src in SOURCES:
+        trajs = []
+        for p in src.paths:
+            root = cfg.project_root if p.startswith("runs/") else cfg.data_root
+            if (src.fmt, p) not in cache:
+                cache[(src.fmt, p)] = load(src.fmt, root / p, "all")
+            trajs += [t for t in cache[(src.fmt, p)] if t.key.startswith(src.select)]
+        out[src.name] = trajs
+        log(f"{src.name}: {len(trajs)} trajectories")
+    return out
+
+
+def _baselines(tuned: TunedBaselines, spec: FeatureSpec, has_box: bool) -> dict[str, Predictor]:
+    s, t, h = spec.step_s, spec.obs_len, spec.pred_len
+    return {
+        "cv": ConstantVelocityPredictor(s, t, h, tuned.cv_steps, tuned.cv_gain, extrapolate_size=has_box,
+                                        std_rate=tuned.cv_std_rate),
+        "kalman": KalmanPredictor(s, t, h, meas_std=tuned.kalman_meas_std, accel_std=tuned.kalman_accel_std),
+    }
+
+
+def run_fold(held: Source, data: dict[str, list[Trajectory]], cfg: BenchConfig, tmp: Path,
+             log: Callable[[str], None]) -> dict[str, Any]:
+    """Tune and train without `held`, then score all three on it."""
+    t0 = time.perf_counter()
+    rng = np.random.default_rng(cfg.train.seed)
+    others = [data[s.name] for s in SOURCES if s.name != held.name and data[s.name]]
+    tr_parts, va_parts = split_windows(others, cfg.train, rng)
+    tw, tf = concat_windows(tr_parts, cfg.train.spec)
+    tuned = tune_baselines(tw, tf, cfg.train.spec)
+    tcfg = dataclasses.replace(cfg.train, cv_steps=tuned.cv_steps, cv_gain=tuned.cv_gain)
+    vw, vf = concat_windows(va_parts, tcfg.spec)
+    model, meta = fit(*batches(tw, tf, vw, vf, tcfg, rng), tcfg, quiet=True)
+    ckpt = tmp / f"{held.name.replace('/', '_')}.pt"
+    save_checkpoint(ckpt, model, tcfg.spec, meta)
+    lstm = LSTMPredictor(str(ckpt))
+    result = {"tuned": tuned.predictor_settings(), "train_windows": len(tf), "val_ade": meta["val_ade_units"],
+              "val_prior_ade": meta["val_prior_ade_units"], "best_epoch": meta["best_epoch"]}
+    result.update(score_source(held, data[held.name], lstm, tuned, cfg, rng))
+    result["minutes"] = (time.perf_counter() - t0) / 60
+    return result
+
+
+def score_source(held: Source, trajs: list[Trajectory], lstm: LSTMPredictor, tuned: TunedBaselines,
+                 cfg: BenchConfig, rng: np.random.Generator) -> dict[str, Any]:
+    """Body-height scores on the held-out source's windows (and the ETH/UCY protocol in metres)."""
+    spec = dataclasses.replace(cfg.train.spec, pred_len=cfg.eval_pred_len)
+    win, fut = source_windows(trajs, spec, 1, cfg.eval_cap, rng)
+    has_box = bool(win.has_box.any())
+    lstm.horizon = spec.pred_len
+    methods = {"lstm": lstm, **_baselines(tuned, spec, has_box)}
+    out: dict[str, Any] = {"windows": len(fut), "body_heights": score_windows(win, fut, spec, methods, True)}
+    if held.test:
+        test = load("ethucy", cfg.data_root / held.test)
+        proto_methods = {"lstm": lstm, **_baselines(tuned, ETHUCY.spec, False)}
+        lstm.horizon = ETHUCY.spec.pred_len
+        res, n = evaluate(test, ETHUCY, proto_methods)
+        out["ethucy_protocol_m"] = {"windows": n, **res}
+    return out
+
+
+def ratio_at(result: dict[str, Any], key: str = "ade_2s") -> float:
+    """The LSTM's error over the better tuned baseline's (below 1: the LSTM wins)."""
+    bh = result["body_heights"]
+    return bh["lstm"][key] / min(bh["cv"][key], bh["kalman"][key])
+
+
+def format_table(results: dict[str, dict[str, Any]]) -> str:
+    """A markdown table: every source, ADE at 1/2/3 s for the three methods, and the ratio at 2 s."""
+    head = ("| held-out source | windows | lstm ADE 1/2/3 s | cv ADE 1/2/3 s | kalman ADE 1/2/3 s | "
+            "lstm / best @2 s | lstm 1σ/2σ |\n|---|---|---|---|---|---|---|")
+    rows = []
+    for name, r in results.items():
+        bh = r["body_heights"]
+        cells = [" / ".join(f"{bh[m][f'ade_{h}s']:.3f}" for h in (1, 2, 3)) for m in ("lstm", "cv", "kalman")]
+        cal = f"{bh['lstm']['within_1sigma']:.2f} / {bh['lstm']['within_2sigma']:.2f}"
+        rows.append(f"| {name} | {r['windows']} | {' | '.join(cells)} | {ratio_at(r):.3f} | {cal} |")
+    return "\n".join([head, *rows])
+
+
+def run(cfg: BenchConfig, out_json: Path, log: Callable[[str], None]) -> dict[str, dict[str, Any]]:
+    """Every fold in turn; the JSON is rewritten after each, so an interrupted run keeps what it finished."""
+    import tempfile
+
+    data = load_sources(cfg, log)
+    results: dict[str, dict[str, Any]] = json.loads(out_json.read_text()) if out_json.exists() else {}
+    with tempfile.TemporaryDirectory() as tmp:
+        for src in SOURCES:
+            if not src.held_out or (cfg.only and src.name not in cfg.only) or not data[src.name]:
+                continue
+            results[src.name] = run_fold(src, data, cfg, Path(tmp), log)
+            log(f"{src.name}: lstm/best @2 s {ratio_at(results[src.name]):.3f} "
+                f"({results[src.name]['minutes']:.1f} min)")
+            out_json.write_text(json.dumps(results, indent=1))
+    return results
