@@ -268,6 +268,7 @@ def _eval_parser(sub: argparse._SubParsersAction) -> None:
 def cmd_eval(a: argparse.Namespace) -> int:
     import dataclasses
     import json
+    from collections import Counter
 
     from pipeline.config import PredictorConfig, from_dict, load_yaml
     from pipeline.errors import UserError
@@ -285,7 +286,10 @@ def cmd_eval(a: argparse.Namespace) -> int:
     proto = ETHUCY if a.format == "ethucy" else Protocol(lstm.spec if lstm else FeatureSpec())
     spec = dataclasses.replace(proto.spec, obs_len=a.obs or proto.spec.obs_len, pred_len=a.pred or proto.spec.pred_len,
                                cv_steps=1, cv_gain=1.0)
-    trajs = load(a.format, a.data, a.split)
+    skipped: Counter[str] = Counter()
+    trajs = load(a.format, a.data, a.split, skipped)
+    if skipped:
+        print("skipped rows: " + ", ".join(f"{n} {why}" for why, n in sorted(skipped.items())))
     if a.holdout is not None:
         trajs = [t for t in trajs if is_holdout(t.key, a.holdout)]
     preds = tuned_baselines(spec, pcfg, has_box=trajs[0].has_box)
@@ -300,8 +304,6 @@ def cmd_eval(a: argparse.Namespace) -> int:
         preds = {"lstm": lstm, **preds}
     results, n = evaluate(trajs, dataclasses.replace(proto, spec=spec),
                           {m: preds[m] for m in ["lstm", "cv", "kalman"] if m in methods}, a.body_heights)
-    if n == 0:
-        raise UserError(f"no {spec.obs_len + spec.pred_len}-step windows in {a.data}; the tracks are too short")
     unit = "body heights" if a.body_heights else "metres" if a.format in METRIC_FORMATS else "pixels"
     print(format_table(results, n, unit))
     if a.json:

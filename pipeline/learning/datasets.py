@@ -75,7 +75,15 @@ def _group(key_prefix: str, rows: Iterable[tuple[str, float, float, float, float
     return out
 
 
-def load_ethucy(path: str | Path, fps: float = 25.0) -> list[Trajectory]:
+def _finite_rows(data: np.ndarray, where: Path, skipped: Counter[str] | None) -> np.ndarray:
+    """Rows with a NaN or infinite number are dropped and counted (never fed to training or scoring)."""
+    ok = np.isfinite(data).all(axis=1)
+    if skipped is not None and not ok.all():
+        skipped[f"non-finite ({where.name})"] += int((~ok).sum())
+    return data[ok]
+
+
+def load_ethucy(path: str | Path, fps: float = 25.0, skipped: Counter[str] | None = None) -> list[Trajectory]:
     """ETH/UCY split files (`frame ped_id x y`, metres; frames are 25 fps video frames, one row every 10).
 
     `path` may be a file or a folder of .txt files.
@@ -89,12 +97,14 @@ def load_ethucy(path: str | Path, fps: float = 25.0) -> list[Trajectory]:
             raise UserError(f"{f} is not an ETH/UCY file (frame id x y per line): {exc}") from None
         if data.size == 0 or data.shape[1] < 4:
             raise UserError(f"{f} is empty or has fewer than 4 columns (frame id x y)")
+        data = _finite_rows(data[:, :4], f, skipped)
         rows = ((str(int(r[1])), r[0] / fps, r[2], r[3], 0.0, 0.0) for r in data)
         out += _group(f.stem, rows, False, (0.0, 0.0))
     return out
 
 
-def load_mot(path: str | Path, fps: float = 25.0, frame_size: tuple[float, float] = (640.0, 480.0)) -> list[Trajectory]:
+def load_mot(path: str | Path, fps: float = 25.0, frame_size: tuple[float, float] = (640.0, 480.0),
+             skipped: Counter[str] | None = None) -> list[Trajectory]:
     """MOTChallenge gt.txt (`frame,id,x,y,w,h,conf,...`, pixels); rows with conf 0 (ignore regions) dropped."""
     files = _files(Path(path), "MOT ground truth", "gt.txt", recursive=True)
     out: list[Trajectory] = []
@@ -107,12 +117,14 @@ def load_mot(path: str | Path, fps: float = 25.0, frame_size: tuple[float, float
             raise UserError(f"{f} is empty or has fewer than 6 columns")
         if data.shape[1] > 6:
             data = data[data[:, 6] != 0]
+        data = _finite_rows(data[:, :6], f, skipped)
         rows = ((str(int(r[1])), (r[0] - 1) / fps, r[2] + r[4] / 2, r[3] + r[5] / 2, r[4], r[5]) for r in data)
         out += _group(f.parent.name, rows, True, frame_size)
     return out
 
 
-def load_tracks_csv(path: str | Path, frame_size: tuple[float, float] = (0.0, 0.0)) -> list[Trajectory]:
+def load_tracks_csv(path: str | Path, frame_size: tuple[float, float] = (0.0, 0.0),
+                    skipped: Counter[str] | None = None) -> list[Trajectory]:
     """Our own tracks.csv (one file, or a folder searched for tracks.csv files)."""
     files = _files(Path(path), "tracks.csv", "tracks.csv", recursive=True, hint="; run `python run.py track` first")
     out: list[Trajectory] = []
@@ -122,14 +134,17 @@ def load_tracks_csv(path: str | Path, frame_size: tuple[float, float] = (0.0, 0.
             need = {"time_s", "track_id", "x1", "y1", "x2", "y2"}
             if not reader.fieldnames or not need <= set(reader.fieldnames):
                 raise UserError(f"{f} is not a tracks.csv (needs columns {', '.join(sorted(need))})")
-            try:
-                rows = [
-                    (r["track_id"], float(r["time_s"]), (float(r["x1"]) + float(r["x2"])) / 2,
-                     (float(r["y1"]) + float(r["y2"])) / 2, float(r["x2"]) - float(r["x1"]), float(r["y2"]) - float(r["y1"]))
-                    for r in reader
-                ]
-            except (TypeError, ValueError) as exc:
-                raise UserError(f"{f} has a malformed row: {exc}") from None
+            rows = []
+            for r in reader:
+                try:
+                    t, x1, y1, x2, y2 = (float(r[k]) for k in ("time_s", "x1", "y1", "x2", "y2"))
+                except (TypeError, ValueError):
+                    raise UserError(f"{f} line {reader.line_num}: time_s, x1, y1, x2, y2 must be numbers") from None
+                if not np.isfinite([t, x1, y1, x2, y2]).all():
+                    if skipped is not None:
+                        skipped[f"non-finite ({f.name})"] += 1
+                    continue
+                rows.append((r["track_id"], t, (x1 + x2) / 2, (y1 + y2) / 2, x2 - x1, y2 - y1))
         out += _group(str(f.parent.name), rows, True, frame_size)
     return out
 
@@ -191,10 +206,10 @@ def load(fmt: str, path: str | Path, split: str = "test", skipped: Counter[str] 
     """Dispatch on a format name (see FORMATS); `skipped` counts rows dropped, by reason."""
     skipped = Counter() if skipped is None else skipped
     loaders = {
-        "ethucy": lambda: load_ethucy(path),
+        "ethucy": lambda: load_ethucy(path, skipped=skipped),
         "jaad": lambda: load_jaad(path, split),
-        "mot": lambda: load_mot(path),
-        "tracks": lambda: load_tracks_csv(path),
+        "mot": lambda: load_mot(path, skipped=skipped),
+        "tracks": lambda: load_tracks_csv(path, skipped=skipped),
         **{name: (lambda name=name: load_source(name, Path(path), skipped)) for name in LOADERS},
     }
     if fmt not in loaders:

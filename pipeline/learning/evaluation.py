@@ -8,6 +8,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from pipeline.config import PredictorConfig
+from pipeline.errors import UserError
 from pipeline.forecast.features import FeatureSpec, Window, window_scale
 from pipeline.forecast.predictors import ConstantVelocityPredictor, KalmanPredictor, Predictor
 from pipeline.learning.datasets import Trajectory, make_windows
@@ -75,6 +76,10 @@ def evaluate(
 ) -> tuple[dict[str, dict[str, float]], int]:
     """Cut the protocol's windows once and score every method on them."""
     win, future, _ = make_windows(trajs, proto.spec, proto.stride)
+    if len(future) == 0:
+        s = proto.spec
+        raise UserError(f"no windows of {s.obs_len} + {s.pred_len} steps of {s.step_s:g} s: the tracks are too short "
+                        "(or gappy) for this evaluation; try a smaller --obs/--pred")
     return score_windows(win, future, proto.spec, methods, body_heights), len(future)
 
 

@@ -118,3 +118,22 @@ def test_no_window_feature_sees_the_future():
             np.testing.assert_allclose(encode(cut, spec), encode(win.take(np.array([i])), spec))
             checked += 1
     assert checked > 50
+
+
+def test_non_finite_rows_are_skipped_and_counted(tmp_path):
+    from collections import Counter
+
+    eth = tmp_path / "scene.txt"
+    eth.write_text("0\t1\t1.0\t2.0\n10\t1\t1.5\t2.0\n20\t1\tnan\t2.0\n30\t1\t2.5\tinf\n40\t1\t3.0\t2.0\n")
+    skipped: Counter[str] = Counter()
+    trajs = load("ethucy", eth, skipped=skipped)
+    assert skipped == {"non-finite (scene.txt)": 2}
+    assert len(trajs[0].times) == 3 and np.isfinite(trajs[0].xywh).all()
+    csv_path = tmp_path / "tracks.csv"
+    head = "frame,time_s,track_id,class_name,confidence,x1,y1,x2,y2,cx,cy\n"
+    csv_path.write_text(head + "0,0.0,1,person,0.9,1,2,3,4,2,3\n1,0.1,1,person,0.9,nan,2,3,4,2,3\n")
+    skipped = Counter()
+    assert len(load("tracks", csv_path, skipped=skipped)[0].times) == 1 and sum(skipped.values()) == 1
+    csv_path.write_text(head + "0,0.0,1,person,0.9,1,2,3,4,2,3\n1,0.1,1,person,0.9,oops,2,3,4,2,3\n")
+    with pytest.raises(UserError, match="tracks.csv line 3: time_s, x1"):
+        load("tracks", csv_path)
