@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import re
 import sys
 import threading
 import time
@@ -13,14 +12,10 @@ import cv2
 import numpy as np
 
 from pipeline.config import LiveConfig
+from pipeline.core.redact import mask_credentials as mask_url  # the one masking function
 from pipeline.errors import UserError
 
-_CRED = re.compile(r"(?P<scheme>[a-zA-Z][a-zA-Z0-9+.-]*://)[^/@\s]+@")
-
-
-def mask_url(url: str) -> str:
-    """rtsp://user:pass@host/x -> rtsp://***@host/x, so credentials never reach logs or errors."""
-    return _CRED.sub(r"\g<scheme>***@", url)
+__all__ = ["mask_url", "LatestFrameReader", "open_source", "parse_source", "describe"]
 
 
 def parse_source(source: str) -> int | str:

@@ -90,6 +90,33 @@ def check_checkpoint(path: Path) -> None:
         )
 
 
+MODEL_SUFFIXES = {".pt", ".pth", ".onnx", ".torchscript", ".engine", ".tflite", ".mnn"}
+
+
+def check_weights_file(source: str) -> None:
+    """Refuse what ultralytics would only fail on at the first frame (or run): wrong kinds of files and folders."""
+    p = Path(source)
+    if not p.exists():
+        return  # a bare name ultralytics may download
+    if p.is_dir():
+        if not p.name.endswith("_openvino_model"):
+            raise UserError(f"detector weights '{source}' is a folder but not an *_openvino_model export; "
+                            "pass a .pt file or an *_openvino_model folder")
+        xml = next(iter(sorted(p.glob("*.xml"))), None)
+        if xml is None or not xml.with_suffix(".bin").is_file():
+            raise UserError(f"detector weights folder '{source}' holds no model .xml + .bin pair; re-export it "
+                            "with `yolo export format=openvino`")
+    elif not p.is_file():
+        raise UserError(f"detector weights '{source}' is not a regular file (a FIFO, device or socket)")
+    elif p.suffix.lower() not in MODEL_SUFFIXES:
+        raise UserError(f"detector weights '{source}' is not a model file (expected one of "
+                        f"{', '.join(sorted(MODEL_SUFFIXES))} or an *_openvino_model folder)")
+    elif p.stat().st_size == 0:
+        raise UserError(f"detector weights file '{source}' is empty; download or export it again")
+    elif p.suffix.lower() in (".pt", ".pth"):
+        check_checkpoint(p)
+
+
 def _task_for(path: str) -> str | None:
     """Exported models (OpenVINO dirs, ONNX) cannot tell ultralytics their task from the file alone."""
     return "detect" if (Path(path).is_dir() or path.endswith((".onnx", ".engine", ".xml"))) else None
@@ -105,11 +132,13 @@ class YoloDetector:
 
         ultralytics.nn.tasks.SAFE_LOAD = True  # in case ultralytics was imported before the variable above was set
         self.config = config
-        source = resolve_weights(config.weights)
-        if Path(source).is_file() and Path(source).suffix.lower() in (".pt", ".pth"):
-            check_checkpoint(Path(source))
+        source = self.source = resolve_weights(config.weights)
+        check_weights_file(source)
+        self._loaded = False
         try:
             self.model = YOLO(source, task=_task_for(source))
+            # exported models are opened here: asking for the class names sets up ultralytics' predictor
+            self.names: dict[int, str] = {int(k): str(v) for k, v in self.model.names.items()}
         except FileNotFoundError:
             raise UserError(
                 f"detector weights '{config.weights}' not found locally and could not be downloaded; "
@@ -124,7 +153,6 @@ class YoloDetector:
             raise UserError(f"cannot load '{source}': missing package ({exc.name}); run `make setup`") from None
         except Exception as exc:  # ultralytics raises many types for unusable files
             raise UserError(f"cannot load detector weights '{source}': {_clean(exc)}") from None
-        self.names: dict[int, str] = {int(k): str(v) for k, v in self.model.names.items()}
         self.class_ids = self._class_ids(config.classes)
 
     def _class_ids(self, classes: list[str]) -> list[int] | None:
@@ -140,9 +168,16 @@ class YoloDetector:
     def detect(self, image: np.ndarray) -> Detections:
         """Detect objects in one BGR image."""
         c = self.config
-        result = self.model.predict(
-            image, conf=c.conf, iou=c.iou, imgsz=c.imgsz, device=c.device, classes=self.class_ids, verbose=False
-        )[0]
+        try:
+            result = self.model.predict(
+                image, conf=c.conf, iou=c.iou, imgsz=c.imgsz, device=c.device, classes=self.class_ids, verbose=False
+            )[0]
+        except Exception as exc:
+            if self._loaded:
+                raise  # a failure after the model ran once is a bug, not the weights file
+            # exported models (OpenVINO, ONNX) are only opened by ultralytics at the first prediction
+            raise UserError(f"cannot load detector weights '{self.source}': {_clean(exc)}") from None
+        self._loaded = True
         boxes = result.boxes.cpu().numpy()
         return Detections(boxes.xyxy, boxes.conf, boxes.cls.astype(np.int64))
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import stat
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,6 +25,18 @@ class VideoInfo:
     frame_count: int
 
 
+def _check_regular_readable(path: Path) -> None:
+    """A FIFO or device would block the decoder forever (or stream endlessly): only regular files are videos."""
+    try:
+        mode = path.stat().st_mode
+        if not stat.S_ISREG(mode):
+            raise UserError(f"{path} is not a regular file (a FIFO, device or socket); pass a video file to --source")
+        with path.open("rb") as fh:
+            fh.read(1)
+    except OSError as exc:
+        raise UserError(f"cannot read {path}: {exc.strerror}") from None
+
+
 class VideoFileSource:
     """Decodes a video file frame by frame; counts what actually decoded.
 
@@ -36,11 +49,9 @@ class VideoFileSource:
             raise UserError(f"video not found: {self.path} (check the path passed to --source)")
         if self.path.is_dir():
             raise UserError(f"{self.path} is a directory; pass a video file to --source")
-        try:
-            with self.path.open("rb") as fh:
-                fh.read(1)
-        except OSError as exc:
-            raise UserError(f"cannot read {self.path}: {exc.strerror}") from None
+        _check_regular_readable(self.path)
+        if cv2.haveImageReader(str(self.path)):  # reads the file's signature: a still image, whatever its name
+            raise UserError(f"{self.path} is a still image, not a video; pass a video file to --source")
         self._cap = cv2.VideoCapture(str(self.path))
         if not self._cap.isOpened():
             self._cap.release()
