@@ -126,6 +126,7 @@ class LiveSession:
         self.last_annotated: np.ndarray | None = None
         self.recorder = Recorder(self.run_dir, fps, self.size, cfg.output.codec)
         self.end_reason = ""
+        self.stopped_by = ""  # said in the summary: time up or the stream ended (empty: the user stopped it)
         self.score_lines: list[str] = []
 
     def _first_frame(self) -> CapturedFrame:
@@ -156,6 +157,10 @@ class LiveSession:
             while not stop.stop and not self._time_up():
                 if not self._step(csvs, stop):
                     break
+            if self._time_up():
+                self.stopped_by = f"--max-seconds {self.opts.max_seconds:g} reached"
+            elif self.end_reason:
+                self.stopped_by = f"stopped early: {self.end_reason}"
         return self.stats
 
     def _time_up(self) -> bool:
@@ -215,6 +220,7 @@ class LiveSession:
             f"({s.processed / elapsed if elapsed else 0:.1f} fps), dropped {r.dropped}, reconnects {r.reconnects}",
             f"latency (frame age when shown): median {s.latency_ms(50):.0f} ms, p95 {s.latency_ms(95):.0f} ms, "
             f"max {max(s.latencies, default=0) * 1000:.0f} ms",
+            *([self.stopped_by] if self.stopped_by else []),
         ]
         files = list(self.recorder.files) + [*s.snapshots]
         if self.opts.save:

@@ -33,6 +33,7 @@ class RunSummary:
     seconds: float = 0.0
     interrupted: bool = False
     ended_early: bool = False
+    stopped_early: str = ""  # why the run ended before the video did (said in the summary, never silent)
     files: list[Path] = field(default_factory=list)
     score_lines: list[str] = field(default_factory=list)  # forecast self-scores (forecast_scores.csv)
 
@@ -45,6 +46,7 @@ class RunSummary:
         head = "interrupted after" if self.interrupted else "processed"
         return [
             f"{head} {self.frames} frames in {self.seconds:.1f} s ({self.fps:.1f} fps)",
+            *([f"stopped early: {self.stopped_early}"] if self.stopped_early else []),
             f"tracks: {len(self.track_frames)} ({long} lasting 30+ frames), prediction rows: {self.prediction_rows}",
             *self.score_lines,
             *(f"wrote {p}" for p in self.files),
@@ -130,7 +132,20 @@ def run_track(
     summary.files = [out_dir / "annotated.mp4"] * bool(cfg.output.video) + [out_dir / "tracks.csv", out_dir / "predictions.csv"]
     summary.files.append(out_dir / "forecast_scores.csv")
     summary.ended_early = not summary.interrupted and not max_frames and summary.frames < 0.9 * info.frame_count
+    summary.stopped_early = _stop_reason(summary, max_frames)
     return summary
+
+
+def _stop_reason(s: RunSummary, max_frames: int | None) -> str:
+    """Why fewer frames than the video holds were processed ('' when the whole video was)."""
+    of = f"{s.frames} of the {s.header_frames} frames" if s.header_frames else f"{s.frames} frames"
+    if s.interrupted:
+        return f"interrupted (Ctrl-C, SIGTERM or q) after {of}"
+    if max_frames and s.frames >= max_frames and s.frames < s.header_frames:
+        return f"--max-frames {max_frames} reached after {of}"
+    if s.ended_early:
+        return f"the video stopped decoding after {of} its header announces (truncated or corrupt)"
+    return ""
 
 
 def _show(image: np.ndarray) -> bool:

@@ -252,3 +252,19 @@ def test_real_detector_checkpoint_still_loads(tmp_path):
     pt = tmp_path / "y.pt"
     YOLO("yolo11n.yaml").save(pt)
     assert len(YoloDetector(DetectorConfig(weights=str(pt), classes=[])).names) == 80
+
+
+def test_max_frames_says_the_run_stopped_early(tmp_path, capsys):
+    code, out, _ = _main(capsys, "track", "--source", str(VTEST), "--out", str(tmp_path / "o"), "--weights",
+                         str(DETECTOR), "--predictor", "cv", "--quiet", "--max-frames", "3", "--no-video")
+    assert code == 0
+    assert "stopped early: --max-frames 3 reached after 3 of the 795 frames" in out
+
+
+def test_truncated_video_says_why_in_the_summary(tmp_path, capsys):
+    f = tmp_path / "truncated.avi"
+    f.write_bytes(VTEST.read_bytes()[: len(VTEST.read_bytes()) // 10])
+    code, out, _ = _main(capsys, "track", "--source", str(f), "--out", str(tmp_path / "o"), "--weights",
+                         str(DETECTOR), "--predictor", "cv", "--quiet", "--no-video")
+    assert code == 3
+    assert "stopped early: the video stopped decoding after" in out

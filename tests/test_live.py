@@ -105,6 +105,7 @@ def test_headless_stream_writes_csvs_with_capture_clock_times(stream, tmp_path):
     assert p.returncode == 0, stderr
     fig = _summary(stdout)
     print(f"\nlive at native 10 fps: {fig}")
+    assert "--max-seconds 8 reached" in stdout  # a time limit is said, never silent
     # No figure here depends on how fast this machine processes frames (only that it processed a few).
     assert fig["processed"] >= 2 and fig["captured"] >= fig["processed"]
     rows = _csv_rows(out / "tracks.csv", TRACK_COLUMNS)
@@ -202,6 +203,7 @@ def test_stream_dropped_mid_run_reconnects_then_stops_cleanly(stream, tmp_path):
     lines = [ln for ln in stderr.splitlines() if ln.strip()]
     assert len(lines) == 1 and lines[0].startswith("error: stream lost; gave up after reconnecting for 2 s"), stderr
     fig = _summary(stdout)
+    assert "stopped early: stream lost" in stdout
     rows = _csv_rows(out / "tracks.csv", TRACK_COLUMNS)
     assert rows and _frames(out / "annotated.mp4") >= fig["processed"] > 0
 
