@@ -65,6 +65,8 @@ class FrameProcessor:
 
     def __init__(self, cfg: TrackRunConfig, fps: float, frame_size: tuple[int, int]) -> None:
         self.cfg = cfg
+        # self-scoring interpolates the truth between processed frames up to 1 s apart (live drops frames);
+        # across a longer stall a forecast point is not scored
         self.forecaster: SelfScoringForecaster = build_forecaster(cfg.predictor, max_gap_s=max(1.0, 2.5 / fps))
         self._scores_file: ScoresFile | None = None
         self.detector = YoloDetector(cfg.detector)

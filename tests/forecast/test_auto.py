@@ -45,6 +45,15 @@ def test_unscored_members_are_never_chosen():
         AutoSelector(["cv"], AutoSettings(fallback="kalman"))
 
 
+def test_auto_is_the_default_and_its_settings_are_checked():
+    from pipeline.config import PredictorConfig, TrackRunConfig, from_dict
+
+    assert PredictorConfig().kind == "auto" and PredictorConfig().auto_fallback == "kalman"
+    for bad, key in (({"auto_fallback": "auto"}, "predictor.auto_fallback"), ({"auto_warmup": -1}, "predictor.auto_warmup")):
+        with pytest.raises(UserError, match=key):
+            from_dict(TrackRunConfig, {"predictor": bad})
+
+
 def _fc(ids: list[int], t: np.ndarray, vx: float, boxes: bool = True, std: bool = False) -> Forecasts:
     """Track i at (i, 0) moving at vx px/s, boxes 10 px wide."""
     c = np.stack([np.stack([i + vx * t, np.zeros_like(t)], axis=1) for i in ids]).reshape(len(ids), len(t), 2)
