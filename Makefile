@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed
 SOURCE ?=
 ARGS ?=
 
-.PHONY: setup test lint run train own-tracks clean
+.PHONY: setup test lint run train own-tracks bench-forecast clean
 
 setup: $(STAMP)
 
@@ -30,16 +30,21 @@ run: setup
 	@test -n "$(SOURCE)" || (echo "usage: make run SOURCE=video.mp4 [ARGS='--classes person']" >&2; exit 2)
 	YOLO_OFFLINE=1 $(VPY) run.py track --source "$(SOURCE)" $(ARGS)
 
-VIDEOS := vtest_pets2009_480x360.avi street_traffic_640x360.mp4 oxford_street_pedestrians_1080p.mp4 intel_one-by-one-person-detection.mp4
-DETECTOR ?= ../shared/weights/yolo11n_int8_openvino_model
+VIDEOS := vtest_pets2009_480x360.avi street_traffic_640x360.mp4 oxford_street_pedestrians_1080p.mp4 intel_one-by-one-person-detection.mp4 yellow_crosswalk_640x360.mp4
+DETECTOR ?= ../shared/weights/yolo11n_int8_dynamic_openvino_model
 
-# tracks.csv of every shared video into runs/own/<video>/ (training data for the pixel model)
+# tracks.csv of every shared video into runs/own/<video>/ (training and benchmark data)
 own-tracks: setup
 	for v in $(VIDEOS); do YOLO_OFFLINE=1 $(VPY) run.py track --source ../shared/data/videos/$$v --weights $(DETECTOR) \
 	  --predictor kalman --no-video --quiet --overwrite --out runs/own/$${v%.*} || exit 1; done
 
+# the shipped universal model from every source (needs own-tracks first); writes weights/traj_lstm.pt
 train: setup
-	YOLO_OFFLINE=1 $(VPY) run.py train --config configs/train.yaml
+	YOLO_OFFLINE=1 $(VPY) run.py train --config configs/train.yaml --overwrite
+
+# leave-one-source-out benchmark: lstm vs tuned cv and kalman on every source it never saw (about 40 min)
+bench-forecast: setup
+	YOLO_OFFLINE=1 $(VPY) run.py bench-forecast --out benchmarks/forecast_loso.json
 
 clean:
 	rm -rf $(VENV) runs .pytest_cache

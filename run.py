@@ -226,6 +226,7 @@ def cmd_train(a: argparse.Namespace) -> int:
         if getattr(a, key) is not None:
             data[key] = getattr(a, key)
     cfg = from_dict(TrainConfig, data)
+    _input_paths(a.config, *(s.path for s in cfg.train + cfg.val))
     if Path(cfg.out).exists() and not a.overwrite:
         raise UserError(f"{cfg.out} exists; pass --out NEW.pt, or --overwrite to replace it")
     meta = train(cfg, quiet=a.quiet)
@@ -265,6 +266,22 @@ def _eval_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--json", help="also write the numbers to this JSON file")
 
 
+def _check_eval_numbers(a: argparse.Namespace) -> None:
+    """Numbers on eval's command line, checked before any data is read."""
+    import math
+
+    from pipeline.errors import UserError
+
+    if a.holdout is not None and not (math.isfinite(a.holdout) and 0 < a.holdout < 1):
+        raise UserError(f"--holdout must be a fraction in (0, 1), got {a.holdout}")
+    if a.obs is not None and a.obs < 2:
+        raise UserError(f"--obs must be >= 2 observed steps, got {a.obs}")
+    if a.pred is not None and a.pred < 1:
+        raise UserError(f"--pred must be >= 1 predicted step, got {a.pred}")
+    if a.json and not Path(a.json).expanduser().parent.is_dir():
+        raise UserError(f"--json {a.json}: its folder does not exist; create it or pick another path")
+
+
 def cmd_eval(a: argparse.Namespace) -> int:
     import dataclasses
     import json
@@ -281,6 +298,8 @@ def cmd_eval(a: argparse.Namespace) -> int:
     methods = [m.strip() for m in a.methods.split(",") if m.strip()]
     if not methods or set(methods) - {"lstm", "cv", "kalman"}:
         raise UserError(f"--methods must list lstm, cv and/or kalman, got {a.methods!r}")
+    _check_eval_numbers(a)
+    _input_paths(a.data, a.config, a.weights or "")
     pcfg = from_dict(PredictorConfig, load_yaml(a.config).get("predictor"), "predictor.")
     lstm = LSTMPredictor(resolve_checkpoint(a.weights or DEFAULT_LSTM)) if "lstm" in methods else None
     proto = ETHUCY if a.format == "ethucy" else Protocol(lstm.spec if lstm else FeatureSpec())
