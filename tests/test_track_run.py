@@ -110,7 +110,7 @@ def test_sigint_leaves_playable_video_and_complete_csv(tmp_path):
     per_key = defaultdict(int)
     for r in preds:
         per_key[(r["frame"], r["track_id"])] += 1
-    assert set(per_key.values()) == {20}  # kalman: 2.0 s at 0.1 s steps, never a half-written frame
+    assert set(per_key.values()) == {5}  # kalman: 2.0 s at 0.4 s steps, never a half-written frame
 
 
 def test_help_documents_every_option():
