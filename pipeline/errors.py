@@ -29,3 +29,9 @@ class StreamLostError(UserError):
     """A live stream dropped and did not come back within the reconnect time; outputs are finalised."""
 
     exit_code = 4
+
+
+class DiskFullError(UserError):
+    """A write failed (or would have) for lack of space; outputs are whole up to the last complete frame."""
+
+    exit_code = 5

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import stat
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -37,10 +38,41 @@ def _check_regular_readable(path: Path) -> None:
         raise UserError(f"cannot read {path}: {exc.strerror}") from None
 
 
+SNAP_S = 0.0005  # half a millisecond: the resolution many containers store (mkv), far below any motion
+
+
+class ContainerClock:
+    """Seconds of each decoded frame from the container's timestamps, counted from the first frame.
+
+    Not index / fps: variable-frame-rate files (phones, screen recorders, cameras that drop frames) would get
+    wrong speeds and horizons. A timestamp within SNAP_S of index / fps becomes index / fps, so constant-rate
+    files keep exact times (29.97 stays 29.97); a missing or non-increasing one (the last frames some AVI
+    decoders flush carry none) becomes the previous time + 1 / fps.
+    """
+
+    def __init__(self, fps: float) -> None:
+        self.fps = fps
+        self._t0: float | None = None
+        self._last = 0.0
+
+    def time_of(self, pos_msec: float, index: int) -> float:
+        """time_s of frame `index`, given OpenCV's CAP_PROP_POS_MSEC right after reading it."""
+        t = pos_msec / 1000.0
+        if self._t0 is None:
+            self._t0 = t if math.isfinite(t) else 0.0
+            return 0.0
+        t -= self._t0
+        if not t > self._last:  # also NaN
+            t = self._last + 1.0 / self.fps
+        exact = index / self.fps
+        self._last = exact if abs(t - exact) <= SNAP_S else round(t, 6)  # microseconds: no float noise in CSVs
+        return self._last
+
+
 class VideoFileSource:
     """Decodes a video file frame by frame; counts what actually decoded.
 
-    Timestamps are index / fps with the header's float fps (29.97 stays 29.97).
+    Timestamps come from the container (`ContainerClock`), so a variable-frame-rate file keeps its real timing.
     """
 
     def __init__(self, path: str | Path) -> None:
@@ -71,6 +103,7 @@ class VideoFileSource:
             raise UserError(f"{self.path} reports an invalid frame rate ({fps}); re-encode it with a fixed fps")
         self.info = VideoInfo(width=w, height=h, fps=fps, frame_count=max(n, 0))
         self.frames_read = 0
+        self._clock = ContainerClock(fps)
 
     def __iter__(self) -> Iterator[Frame]:
         try:
@@ -80,7 +113,8 @@ class VideoFileSource:
                     return
                 if image.shape[1] != self.info.width or image.shape[0] != self.info.height:
                     image = cv2.resize(image, (self.info.width, self.info.height))
-                frame = Frame(self.frames_read, self.frames_read / self.info.fps, image)
+                t = self._clock.time_of(self._cap.get(cv2.CAP_PROP_POS_MSEC), self.frames_read)
+                frame = Frame(self.frames_read, t, image)
                 self.frames_read += 1
                 yield frame
         finally:

@@ -56,13 +56,15 @@ def prefetch(items: Iterable[T], maxsize: int) -> Iterator[T]:
 class BackgroundWorker:
     """Runs `handle(item)` for each submitted item in one thread, in order; close() drains and joins.
 
-    An exception in the worker is re-raised in the caller at the next submit() or at close().
+    An exception in the worker is re-raised in the caller once: at the next submit() or at close(); items
+    still queued behind it are dropped.
     """
 
     def __init__(self, handle: Callable[[Any], None], maxsize: int) -> None:
         self._handle = handle
         self._q: queue.Queue = queue.Queue(maxsize=maxsize)
         self._error: BaseException | None = None
+        self._raised = False  # close() must not raise again what submit() already raised (a self-referencing context)
         self._thread = threading.Thread(target=self._run, name="writer", daemon=True)
         self._thread.start()
 
@@ -75,14 +77,17 @@ class BackgroundWorker:
                     self._error = exc
 
     def submit(self, item: Any) -> None:
-        if self._error is not None:
-            raise self._error
+        self._raise_error()
         self._q.put(item)
 
     def close(self) -> None:
         self._q.put(_DONE)
         self._thread.join()
-        if self._error is not None:
+        self._raise_error()
+
+    def _raise_error(self) -> None:
+        if self._error is not None and not self._raised:
+            self._raised = True
             raise self._error
 
     def __enter__(self) -> BackgroundWorker:

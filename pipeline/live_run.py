@@ -17,7 +17,7 @@ from pipeline.errors import UserError
 from pipeline.outputs import RunDir
 from pipeline.processing import FrameProcessor, StopFlag, check_display
 from pipeline.types import Frame
-from pipeline.writers import PredictionsCsv, TracksCsv, VideoSink
+from pipeline.writers import PredictionsCsv, TracksCsv, VideoSink, whole_frame
 
 WINDOW = "trajectory forecast (live)"
 
@@ -142,6 +142,8 @@ class LiveSession:
     def run(self) -> LiveStats:
         with ExitStack() as stack:
             stack.callback(self.run_dir.close)  # the folder's lock, released after every file is closed
+            # caught until every file is closed: a second Ctrl-C must not abort the finalising of a video
+            stop = stack.enter_context(StopFlag().installed())
             stack.callback(self.reader.stop)
             stack.callback(lambda: self.score_lines.extend(self.proc.finish_scores()))
             csvs = None
@@ -150,7 +152,6 @@ class LiveSession:
                         stack.enter_context(PredictionsCsv(self.run_dir.file("predictions.csv"))))
                 self.recorder.start(0.0)
             stack.callback(self.recorder.stop)
-            stop = stack.enter_context(StopFlag().installed())
             if self.opts.show:
                 cv2.namedWindow(WINDOW, cv2.WINDOW_AUTOSIZE)
                 stack.callback(cv2.destroyAllWindows)
@@ -179,15 +180,16 @@ class LiveSession:
         r = self.proc.update(frame, self.proc.detector.detect(frame.image))
         latency = time.monotonic() - cap.captured_at
         self.stats.tick(latency)
-        if csvs is not None:
-            csvs[0].write(frame.index, frame.time_s, r.tracks)
-            csvs[1].write(frame.index, frame.time_s, r.forecasts)
         annotated = None
-        if self.opts.show or self.recorder.active:  # headless without recording: nothing to draw
-            annotated = self.proc.annotate(r)
-            overlay(annotated, self.stats, latency, len(r.tracks), self.reader.dropped, self.recorder.active)
-            self.recorder.write(annotated, frame.time_s)
-            self.last_annotated = annotated
+        with whole_frame(*(csvs or ())):  # a full disk cuts the CSVs back to the frame before
+            if csvs is not None:
+                csvs[0].write(frame.index, frame.time_s, r.tracks)
+                csvs[1].write(frame.index, frame.time_s, r.forecasts)
+            if self.opts.show or self.recorder.active:  # headless without recording: nothing to draw
+                annotated = self.proc.annotate(r)
+                overlay(annotated, self.stats, latency, len(r.tracks), self.reader.dropped, self.recorder.active)
+                self.recorder.write(annotated, frame.time_s)
+                self.last_annotated = annotated
         self._keys(stop, annotated)
         return True
 

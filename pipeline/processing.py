@@ -30,7 +30,12 @@ def check_display(show: bool, fix: str) -> None:
 
 
 class StopFlag:
-    """Turns the first SIGINT/SIGTERM into a clean stop at the next frame boundary."""
+    """Turns the first SIGINT/SIGTERM into a clean stop at the next frame boundary.
+
+    A later signal never raises: a KeyboardInterrupt inside a writer's close left unfinalised, unplayable
+    videos (and aborts at exit). It only says that the files are being finished; installed() should span
+    the files' whole life, so shutdown is bounded (the writer queue, then closing the files).
+    """
 
     def __init__(self) -> None:
         self.stop = False
@@ -38,8 +43,9 @@ class StopFlag:
     @contextmanager
     def installed(self) -> Iterator[StopFlag]:
         def handler(signum: int, _frame: object) -> None:
-            if self.stop:  # second signal: stop now, context managers still close the files
-                raise KeyboardInterrupt
+            if self.stop:  # os.write: print() could re-enter a stderr write the signal interrupted
+                os.write(2, b"stopping: finishing the output files so they stay complete, please wait\n")
+                return
             self.stop = True
 
         old = {s: signal.signal(s, handler) for s in (signal.SIGINT, signal.SIGTERM)}

@@ -19,7 +19,7 @@ from pipeline.io_threads import BackgroundWorker
 from pipeline.outputs import RunDir
 from pipeline.processing import FrameProcessor, FrameResult, StopFlag, check_display
 from pipeline.types import Tracks
-from pipeline.writers import PredictionsCsv, TracksCsv, VideoSink
+from pipeline.writers import PredictionsCsv, TracksCsv, VideoSink, whole_frame
 
 
 @dataclass
@@ -66,13 +66,17 @@ class _Outputs:
         self.proc, self.tracks_csv, self.preds_csv, self.video = proc, tracks_csv, preds_csv, video
 
     def __call__(self, r: FrameResult) -> np.ndarray | None:
-        """Returns the drawn frame when a video is written, so --show can reuse it."""
-        self.tracks_csv.write(r.frame.index, r.frame.time_s, r.tracks)
-        self.preds_csv.write(r.frame.index, r.frame.time_s, r.forecasts)
-        if self.video is None:
-            return None
-        image = self.proc.annotate(r)
-        self.video.write(image)
+        """Returns the drawn frame when a video is written, so --show can reuse it.
+
+        A failed write (a full disk) cuts both CSVs back to the previous frame, so they end where the video does.
+        """
+        with whole_frame(self.tracks_csv, self.preds_csv):
+            self.tracks_csv.write(r.frame.index, r.frame.time_s, r.tracks)
+            self.preds_csv.write(r.frame.index, r.frame.time_s, r.forecasts)
+            if self.video is None:
+                return None
+            image = self.proc.annotate(r)
+            self.video.write(image)
         return image
 
 
@@ -82,7 +86,8 @@ def run_track(
 ) -> RunSummary:
     """Process a video file into a run folder (created and locked once inputs and models are known good).
 
-    Files are complete up to the last processed frame on any stop (end, Ctrl-C, SIGTERM, q).
+    Files are complete up to the last processed frame on any stop (end, Ctrl-C, SIGTERM, q); a full disk
+    raises DiskFullError once they are finalised, whole up to the last frame written.
     """
     run_dir = out if isinstance(out, RunDir) else RunDir(Path(out), inputs=[Path(source)])
     out_dir = run_dir.path
@@ -103,6 +108,9 @@ def run_track(
     t0 = time.perf_counter()
     with ExitStack() as stack:
         stack.callback(run_dir.close)  # the folder's lock, released after every file is closed
+        # Signals are caught before any file exists and until every file is closed: a second Ctrl-C while the
+        # files are finalised must not abort half-way (an mp4 without its index never plays).
+        stop = stack.enter_context(StopFlag().installed())
         tracks_csv = stack.enter_context(TracksCsv(run_dir.file("tracks.csv"), proc.detector.names))
         preds_csv = stack.enter_context(PredictionsCsv(run_dir.file("predictions.csv")))
         video = None
@@ -112,7 +120,6 @@ def run_track(
         write = _Outputs(proc, tracks_csv, preds_csv, video)
         if threaded:
             write = stack.enter_context(BackgroundWorker(write, cfg.speed.queue_frames)).submit
-        stop = stack.enter_context(StopFlag().installed())
         bar = stack.enter_context(tqdm(total=total, unit="frame", disable=quiet, dynamic_ncols=True))
         if show:
             stack.callback(cv2.destroyAllWindows)
@@ -127,8 +134,8 @@ def run_track(
             if stop.stop or (max_frames and summary.frames >= max_frames):
                 summary.interrupted = stop.stop
                 break
+        summary.score_lines = proc.finish_scores()  # still under StopFlag: forecast_scores.csv is written whole
     summary.seconds = time.perf_counter() - t0
-    summary.score_lines = proc.finish_scores()
     summary.files = [out_dir / "annotated.mp4"] * bool(cfg.output.video) + [out_dir / "tracks.csv", out_dir / "predictions.csv"]
     summary.files.append(out_dir / "forecast_scores.csv")
     summary.ended_early = not summary.interrupted and not max_frames and summary.frames < 0.9 * info.frame_count

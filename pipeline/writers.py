@@ -1,14 +1,21 @@
-"""Output sinks as context managers that flush as they go, so an interrupted run leaves usable files."""
+"""Output sinks as context managers that write whole frames, so an interrupted or full-disk run leaves usable files."""
 
 from __future__ import annotations
 
 import csv
+import errno
+import io
+import os
+import resource
+from collections.abc import Iterator
+from contextlib import contextmanager
+from io import FileIO
 from pathlib import Path
 
 import cv2
 import numpy as np
 
-from pipeline.errors import UserError
+from pipeline.errors import DiskFullError, UserError
 from pipeline.types import Forecasts, Tracks
 
 TRACK_COLUMNS = [
@@ -18,36 +25,97 @@ PREDICTION_COLUMNS = [
     "frame", "time_s", "track_id", "step", "t_future_s", "pred_cx", "pred_cy",
     "pred_x1", "pred_y1", "pred_x2", "pred_y2", "std_x", "std_y",
 ]
+# A write that failed for lack of space: no space on the disk, the process's file size limit, a quota.
+FULL_ERRNOS = frozenset({errno.ENOSPC, errno.EFBIG, errno.EDQUOT})
 
 
 def _f(v: float, nd: int = 2) -> str:
     return f"{v:.{nd}f}"
 
 
+def disk_full_error(path: Path, exc: OSError) -> DiskFullError:
+    """The one line for a write that failed because the disk (or the file size limit) is full."""
+    why = exc.strerror + (": the file size limit is reached" if exc.errno == errno.EFBIG else "")
+    return DiskFullError(f"cannot write {path}: the disk is full ({why}); the run stopped and its outputs are whole "
+                         "up to the last complete frame: free some space and run again")
+
+
+def room_left(path: Path) -> int:
+    """Bytes that can still be added to `path`: free space on its disk (for non-root), within the file size limit."""
+    try:
+        st = os.statvfs(path.parent)
+        left = st.f_bavail * st.f_frsize
+        limit = resource.getrlimit(resource.RLIMIT_FSIZE)[0]
+        if limit != resource.RLIM_INFINITY:
+            left = min(left, limit - (path.stat().st_size if path.exists() else 0))
+    except OSError as exc:
+        raise UserError(f"cannot check the free space for {path}: {exc.strerror}") from None
+    return left
+
+
 class _CsvSink:
+    """A CSV file written one frame at a time: each frame's rows reach the file whole or not at all.
+
+    The file is unbuffered (nothing is left in a buffer to be half-written later), and a write that fails
+    part-way (a full disk) is cut back to the last frame boundary before the error is raised.
+    """
+
     def __init__(self, path: Path, columns: list[str]) -> None:
         self.path = path
         self.columns = columns
-        self._fh = None
-        self._writer = None
+        self._fh: FileIO | None = None
+        self.size = 0  # bytes of whole frames in the file
 
     def __enter__(self):
         try:
-            self._fh = self.path.open("w", newline="", encoding="utf-8")
+            self._fh = FileIO(self.path, "w")
         except OSError as exc:
             raise UserError(f"cannot write {self.path}: {exc.strerror}") from None
-        self._writer = csv.writer(self._fh)
-        self._writer.writerow(self.columns)
-        self._fh.flush()
+        self._rows([self.columns])
         return self
 
     def _rows(self, rows: list[list[str]]) -> None:
-        self._writer.writerows(rows)
-        self._fh.flush()  # whole frames only: an interrupt never leaves half a frame's rows behind
+        buf = io.StringIO()
+        csv.writer(buf).writerows(rows)
+        self._append(buf.getvalue().encode("utf-8"))
+
+    def _append(self, data: bytes) -> None:
+        view = memoryview(data)
+        try:
+            while view:
+                view = view[self._fh.write(view):]
+        except OSError as exc:
+            self.cut(self.size)
+            if exc.errno in FULL_ERRNOS:
+                raise disk_full_error(self.path, exc) from None
+            raise
+        self.size += len(data)
+
+    def cut(self, size: int) -> None:
+        """Shorten the file to `size` bytes (a frame boundary): drops a frame that could not be written whole."""
+        self._fh.truncate(size)
+        self._fh.seek(size)
+        self.size = size
 
     def __exit__(self, *exc: object) -> None:
         if self._fh is not None:
             self._fh.close()
+
+
+@contextmanager
+def whole_frame(*sinks: _CsvSink | None) -> Iterator[None]:
+    """One frame into several files: if any write fails, every CSV (None: not written) is cut back to before it.
+
+    So tracks.csv and predictions.csv always end on the same frame, and never beyond the video's last frame.
+    """
+    sinks = tuple(s for s in sinks if s is not None)
+    marks = [s.size for s in sinks]
+    try:
+        yield
+    except BaseException:
+        for s, m in zip(sinks, marks):
+            s.cut(m)
+        raise
 
 
 class TracksCsv(_CsvSink):
@@ -84,12 +152,18 @@ class PredictionsCsv(_CsvSink):
 
 
 class VideoSink:
-    """Annotated video with the input's size and fps; release() on exit finalises the container."""
+    """Annotated video with the input's size and fps; release() on exit finalises the container.
+
+    OpenCV's writer fails silently on a full disk, and an mp4 whose index (written by release) did not fit
+    never plays. So every frame first checks that the disk still has room for two raw frames and the index;
+    otherwise the run stops with a DiskFullError while the video can still be finalised.
+    """
 
     def __init__(self, path: Path, fps: float, size: tuple[int, int], codec: str = "mp4v") -> None:
         self.path, self.fps, self.size, self.codec = path, fps, size, codec
         self._vw: cv2.VideoWriter | None = None
         self.frames_written = 0
+        self.reserve = 2 * (size[0] * size[1] * 3 // 2) + 64 * 1024  # two raw YUV frames + muxer buffers
 
     def __enter__(self) -> VideoSink:
         self._vw = cv2.VideoWriter(str(self.path), cv2.VideoWriter_fourcc(*self.codec), self.fps, self.size)
@@ -98,6 +172,14 @@ class VideoSink:
         return self
 
     def write(self, image: np.ndarray) -> None:
+        need = self.reserve + 16 * (self.frames_written + 1)  # the mp4 index takes ~12 bytes per frame
+        left = room_left(self.path)
+        if left < need:
+            raise DiskFullError(
+                f"cannot write {self.path}: the disk is full ({max(left, 0) / 1e6:.1f} MB left on its disk or under "
+                f"the file size limit, {need / 1e6:.1f} MB needed for the next frame and the video's index); the "
+                f"run stopped with {self.frames_written} frames in a playable video and outputs whole up to the last "
+                "complete frame: free some space and run again")
         self._vw.write(image)
         self.frames_written += 1
 

@@ -2,7 +2,8 @@
 
 Usage: `python -m tests.faults ARGS...` with the fault in the environment:
 - FAULT_SIGINT_AT=N: the process sends itself SIGINT while processing frame N (0-based).
-- FAULT_SIGINT_ON_CLOSE=1: and a second SIGINT while the video file is being finalised.
+- FAULT_SIGINT_ON_CLOSE=1: and another SIGINT as each output file starts closing (the writer thread's
+  drain, the video's finalising, each CSV): a double (triple, ...) Ctrl-C during shutdown.
 """
 
 from __future__ import annotations
@@ -10,9 +11,18 @@ from __future__ import annotations
 import os
 import signal
 import sys
+from collections.abc import Callable
 
-from pipeline import processing, writers
+from pipeline import io_threads, processing, writers
 from pipeline.types import Detections, Frame
+
+
+def _signal_first(close: Callable[..., None]) -> Callable[..., None]:
+    def signal_then_close(self: object, *args: object) -> None:
+        os.kill(os.getpid(), signal.SIGINT)
+        close(self, *args)
+
+    return signal_then_close
 
 
 def _install() -> None:
@@ -27,13 +37,9 @@ def _install() -> None:
 
         processing.FrameProcessor.update = update_then_signal
     if os.environ.get("FAULT_SIGINT_ON_CLOSE"):
-        close = writers.VideoSink.__exit__
-
-        def signal_then_close(self: writers.VideoSink, *exc: object) -> None:
-            os.kill(os.getpid(), signal.SIGINT)
-            close(self, *exc)
-
-        writers.VideoSink.__exit__ = signal_then_close
+        writers.VideoSink.__exit__ = _signal_first(writers.VideoSink.__exit__)
+        writers._CsvSink.__exit__ = _signal_first(writers._CsvSink.__exit__)
+        io_threads.BackgroundWorker.close = _signal_first(io_threads.BackgroundWorker.close)
 
 
 if __name__ == "__main__":

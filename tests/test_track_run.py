@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import csv
 import os
+import resource
 import subprocess
 import sys
 from collections import defaultdict
+from fractions import Fraction
 from pathlib import Path
 
 import cv2
@@ -90,13 +92,33 @@ def test_every_track_with_enough_history_is_forecast(vtest_run):
     assert len(last_t) == 1 and abs(last_t.pop() - 2.0) < 1e-6
 
 
+def _faulted(out: Path, *args: str, fsize: int | None = None, source: Path = VTEST,
+             **faults: str) -> subprocess.CompletedProcess:
+    """`track` in a subprocess through tests/faults.py, with FAULT_* variables and an optional file size limit.
+
+    The limit (RLIMIT_FSIZE) makes a write past `fsize` bytes fail with EFBIG, as on a full disk; Python
+    ignores SIGXFSZ, so the process is not killed by it. Works as a normal user and as root.
+    """
+    env = {**os.environ, "YOLO_OFFLINE": "1", **faults}
+    cmd = [sys.executable, "-m", "tests.faults", "track", "--source", str(source), "--weights", str(DETECTOR),
+           "--predictor", "kalman", "--out", str(out), "--quiet", *args]
+
+    def limit() -> None:
+        resource.setrlimit(resource.RLIMIT_FSIZE, (fsize, resource.getrlimit(resource.RLIMIT_FSIZE)[1]))
+
+    return subprocess.run(cmd, capture_output=True, text=True, env=env, cwd=ROOT, timeout=300,
+                          preexec_fn=limit if fsize is not None else None)
+
+
+def _ends_whole(path: Path) -> None:
+    data = path.read_bytes()
+    assert data.endswith(b"\r\n"), f"{path.name} ends in the middle of a row"
+
+
 def test_sigint_leaves_playable_video_and_complete_csv(tmp_path):
     """SIGINT arrives while frame 60 is processed (injected, not timed): the run stops at that frame boundary."""
     out = tmp_path / "run"
-    env = {**os.environ, "YOLO_OFFLINE": "1", "FAULT_SIGINT_AT": "60"}
-    cmd = [sys.executable, "-m", "tests.faults", "track", "--source", str(VTEST), "--weights", str(DETECTOR),
-           "--predictor", "kalman", "--out", str(out), "--quiet"]
-    proc = subprocess.run(cmd, capture_output=True, text=True, env=env, cwd=ROOT, timeout=300)
+    proc = _faulted(out, FAULT_SIGINT_AT="60")
     stdout, stderr = proc.stdout, proc.stderr
     assert proc.returncode == 130, stderr
     assert "Traceback" not in stderr
@@ -144,3 +166,123 @@ def test_fast_and_simple_paths_give_identical_outputs(tmp_path):
     for f in ("tracks.csv", "predictions.csv"):
         assert (outs["fast"] / f).read_bytes() == (outs["simple"] / f).read_bytes(), f
     assert _decoded_frames(outs["fast"] / "annotated.mp4")[0] == 150
+
+
+def test_second_sigint_during_shutdown_still_finishes_every_file(tmp_path):
+    """Ctrl-C at frame 30, then again as each file starts closing (the writer's drain, the video, each CSV).
+
+    The later signals must not abort the finalising: exit 130 (not 134), a playable video holding every
+    processed frame, whole CSV rows, the forecast scores written, and a note on stderr instead of a traceback.
+    """
+    out = tmp_path / "run"
+    proc = _faulted(out, FAULT_SIGINT_AT="30", FAULT_SIGINT_ON_CLOSE="1")
+    assert proc.returncode == 130, proc.stderr
+    assert "Traceback" not in proc.stderr
+    assert "finishing the output files" in proc.stderr
+    assert "interrupted after 31 frames" in proc.stdout
+    assert _decoded_frames(out / "annotated.mp4")[0] == 31
+    tracks = _rows(out / "tracks.csv", TRACK_COLUMNS)
+    assert max(int(r["frame"]) for r in tracks) == 30
+    _rows(out / "predictions.csv", PREDICTION_COLUMNS)
+    for f in ("tracks.csv", "predictions.csv", "forecast_scores.csv"):
+        _ends_whole(out / f)
+
+
+def test_full_disk_at_the_video_stops_with_a_playable_video_and_whole_rows(tmp_path):
+    """A file size limit of 800 kB: the video is the biggest file and reaches it first.
+
+    OpenCV's writer fails silently and an mp4 without room for its index never plays, so the run stops while
+    there is still room for the next frame and the index: exit 5, one line naming the video, the video plays
+    every frame it got, and both CSVs end on the video's last frame.
+    """
+    out, limit = tmp_path / "run", 800_000
+    proc = _faulted(out, fsize=limit)
+    lines = [ln for ln in proc.stderr.splitlines() if ln.strip()]
+    assert proc.returncode == 5, proc.stderr
+    assert len(lines) == 1 and lines[0].startswith("error: ") and "Traceback" not in proc.stderr, proc.stderr
+    assert "annotated.mp4" in lines[0] and "disk is full" in lines[0]
+    n = _decoded_frames(out / "annotated.mp4")[0]
+    assert n >= 1 and f"with {n} frames" in lines[0]
+    tracks = _rows(out / "tracks.csv", TRACK_COLUMNS)
+    preds = _rows(out / "predictions.csv", PREDICTION_COLUMNS)
+    assert max(int(r["frame"]) for r in tracks) == n - 1
+    assert max(int(r["frame"]) for r in preds) <= n - 1
+    for f in ("tracks.csv", "predictions.csv"):
+        _ends_whole(out / f)
+    assert all(p.stat().st_size <= limit for p in out.iterdir())
+
+
+def test_full_disk_at_a_csv_cuts_both_csvs_back_to_the_last_whole_frame(tmp_path):
+    """Without video, predictions.csv reaches a 20 kB limit part-way through a frame (a short write, then EFBIG).
+
+    The half-written frame is cut away in both CSVs, so both end on the same, whole frame; exit 5, one line.
+    """
+    out, limit = tmp_path / "run", 20_000
+    proc = _faulted(out, "--no-video", fsize=limit)
+    lines = [ln for ln in proc.stderr.splitlines() if ln.strip()]
+    assert proc.returncode == 5, proc.stderr
+    assert len(lines) == 1 and lines[0].startswith("error: ") and "Traceback" not in proc.stderr, proc.stderr
+    assert "predictions.csv" in lines[0] and "disk is full" in lines[0]
+    tracks = _rows(out / "tracks.csv", TRACK_COLUMNS)
+    preds = _rows(out / "predictions.csv", PREDICTION_COLUMNS)
+    last = max(int(r["frame"]) for r in tracks)
+    assert last == max(int(r["frame"]) for r in preds) and last >= 5
+    per_key = defaultdict(int)
+    for r in preds:
+        per_key[(r["frame"], r["track_id"])] += 1
+    assert set(per_key.values()) == {5}  # no frame's forecasts are cut short
+    for f in ("tracks.csv", "predictions.csv"):
+        _ends_whole(out / f)
+        assert (out / f).stat().st_size <= limit
+
+
+def _make_vfr_video(path: Path, gaps_ms: list[int], frames: int) -> list[float]:
+    """The first frames of vtest re-encoded (mpeg4 in mp4, PyAV) with irregular timestamps; returns them in s."""
+    av = pytest.importorskip("av")
+    cap = cv2.VideoCapture(str(VTEST))
+    pts, times = 0, []
+    with av.open(str(path), "w") as container:
+        stream = container.add_stream("mpeg4", rate=10)  # the nominal rate: 10 fps on average
+        stream.width, stream.height, stream.pix_fmt = 480, 360, "yuv420p"
+        stream.codec_context.time_base = Fraction(1, 1000)
+        for i in range(frames):
+            ok, image = cap.read()
+            assert ok
+            frame = av.VideoFrame.from_ndarray(image, format="bgr24")
+            frame.pts, frame.time_base = pts, Fraction(1, 1000)
+            container.mux(stream.encode(frame))
+            times.append(pts / 1000)
+            pts += gaps_ms[i % len(gaps_ms)]
+        container.mux(stream.encode())
+    cap.release()
+    with av.open(str(path)) as check:  # the container really holds these timestamps
+        s = check.streams.video[0]
+        assert [float(f.pts * s.time_base) for f in check.decode(video=0)] == pytest.approx(times)
+    return times
+
+
+def test_variable_frame_rate_time_s_follows_the_container_timestamps(tmp_path):
+    """Frames 40, 160, 100, 60, 140, 100 ms apart (10 fps on average): time_s is each frame's timestamp."""
+    video = tmp_path / "vfr.mp4"
+    times = _make_vfr_video(video, [40, 160, 100, 60, 140, 100], 40)
+    out = tmp_path / "run"
+    proc = run_cli("track", "--source", str(video), "--weights", str(DETECTOR), "--predictor", "kalman",
+                   "--no-video", "--out", str(out), "--quiet")
+    assert proc.returncode == 0, proc.stderr
+    rows = _rows(out / "tracks.csv", TRACK_COLUMNS) + _rows(out / "predictions.csv", PREDICTION_COLUMNS)
+    frames = {int(r["frame"]) for r in rows}
+    assert len(frames) >= 30
+    for r in rows:
+        assert r["time_s"] == f"{times[int(r['frame'])]:.4f}", r
+    assert sum(abs(times[k] - k / 10) > 0.02 for k in frames) >= 10  # index / fps would be wrong here
+
+
+def test_container_clock_keeps_constant_rates_exact_and_survives_missing_timestamps():
+    """Constant-rate timestamps give exactly index / fps; missing or backwards ones advance by 1 / fps."""
+    from pipeline.frames import ContainerClock
+
+    clock = ContainerClock(29.97)
+    assert [clock.time_of(200.0 + k * 1000 / 29.97 + 1e-9, k) for k in range(4)] == [k / 29.97 for k in range(4)]
+    clock = ContainerClock(10.0)
+    got = [clock.time_of(ms, k) for k, ms in enumerate([200.0, 300.0, 450.0, 0.0, 0.0, 700.0])]
+    assert got == [0.0, 0.1, 0.25, 0.35, 0.45, 0.5]
