@@ -175,11 +175,12 @@ class VideoSink:
         need = self.reserve + 16 * (self.frames_written + 1)  # the mp4 index takes ~12 bytes per frame
         left = room_left(self.path)
         if left < need:
+            n = self.frames_written
+            kept = f"with {n} frames in a playable video" if n else "before the video's first frame"
             raise DiskFullError(
                 f"cannot write {self.path}: the disk is full ({max(left, 0) / 1e6:.1f} MB left on its disk or under "
                 f"the file size limit, {need / 1e6:.1f} MB needed for the next frame and the video's index); the "
-                f"run stopped with {self.frames_written} frames in a playable video and outputs whole up to the last "
-                "complete frame: free some space and run again")
+                f"run stopped {kept} and outputs whole up to the last complete frame: free some space and run again")
         self._vw.write(image)
         self.frames_written += 1
 

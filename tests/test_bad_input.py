@@ -2,13 +2,15 @@
 
 Every case runs `run.main([...])` in-process (fast) and must give: a non-zero exit, no traceback, exactly
 one line on stderr starting with `error:`, no credential from a URL anywhere in the output, and every input
-file byte-identical afterwards. Cases that need a separate process (signals, full disk) live in
-test_track_run.py.
+file byte-identical afterwards. A full disk is faked here by test doubles (FAULTS); the real thing (a file
+size limit) and signals, which need a separate process, are in test_track_run.py.
 """
 
 from __future__ import annotations
 
+import errno
 import hashlib
+import io
 import os
 import shutil
 import socket
@@ -232,6 +234,26 @@ CASES: dict[str, list[str]] = {
     # --- the command line itself ---------------------------------------------------------------------------------
     "cli-no-command": [],
     "cli-unknown-command": ["fly"],
+    # --- a full disk (test doubles installed by FAULTS below) ----------------------------------------------------
+    "track-disk-full-csv": _track("--source", V, *FAST),
+    "track-disk-full-video": _track("--source", V, "--weights", D, "--predictor", "cv", "--quiet", "--max-frames", "2"),
+}
+
+
+class _FullDiskFile(io.FileIO):
+    """A file on a disk with 300 bytes free: the write that crosses it is cut short, the next fails (ENOSPC)."""
+
+    def write(self, b: bytes) -> int:
+        room = 300 - self.tell()
+        if room <= 0:
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+        return super().write(memoryview(b)[:room])
+
+
+# Cases that need a fault injected in-process: name -> installs it (undone by monkeypatch after the case).
+FAULTS = {
+    "track-disk-full-csv": lambda mp: mp.setattr("pipeline.writers.FileIO", _FullDiskFile),
+    "track-disk-full-video": lambda mp: mp.setattr("pipeline.writers.room_left", lambda path: 100_000),
 }
 
 
@@ -272,6 +294,8 @@ def test_bad_input(name: str, inputs: Path, capsys: pytest.CaptureFixture[str], 
     argv = [a.format(**{"in": inputs, "closed_port": port, "closed_url": f"http://127.0.0.1:{port}/v.mjpg"})
             for a in CASES[name]]
     before = _snapshot(inputs)
+    if name in FAULTS:
+        FAULTS[name](monkeypatch)
     with RunDir(inputs / "locked"):  # another run holds this folder for the whole case
         try:
             code = run.main(argv)
