@@ -73,8 +73,8 @@ def cmd_track(a: argparse.Namespace) -> int:
 
     if a.max_frames is not None and a.max_frames < 1:
         raise UserError("--max-frames must be >= 1")
-    cfg = _track_config(a, _track_overrides(a))
-    inputs = _input_paths(a.source, a.config, cfg.detector.weights, cfg.predictor.weights)
+    cfg = _with_events(a, _track_config(a, _track_overrides(a)))
+    inputs = _input_paths(a.source, a.config, cfg.detector.weights, cfg.predictor.weights, a.camera, a.zones)
     out_dir = choose_run_dir(a.out, a.overwrite, inputs=inputs)
     run_dir = RunDir(out_dir, a.overwrite, inputs)
     summary = run_track(a.source, run_dir, cfg, show=a.show, quiet=a.quiet, max_frames=a.max_frames)
@@ -91,6 +91,33 @@ def _track_config(a: argparse.Namespace, overrides: dict[str, Any]) -> Any:
     data = load_yaml(a.config)
     from_dict(TrackRunConfig, data)
     return from_dict(TrackRunConfig, merge(data, overrides))
+
+
+def _side_file(path: str, cls: type, flag: str) -> Any:
+    """A --camera / --zones YAML file as its config dataclass; any problem is one line naming the file."""
+    from pipeline.config import from_dict, load_yaml
+    from pipeline.errors import UserError
+
+    try:
+        return from_dict(cls, load_yaml(path))
+    except UserError as exc:
+        msg = str(exc).replace("config file ", "").replace(f"{path} ", "")
+        raise UserError(f"{flag} {path}: {msg}") from None
+
+
+def _with_events(a: argparse.Namespace, cfg: Any) -> Any:
+    """The run config with the camera calibration and zones/lines of --camera and --zones (YAML read here)."""
+    import dataclasses
+
+    from pipeline.config import CameraConfig, ZonesFileConfig
+
+    ev = cfg.events
+    if a.camera:
+        ev = dataclasses.replace(ev, camera=_side_file(a.camera, CameraConfig, "--camera"))
+    if a.zones:
+        zf = _side_file(a.zones, ZonesFileConfig, "--zones")
+        ev = dataclasses.replace(ev, zones=zf.zones, lines=zf.lines)
+    return dataclasses.replace(cfg, events=ev)
 
 
 def _input_paths(*paths: str) -> list[Path]:
@@ -121,6 +148,9 @@ def _detector_and_predictor_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--out", help="run folder to write (default: next runs/<command>/expN)")
     p.add_argument("--overwrite", action="store_true", help="allow --out to point at an existing run")
     p.add_argument("--quiet", action="store_true", help="no progress output")
+    p.add_argument("--camera", help="camera calibration YAML (see run.py calibrate): adds ground metres and speeds")
+    p.add_argument("--zones", help="zones/lines YAML: zone entries, line crossings and alerts in events.csv "
+                   "(pixels, or metres with --camera)")
 
 
 def _live_parser(sub: argparse._SubParsersAction) -> None:
@@ -136,6 +166,8 @@ def _live_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--save", action="store_true", help="record annotated video and stream tracks/predictions CSVs")
     p.add_argument("--reconnect", type=float, help="seconds to keep reconnecting a dropped stream (default from config)")
     p.add_argument("--max-seconds", type=float, default=0.0, help="stop after this many seconds (0: run until stopped)")
+    p.add_argument("--events-jsonl", action="store_true",
+                   help="stream events (zones, lines, conflicts) as JSON lines on stdout; the summary goes to stderr")
 
 
 def cmd_live(a: argparse.Namespace) -> int:
@@ -150,14 +182,42 @@ def cmd_live(a: argparse.Namespace) -> int:
     overrides = _track_overrides(a)
     if a.reconnect is not None:
         overrides["live"] = {"reconnect_s": a.reconnect}
-    cfg = _track_config(a, overrides)
-    inputs = _input_paths(a.source, a.config, cfg.detector.weights, cfg.predictor.weights)
+    cfg = _with_events(a, _track_config(a, overrides))
+    inputs = _input_paths(a.source, a.config, cfg.detector.weights, cfg.predictor.weights, a.camera, a.zones)
     out_dir = choose_run_dir(a.out, a.overwrite, base=Path("runs/live"), inputs=inputs)
-    session = LiveSession(parse_source(a.source), RunDir(out_dir, a.overwrite, inputs), cfg, LiveOptions(a.show, a.save, a.max_seconds, a.quiet))
+    opts = LiveOptions(a.show, a.save, a.max_seconds, a.quiet, events_jsonl=a.events_jsonl)
+    session = LiveSession(parse_source(a.source), RunDir(out_dir, a.overwrite, inputs), cfg, opts)
     session.run()
-    print(mask_credentials("\n".join(session.summary())))
+    print(mask_credentials("\n".join(session.summary())), file=sys.stderr if a.events_jsonl else sys.stdout)
     if session.end_reason and session.end_reason != "stream ended":
         raise StreamLostError(f"{session.end_reason}; outputs in {out_dir} are complete up to the last frame")
+    return 0
+
+
+def _calibrate_parser(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "calibrate", help="fit and check an image-to-ground calibration",
+        description="Fit the image-to-ground homography of a camera YAML file (image_points + world_points, at least "
+        "4 pairs, OpenCV findHomography with RANSAC) and print the reprojection error of every pair in metres; or "
+        "check a scale-only camera (metres_per_pixel or pixels_per_metre). Use the file with --camera on track/live.",
+    )
+    p.add_argument("--camera", required=True, help="camera YAML file")
+
+
+def cmd_calibrate(a: argparse.Namespace) -> int:
+    import numpy as np
+
+    from pipeline.config import CameraConfig
+    from pipeline.events.calibration import camera_from_config
+
+    _input_paths(a.camera)
+    camera, report = camera_from_config(_side_file(a.camera, CameraConfig, "--camera"))
+    if report is None:
+        print(f"scale camera: {camera.H[0, 0]:.6g} m per pixel ({1 / camera.H[0, 0]:.4g} pixels per metre)")
+        return 0
+    print("\n".join(report.lines()))
+    print("image -> ground homography (pixels (x, y, 1) -> metres):")
+    print(np.array2string(camera.H / camera.H[2, 2], precision=8, suppress_small=False))
     return 0
 
 
@@ -386,6 +446,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
     _track_parser(sub)
     _live_parser(sub)
+    _calibrate_parser(sub)
     _bench_parser(sub)
     _train_parser(sub)
     _eval_parser(sub)
@@ -399,7 +460,7 @@ def main(argv: list[str] | None = None) -> int:
     sys.excepthook = _masked_excepthook
     args = build_parser().parse_args(argv)
     handlers = {"track": cmd_track, "live": cmd_live, "bench": cmd_bench, "train": cmd_train, "eval": cmd_eval,
-                "bench-forecast": cmd_bench_forecast}
+                "bench-forecast": cmd_bench_forecast, "calibrate": cmd_calibrate}
     try:
         return handlers[args.command](args)
     except UserError as exc:

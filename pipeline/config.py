@@ -150,6 +150,99 @@ class SpeedConfig:
 
 
 @dataclass
+class CameraConfig:
+    """Image-to-ground calibration (`--camera FILE.yaml`): >= 4 image/world point pairs, or a scale.
+
+    Point pairs give a homography (any camera looking at a flat ground); a scale (`metres_per_pixel` or
+    `pixels_per_metre`) suits an overhead camera looking straight down. World axes are the user's.
+    """
+
+    image_points: list[list[float]] = field(default_factory=list)  # [[u, v], ...] pixels of the video
+    world_points: list[list[float]] = field(default_factory=list)  # [[x, y], ...] metres on the ground
+    metres_per_pixel: float = 0.0  # overhead camera: ground metres per image pixel
+    pixels_per_metre: float = 0.0  # the same, inverted (as in DUT's ratio files)
+    ransac_threshold_m: float = 0.5  # a pair whose reprojection misses by more is an outlier (RANSAC)
+
+    def __post_init__(self) -> None:
+        modes = [bool(self.image_points or self.world_points), self.metres_per_pixel != 0, self.pixels_per_metre != 0]
+        _check(sum(modes) == 1, "camera", "needs exactly one of: image_points + world_points, metres_per_pixel, "
+               "pixels_per_metre")
+        for k in ("image_points", "world_points"):
+            pts = getattr(self, k)
+            _check(all(len(p) == 2 for p in pts), f"camera.{k}", "must be a list of [x, y] pairs")
+        _check(self.metres_per_pixel >= 0 and self.pixels_per_metre >= 0, "camera", "scales must be > 0")
+        _check(self.ransac_threshold_m > 0, "camera.ransac_threshold_m", "must be > 0")
+
+
+@dataclass
+class ZoneConfig:
+    """A named polygon (`--zones FILE.yaml`): pixels, or ground metres when a camera is calibrated."""
+
+    name: str = ""
+    polygon: list[list[float]] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        _check(bool(self.name.strip()), "zones[].name", "must be a non-empty name")
+        _check(len(self.polygon) >= 3 and all(len(p) == 2 for p in self.polygon), f"zone '{self.name}' polygon",
+               f"must list at least 3 [x, y] points, got {self.polygon!r}")
+
+
+@dataclass
+class LineConfig:
+    """A named line segment (`--zones FILE.yaml`), crossed in either direction."""
+
+    name: str = ""
+    points: list[list[float]] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        _check(bool(self.name.strip()), "lines[].name", "must be a non-empty name")
+        _check(len(self.points) == 2 and all(len(p) == 2 for p in self.points), f"line '{self.name}' points",
+               f"must be exactly two [x, y] points, got {self.points!r}")
+
+
+@dataclass
+class ZonesFileConfig:
+    """What a `--zones` file holds."""
+
+    zones: list[ZoneConfig] = field(default_factory=list)
+    lines: list[LineConfig] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        names = [z.name for z in self.zones] + [ln.name for ln in self.lines]
+        dup = next((n for n in names if names.count(n) > 1), None)
+        _check(dup is None, "zones", f"names must be unique; '{dup}' is used twice")
+        _check(bool(names), "zones", "lists no zones and no lines")
+
+
+@dataclass
+class EventsConfig:
+    """Ground plane, zones, lines and conflicts (active only with --camera or --zones)."""
+
+    camera: CameraConfig | None = None  # from --camera
+    zones: list[ZoneConfig] = field(default_factory=list)  # from --zones
+    lines: list[LineConfig] = field(default_factory=list)  # from --zones
+    alert_probability: float = 0.5  # a predicted entry / crossing / conflict is reported at this probability
+    conflict_distance_m: float = 1.0  # a conflict: forecasts (or real positions) closer than this, metres ...
+    conflict_distance_bh: float = 0.5  # ... or body heights when no camera is calibrated
+    pet_max_s: float = 2.0  # real conflicts: post-encroachment time up to this counts
+    speed_window_s: float = 0.5  # ground speed smoothed over this many seconds
+    samples: int = 64  # forecast samples drawn from each forecast's spread for probabilities
+    score_tolerance_s: float = 0.5  # a predicted event counts as happened up to this long after its horizon
+
+    def __post_init__(self) -> None:
+        _check(0 < self.alert_probability <= 1, "events.alert_probability", "must be in (0, 1]")
+        _check(self.conflict_distance_m > 0 and self.conflict_distance_bh > 0, "events.conflict_distance_*", "must be > 0")
+        _check(self.pet_max_s >= 0, "events.pet_max_s", "must be >= 0")
+        _check(self.speed_window_s > 0, "events.speed_window_s", "must be > 0")
+        _check(1 <= self.samples <= 1000, "events.samples", "must be 1..1000")
+        _check(self.score_tolerance_s >= 0, "events.score_tolerance_s", "must be >= 0")
+
+    @property
+    def active(self) -> bool:
+        return self.camera is not None or bool(self.zones or self.lines)
+
+
+@dataclass
 class TrackRunConfig:
     """Everything `run.py track` needs."""
 
@@ -160,6 +253,7 @@ class TrackRunConfig:
     output: OutputConfig = field(default_factory=OutputConfig)
     live: LiveConfig = field(default_factory=LiveConfig)
     speed: SpeedConfig = field(default_factory=SpeedConfig)
+    events: EventsConfig = field(default_factory=EventsConfig)
 
 
 def _coerce(value: Any, typ: Any, key: str) -> Any:
@@ -181,6 +275,10 @@ def _coerce(value: Any, typ: Any, key: str) -> Any:
         ok = isinstance(value, list) and all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in value)
         _check(ok and all(math.isfinite(v) for v in value), key, f"must be a list of numbers, got {value!r}")
         return [float(v) for v in value]
+    if typ == list[list[float]]:
+        ok = isinstance(value, list) and all(isinstance(p, list) for p in value)
+        _check(ok, key, f"must be a list of [x, y] points, got {value!r}")
+        return [_coerce(p, list[float], f"{key}[{i}]") for i, p in enumerate(value)]
     if typ == list[str]:
         if isinstance(value, str):
             value = [v.strip() for v in value.split(",") if v.strip()]
@@ -204,7 +302,10 @@ def from_dict(cls: type, data: dict[str, Any] | None, prefix: str = "") -> Any:
     kwargs = {}
     for name, value in data.items():
         typ = hints[name]
-        if dataclasses.is_dataclass(typ):
+        optional = [t for t in get_args(typ) if t is not type(None)] if type(None) in get_args(typ) else []
+        if len(optional) == 1 and dataclasses.is_dataclass(optional[0]):  # `camera: CameraConfig | None`
+            kwargs[name] = None if value is None else from_dict(optional[0], value, f"{prefix}{name}.")
+        elif dataclasses.is_dataclass(typ):
             kwargs[name] = from_dict(typ, value, f"{prefix}{name}.")
         elif get_origin(typ) is list and dataclasses.is_dataclass(get_args(typ)[0]):
             _check(isinstance(value, list), f"{prefix}{name}", "must be a list of mappings")

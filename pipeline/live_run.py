@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+import sys
 import time
 from collections import deque
 from contextlib import ExitStack
@@ -14,10 +16,11 @@ import numpy as np
 from pipeline.capture import CapturedFrame, LatestFrameReader, describe, open_source
 from pipeline.config import TrackRunConfig
 from pipeline.errors import UserError
+from pipeline.events.types import EVENT_COLUMNS, Event
 from pipeline.outputs import RunDir
 from pipeline.processing import FrameProcessor, StopFlag, check_display
 from pipeline.types import Frame
-from pipeline.writers import PredictionsCsv, TracksCsv, VideoSink, whole_frame
+from pipeline.writers import EventsCsv, PredictionsCsv, TracksCsv, VideoSink, whole_frame
 
 WINDOW = "trajectory forecast (live)"
 
@@ -54,6 +57,14 @@ class LiveOptions:
     save: bool = False
     max_seconds: float = 0.0  # 0: until stopped
     quiet: bool = False
+    events_jsonl: bool = False  # stream events.csv's rows as JSON lines on stdout (--events-jsonl)
+
+
+def emit_jsonl(events: tuple[Event, ...]) -> None:
+    """Events as JSON lines on stdout, flushed at once, so another program reading the pipe gets each alert now."""
+    if events:
+        sys.stdout.write("".join(json.dumps(e.as_dict()) + "\n" for e in events))
+        sys.stdout.flush()
 
 
 class Recorder:
@@ -116,6 +127,8 @@ class LiveSession:
             self.run_dir.open()
             if opts.save:
                 self.proc.save_scores(self.run_dir.file("forecast_scores.csv"))
+                if self.proc.events is not None:
+                    self.proc.save_event_scores(self.run_dir.file("event_scores.csv"))
         except BaseException:
             self.reader.stop()
             self.run_dir.close()
@@ -128,6 +141,7 @@ class LiveSession:
         self.end_reason = ""
         self.stopped_by = ""  # said in the summary: time up or the stream ended (empty: the user stopped it)
         self.score_lines: list[str] = []
+        self.events_csv: EventsCsv | None = None
 
     def _first_frame(self) -> CapturedFrame:
         self.reader.start()
@@ -148,8 +162,11 @@ class LiveSession:
             stack.callback(lambda: self.score_lines.extend(self.proc.finish_scores()))
             csvs = None
             if self.opts.save:
-                csvs = (stack.enter_context(TracksCsv(self.run_dir.file("tracks.csv"), self.proc.detector.names)),
-                        stack.enter_context(PredictionsCsv(self.run_dir.file("predictions.csv"))))
+                ground = self.proc.events is not None and self.proc.events.camera is not None
+                csvs = (stack.enter_context(TracksCsv(self.run_dir.file("tracks.csv"), self.proc.detector.names, ground)),
+                        stack.enter_context(PredictionsCsv(self.run_dir.file("predictions.csv"), ground)))
+                if self.proc.events is not None:
+                    self.events_csv = stack.enter_context(EventsCsv(self.run_dir.file("events.csv"), EVENT_COLUMNS))
                 self.recorder.start(0.0)
             stack.callback(self.recorder.stop)
             if self.opts.show:
@@ -180,11 +197,16 @@ class LiveSession:
         r = self.proc.update(frame, self.proc.detector.detect(frame.image))
         latency = time.monotonic() - cap.captured_at
         self.stats.tick(latency)
+        if self.opts.events_jsonl and r.events is not None:
+            emit_jsonl(r.events.events)
         annotated = None
-        with whole_frame(*(csvs or ())):  # a full disk cuts the CSVs back to the frame before
+        with whole_frame(*(csvs or ()), self.events_csv):  # a full disk cuts the CSVs back to the frame before
             if csvs is not None:
-                csvs[0].write(frame.index, frame.time_s, r.tracks)
-                csvs[1].write(frame.index, frame.time_s, r.forecasts)
+                ev = r.events
+                csvs[0].write(frame.index, frame.time_s, r.tracks, ev.ground if ev else None)
+                csvs[1].write(frame.index, frame.time_s, r.forecasts, ev.pred_ground if ev else None)
+                if self.events_csv is not None and ev is not None:
+                    self.events_csv.write([e.row() for e in ev.events])
             if self.opts.show or self.recorder.active:  # headless without recording: nothing to draw
                 annotated = self.proc.annotate(r)
                 overlay(annotated, self.stats, latency, len(r.tracks), self.reader.dropped, self.recorder.active)
@@ -227,4 +249,6 @@ class LiveSession:
         files = list(self.recorder.files) + [*s.snapshots]
         if self.opts.save:
             files += [self.out_dir / "tracks.csv", self.out_dir / "predictions.csv", self.out_dir / "forecast_scores.csv"]
+            if self.proc.events is not None:
+                files += [self.out_dir / "events.csv", self.out_dir / "event_scores.csv"]
         return lines + self.score_lines + [f"wrote {p}" for p in files]

@@ -21,7 +21,8 @@ RUN_FILES = ("tracks.csv", "predictions.csv", "annotated.mp4")
 MANIFEST = ".run_manifest.json"
 LOCK = ".run.lock"
 # Names a run may write: the fixed files, and live mode's numbered recordings and snapshots.
-_OUR_NAMES = re.compile(r"^(tracks\.csv|predictions\.csv|forecast_scores\.csv|annotated(_\d+)?\.mp4|snapshot_\d+\.png)$")
+_OUR_NAMES = re.compile(r"^(tracks\.csv|predictions\.csv|forecast_scores\.csv|events\.csv|event_scores\.csv|"
+                        r"annotated(_\d+)?\.mp4|snapshot_\d+\.png)$")
 
 
 def next_run_dir(base: Path, name: str = "exp") -> Path:

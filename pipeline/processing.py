@@ -15,10 +15,12 @@ import numpy as np
 from pipeline.config import TrackRunConfig
 from pipeline.detector import YoloDetector, detections_stream
 from pipeline.errors import UserError
+from pipeline.events.engine import EventEngine
+from pipeline.events.types import EventFrame
 from pipeline.forecast.history import TrackHistory
 from pipeline.forecast.auto import SelfScoringForecaster, build_forecaster
 from pipeline.forecast.scoring import ScoresFile
-from pipeline.render import Annotator
+from pipeline.render import Annotator, draw_event_marks, shade_zones
 from pipeline.tracker import MultiObjectTracker
 from pipeline.types import Detections, Forecasts, Frame, Tracks
 
@@ -64,6 +66,7 @@ class FrameResult:
     tracks: Tracks
     forecasts: Forecasts
     trails: dict[int, np.ndarray]
+    events: EventFrame | None = None  # with --camera / --zones: events, ground columns, what to draw
 
 
 class FrameProcessor:
@@ -71,6 +74,9 @@ class FrameProcessor:
 
     def __init__(self, cfg: TrackRunConfig, fps: float, frame_size: tuple[int, int]) -> None:
         self.cfg = cfg
+        # zones and the camera are checked against the frame before any model loads or output exists
+        self.events = EventEngine(cfg.events, frame_size, cfg.history.max_lost_s) if cfg.events.active else None
+        self._event_scores: Path | None = None
         # self-scoring interpolates the truth between processed frames up to 1 s apart (live drops frames);
         # across a longer stall a forecast point is not scored
         self.forecaster: SelfScoringForecaster = build_forecaster(cfg.predictor, max_gap_s=max(1.0, 2.5 / fps))
@@ -97,7 +103,8 @@ class FrameProcessor:
             self._scores_file.maybe_write(frame.time_s, self.forecaster.score_rows)
         since = frame.time_s - self.cfg.output.trail_s
         trails = {int(t): self.history.trail(int(t), since) for t in tracks.track_id}
-        return FrameResult(frame, tracks, fc, trails)
+        ev = self.events.update(frame.index, frame.time_s, tracks, fc) if self.events is not None else None
+        return FrameResult(frame, tracks, fc, trails, ev)
 
     def save_scores(self, path: Path, every_s: float = 10.0) -> None:
         """Keep `path` (forecast_scores.csv) up to date every `every_s` seconds of video time and at the end."""
@@ -107,7 +114,17 @@ class FrameProcessor:
         """Write the final scores (when saving) and return the summary line."""
         if self._scores_file is not None:
             self._scores_file.write(*self.forecaster.score_rows())
-        return [self.forecaster.summary_line()]
+        lines = [self.forecaster.summary_line()]
+        if self.events is not None:
+            kind = self.cfg.predictor.kind
+            lines += self.events.summary_lines(kind if kind != "auto" else f"auto, last serving {self.forecaster.served}")
+            if self._event_scores is not None:
+                self.events.write_scores(self._event_scores)
+        return lines
+
+    def save_event_scores(self, path: Path) -> None:
+        """Write the alert scores (event_scores.csv) at the end of the run."""
+        self._event_scores = path
 
     def results(self, frames: Iterable[Frame]) -> Iterator[FrameResult]:
         """Results for a stream of frames, with decoding and detection `speed.detect_ahead` frames ahead."""
@@ -115,4 +132,8 @@ class FrameProcessor:
             yield self.update(frame, dets)
 
     def annotate(self, r: FrameResult) -> np.ndarray:
-        return self.annotator.draw(r.frame.image, r.tracks, r.trails, r.forecasts)
+        image = r.frame.image if r.events is None else shade_zones(r.frame.image, r.events.overlay)
+        out = self.annotator.draw(image, r.tracks, r.trails, r.forecasts)
+        if r.events is not None:
+            draw_event_marks(out, r.events.overlay, r.tracks)
+        return out

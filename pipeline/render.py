@@ -5,6 +5,7 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
+from pipeline.events.types import Overlay
 from pipeline.types import Forecasts, Tracks
 
 _PALETTE = [
@@ -67,3 +68,52 @@ class Annotator:
         ty = y1 - 2 if y1 - th - base - 2 >= 0 else y1 + th + base + 2
         cv2.rectangle(out, (x1, ty - th - base), (x1 + tw + 2, ty + base - 1), col, -1)
         cv2.putText(out, label, (x1 + 1, ty - 1), cv2.FONT_HERSHEY_SIMPLEX, scale, (255, 255, 255), 1, cv2.LINE_AA)
+
+
+_ZONE = (255, 160, 0)  # BGR: zones and lines
+_ALERT = (0, 215, 255)  # objects about to enter / cross
+_CONFLICT = (0, 0, 255)
+
+
+def shade_zones(image: np.ndarray, ov: Overlay) -> np.ndarray:
+    """A copy of the frame with zones shaded (30 %) and outlined, and lines drawn, each with its name."""
+    if not ov.zones and not ov.lines:
+        return image
+    out = image.copy()
+    fill = out.copy()
+    for _, poly in ov.zones:
+        cv2.fillPoly(fill, [np.round(poly).astype(np.int32)], _ZONE, cv2.LINE_AA)
+    cv2.addWeighted(fill, 0.3, out, 0.7, 0, dst=out)
+    for name, pts in (*ov.zones, *ov.lines):
+        ipts = np.round(pts).astype(np.int32)
+        cv2.polylines(out, [ipts], len(pts) > 2, _ZONE, 2, cv2.LINE_AA)
+        cv2.putText(out, name, tuple(int(v) for v in ipts[0]), cv2.FONT_HERSHEY_SIMPLEX, 0.45, _ZONE, 1, cv2.LINE_AA)
+    return out
+
+
+def draw_event_marks(out: np.ndarray, ov: Overlay, tracks: Tracks) -> None:
+    """Objects about to enter a zone / cross a line: a thick box and `-> name 1.2s 80%`; forecast conflicts:
+    a red link between the pair with the time to collision."""
+    by_id = {int(t): i for i, t in enumerate(tracks.track_id)}
+    labels: dict[int, list[str]] = {}
+    for a in ov.alerts:
+        labels.setdefault(a.track_id, []).append(f"-> {a.name} {a.eta_s:.1f}s {a.probability:.0%}")
+    for tid, texts in labels.items():
+        if tid not in by_id:
+            continue
+        x1, y1, x2, y2 = np.round(tracks.xyxy[by_id[tid]]).astype(int)
+        cv2.rectangle(out, (x1 - 2, y1 - 2), (x2 + 2, y2 + 2), _ALERT, 3, cv2.LINE_AA)
+        for k, text in enumerate(texts):
+            _label(out, text, (x1, y2 + 14 + 14 * k), _ALERT)
+    for c in ov.conflicts:
+        p, q = (tuple(int(v) for v in pt) for pt in np.round(c.points))
+        cv2.line(out, p, q, _CONFLICT, 2, cv2.LINE_AA)
+        mid = ((p[0] + q[0]) // 2, (p[1] + q[1]) // 2)
+        _label(out, f"TTC {c.ttc_s:.1f}s {c.distance:.1f}{ov.unit}", mid, _CONFLICT)
+
+
+def _label(out: np.ndarray, text: str, org: tuple[int, int], col: tuple[int, int, int]) -> None:
+    (tw, th), base = cv2.getTextSize(text, cv2.FONT_HERSHEY_SIMPLEX, 0.4, 1)
+    x, y = org
+    cv2.rectangle(out, (x, y - th - 2), (x + tw + 2, y + base), (0, 0, 0), -1)
+    cv2.putText(out, text, (x + 1, y - 1), cv2.FONT_HERSHEY_SIMPLEX, 0.4, col, 1, cv2.LINE_AA)

@@ -14,12 +14,13 @@ from tqdm import tqdm
 
 from pipeline.config import TrackRunConfig
 from pipeline.errors import PartialInputError, UserError
+from pipeline.events.types import EVENT_COLUMNS
 from pipeline.frames import VideoFileSource
 from pipeline.io_threads import BackgroundWorker
 from pipeline.outputs import RunDir
 from pipeline.processing import FrameProcessor, FrameResult, StopFlag, check_display
 from pipeline.types import Tracks
-from pipeline.writers import PredictionsCsv, TracksCsv, VideoSink, whole_frame
+from pipeline.writers import EventsCsv, PredictionsCsv, TracksCsv, VideoSink, whole_frame
 
 
 @dataclass
@@ -62,17 +63,21 @@ class _Outputs:
     """Draws and writes one FrameResult to every sink (runs in the writer thread when threaded_io is on)."""
 
     def __init__(self, proc: FrameProcessor, tracks_csv: TracksCsv, preds_csv: PredictionsCsv,
-                 video: VideoSink | None) -> None:
+                 video: VideoSink | None, events_csv: EventsCsv | None = None) -> None:
         self.proc, self.tracks_csv, self.preds_csv, self.video = proc, tracks_csv, preds_csv, video
+        self.events_csv = events_csv
 
     def __call__(self, r: FrameResult) -> np.ndarray | None:
         """Returns the drawn frame when a video is written, so --show can reuse it.
 
         A failed write (a full disk) cuts both CSVs back to the previous frame, so they end where the video does.
         """
-        with whole_frame(self.tracks_csv, self.preds_csv):
-            self.tracks_csv.write(r.frame.index, r.frame.time_s, r.tracks)
-            self.preds_csv.write(r.frame.index, r.frame.time_s, r.forecasts)
+        with whole_frame(self.tracks_csv, self.preds_csv, self.events_csv):
+            ev = r.events
+            self.tracks_csv.write(r.frame.index, r.frame.time_s, r.tracks, ev.ground if ev else None)
+            self.preds_csv.write(r.frame.index, r.frame.time_s, r.forecasts, ev.pred_ground if ev else None)
+            if self.events_csv is not None and ev is not None:
+                self.events_csv.write([e.row() for e in ev.events])
             if self.video is None:
                 return None
             image = self.proc.annotate(r)
@@ -102,6 +107,8 @@ def run_track(
     proc.warmup(first.image)  # model compilation is start-up, not per-frame time
     run_dir.open()
     proc.save_scores(run_dir.file("forecast_scores.csv"))
+    if proc.events is not None:
+        proc.save_event_scores(run_dir.file("event_scores.csv"))
     summary = RunSummary(header_frames=info.frame_count)
     total = min(info.frame_count or 0, max_frames or 10**12) or None
     threaded = cfg.speed.threaded_io and not show
@@ -111,13 +118,17 @@ def run_track(
         # Signals are caught before any file exists and until every file is closed: a second Ctrl-C while the
         # files are finalised must not abort half-way (an mp4 without its index never plays).
         stop = stack.enter_context(StopFlag().installed())
-        tracks_csv = stack.enter_context(TracksCsv(run_dir.file("tracks.csv"), proc.detector.names))
-        preds_csv = stack.enter_context(PredictionsCsv(run_dir.file("predictions.csv")))
+        ground = proc.events is not None and proc.events.camera is not None
+        tracks_csv = stack.enter_context(TracksCsv(run_dir.file("tracks.csv"), proc.detector.names, ground))
+        preds_csv = stack.enter_context(PredictionsCsv(run_dir.file("predictions.csv"), ground))
+        events_csv = None
+        if proc.events is not None:
+            events_csv = stack.enter_context(EventsCsv(run_dir.file("events.csv"), EVENT_COLUMNS))
         video = None
         if cfg.output.video:
             size = (info.width, info.height)
             video = stack.enter_context(VideoSink(run_dir.file("annotated.mp4"), info.fps, size, cfg.output.codec))
-        write = _Outputs(proc, tracks_csv, preds_csv, video)
+        write = _Outputs(proc, tracks_csv, preds_csv, video, events_csv)
         if threaded:
             write = stack.enter_context(BackgroundWorker(write, cfg.speed.queue_frames)).submit
         bar = stack.enter_context(tqdm(total=total, unit="frame", disable=quiet, dynamic_ncols=True))
@@ -138,6 +149,8 @@ def run_track(
     summary.seconds = time.perf_counter() - t0
     summary.files = [out_dir / "annotated.mp4"] * bool(cfg.output.video) + [out_dir / "tracks.csv", out_dir / "predictions.csv"]
     summary.files.append(out_dir / "forecast_scores.csv")
+    if proc.events is not None:
+        summary.files += [out_dir / "events.csv", out_dir / "event_scores.csv"]
     summary.ended_early = not summary.interrupted and not max_frames and summary.frames < 0.9 * info.frame_count
     summary.stopped_early = _stop_reason(summary, max_frames)
     return summary

@@ -25,12 +25,19 @@ PREDICTION_COLUMNS = [
     "frame", "time_s", "track_id", "step", "t_future_s", "pred_cx", "pred_cy",
     "pred_x1", "pred_y1", "pred_x2", "pred_y2", "std_x", "std_y",
 ]
+TRACK_GROUND_COLUMNS = ["x_m", "y_m", "speed_mps"]  # appended with --camera: foot point on the ground, speed
+PREDICTION_GROUND_COLUMNS = ["pred_x_m", "pred_y_m"]  # appended with --camera: forecast foot point on the ground
 # A write that failed for lack of space: no space on the disk, the process's file size limit, a quota.
 FULL_ERRNOS = frozenset({errno.ENOSPC, errno.EFBIG, errno.EDQUOT})
 
 
 def _f(v: float, nd: int = 2) -> str:
     return f"{v:.{nd}f}"
+
+
+def _opt(v: float, nd: int) -> str:
+    """A number, or empty where there is none (NaN: e.g. a point beyond the camera's horizon)."""
+    return f"{v:.{nd}f}" if np.isfinite(v) else ""
 
 
 def disk_full_error(path: Path, exc: OSError) -> DiskFullError:
@@ -121,15 +128,17 @@ def whole_frame(*sinks: _CsvSink | None) -> Iterator[None]:
 class TracksCsv(_CsvSink):
     """`tracks.csv`: one row per object per frame."""
 
-    def __init__(self, path: Path, names: dict[int, str]) -> None:
-        super().__init__(path, TRACK_COLUMNS)
+    def __init__(self, path: Path, names: dict[int, str], ground: bool = False) -> None:
+        super().__init__(path, TRACK_COLUMNS + TRACK_GROUND_COLUMNS * ground)
         self.names = names
 
-    def write(self, frame: int, time_s: float, tracks: Tracks) -> None:
+    def write(self, frame: int, time_s: float, tracks: Tracks, ground: np.ndarray | None = None) -> None:
+        """`ground` (N, 3): x_m, y_m, speed_mps per track, written as extra columns (NaN: empty)."""
         c = tracks.centers
+        extra = [[] for _ in range(len(tracks))] if ground is None else [[_opt(v, 3) for v in g] for g in ground]
         self._rows([
             [str(frame), _f(time_s, 4), str(int(tid)), self.names.get(int(cls), str(cls)), _f(conf, 3),
-             *(_f(v) for v in box), _f(c[i, 0]), _f(c[i, 1])]
+             *(_f(v) for v in box), _f(c[i, 0]), _f(c[i, 1]), *extra[i]]
             for i, (box, conf, cls, tid) in enumerate(zip(tracks.xyxy, tracks.confidence, tracks.class_id, tracks.track_id))
         ])
 
@@ -137,18 +146,30 @@ class TracksCsv(_CsvSink):
 class PredictionsCsv(_CsvSink):
     """`predictions.csv`: one row per object per frame per future step; box and std columns may be empty."""
 
-    def __init__(self, path: Path) -> None:
-        super().__init__(path, PREDICTION_COLUMNS)
+    def __init__(self, path: Path, ground: bool = False) -> None:
+        super().__init__(path, PREDICTION_COLUMNS + PREDICTION_GROUND_COLUMNS * ground)
 
-    def write(self, frame: int, time_s: float, fc: Forecasts) -> None:
+    def write(self, frame: int, time_s: float, fc: Forecasts, ground: np.ndarray | None = None) -> None:
+        """`ground` (N, H, 2): forecast foot points in metres, written as extra columns (NaN: empty)."""
         rows = []
         for i, tid in enumerate(fc.track_id.tolist()):
             for k, t in enumerate(fc.t_future_s.tolist()):
                 box = [_f(v) for v in fc.boxes[i, k]] if fc.boxes is not None else ["", "", "", ""]
                 std = [_f(v) for v in fc.std[i, k]] if fc.std is not None else ["", ""]
+                extra = [] if ground is None else [_opt(v, 3) for v in ground[i, k]]
                 rows.append([str(frame), _f(time_s, 4), str(tid), str(k + 1), _f(t, 3),
-                             _f(fc.centers[i, k, 0]), _f(fc.centers[i, k, 1]), *box, *std])
+                             _f(fc.centers[i, k, 0]), _f(fc.centers[i, k, 1]), *box, *std, *extra])
         self._rows(rows)
+
+
+class EventsCsv(_CsvSink):
+    """`events.csv`: one row per zone / line / conflict event (`pipeline.events.types.Event.row`)."""
+
+    def __init__(self, path: Path, columns: list[str]) -> None:
+        super().__init__(path, columns)
+
+    def write(self, rows: list[list[str]]) -> None:
+        self._rows(rows)  # also with no rows: the file is flushed every frame
 
 
 class VideoSink:

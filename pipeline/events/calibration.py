@@ -1,0 +1,175 @@
+"""Image <-> ground plane: a homography fitted from point pairs, or a scale for overhead cameras.
+
+Why: forecasts in pixels cannot say "1.2 m/s" or "within 1 m"; mapping each box's foot point (bottom centre,
+where the object touches the ground) onto a calibrated ground plane can. Both camera kinds are one 3x3
+matrix, so every consumer maps points the same way.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from dataclasses import dataclass
+from itertools import combinations
+
+import cv2
+import numpy as np
+
+from pipeline.config import CameraConfig
+from pipeline.errors import UserError
+
+_COLLINEAR = 1e-3  # triangle area / spread^2 below this: three points on one line
+
+
+@dataclass(frozen=True)
+class Camera:
+    """Maps image pixels to ground metres (`to_ground`) and back (`to_image`).
+
+    `H` maps homogeneous (u, v, 1) to the ground; `side` is the sign of the homogeneous w of points on the
+    calibrated ground, so points at or beyond the horizon (w of the other sign) map to NaN, never to garbage.
+    """
+
+    H: np.ndarray
+    kind: str  # "homography" or "scale"
+    side: float = 1.0
+
+    @staticmethod
+    def _apply(M: np.ndarray, pts: np.ndarray, side: float) -> np.ndarray:
+        pts = np.asarray(pts, np.float64)
+        flat = pts.reshape(-1, 2)
+        w = flat @ M[2, :2] + M[2, 2]
+        out = (flat @ M[:2, :2].T + M[:2, 2]) / np.where(w * side > 1e-12, w, np.nan)[:, None]
+        return out.reshape(pts.shape)
+
+    def to_ground(self, pts: np.ndarray) -> np.ndarray:
+        """(..., 2) pixels -> (..., 2) metres; NaN for points at or above the horizon."""
+        return self._apply(self.H, pts, self.side)
+
+    def to_image(self, pts: np.ndarray) -> np.ndarray:
+        """(..., 2) metres -> (..., 2) pixels."""
+        # H^-1 (H p / w) = p / w: the image point's homogeneous w is 1/w, of the same sign as on the ground side
+        return self._apply(np.linalg.inv(self.H), pts, self.side)
+
+
+@dataclass(frozen=True)
+class CalibrationReport:
+    """How well the fitted homography reproduces the given pairs (metres), and which pairs RANSAC rejected."""
+
+    pairs: int
+    inliers: np.ndarray  # (N,) bool
+    errors_m: np.ndarray  # (N,) reprojection error of each pair on the ground
+
+    def lines(self) -> list[str]:
+        e = self.errors_m[self.inliers]
+        out = [f"homography from {self.pairs} point pairs ({int(self.inliers.sum())} inliers): reprojection "
+               f"error RMS {np.sqrt(np.mean(e ** 2)):.3f} m, max {e.max():.3f} m"]
+        out += [f"  pair {i + 1}: {err:.3f} m{'' if ok else ' (outlier, not used)'}"
+                for i, (err, ok) in enumerate(zip(self.errors_m, self.inliers))]
+        return out
+
+
+def camera_from_config(cfg: CameraConfig) -> tuple[Camera, CalibrationReport | None]:
+    """The camera a config describes; point pairs are fitted (and checked) here."""
+    if cfg.metres_per_pixel or cfg.pixels_per_metre:
+        s = cfg.metres_per_pixel or 1.0 / cfg.pixels_per_metre
+        return Camera(np.diag([s, s, 1.0]), "scale"), None
+    return fit_homography(np.array(cfg.image_points, float), np.array(cfg.world_points, float), cfg.ransac_threshold_m)
+
+
+def check_pairs(image: np.ndarray, world: np.ndarray) -> None:
+    """Refuse point sets no homography can come from, with a one-line reason."""
+    if len(image) != len(world):
+        raise UserError(f"camera: {len(image)} image points but {len(world)} world points; give one world point per image point")
+    if len(image) < 4:
+        raise UserError(f"camera: a homography needs at least 4 image/world point pairs, got {len(image)}")
+    if not (np.isfinite(image).all() and np.isfinite(world).all()):
+        raise UserError("camera: points must be finite numbers")
+    for pts, what in ((image, "image"), (world, "world")):
+        for i, j in combinations(range(len(pts)), 2):
+            if np.allclose(pts[i], pts[j], atol=1e-9):
+                raise UserError(f"camera: {what} points {i + 1} and {j + 1} are the same point {pts[i].tolist()}; "
+                                "each pair must be a distinct place")
+        if _collinear(pts, every_triple=len(pts) == 4):
+            which = "three of the 4" if len(pts) == 4 and not _collinear(pts, every_triple=False) else "all"
+            raise UserError(f"camera: {which} {what} points lie on one line; pick points spread over the ground, "
+                            "no three on a line")
+
+
+def _collinear(pts: np.ndarray, every_triple: bool) -> bool:
+    """All points on one line, or (every_triple) any three of them on one line."""
+    spread = float(np.ptp(pts, axis=0).max()) ** 2
+    if not every_triple:
+        c = pts - pts.mean(axis=0)
+        s = np.linalg.svd(c, compute_uv=False)
+        return bool(s[1] <= _COLLINEAR * max(s[0], 1e-12))
+    for a, b, c in combinations(pts, 3):
+        area = abs((b[0] - a[0]) * (c[1] - a[1]) - (b[1] - a[1]) * (c[0] - a[0])) / 2
+        if area <= _COLLINEAR * spread:
+            return True
+    return False
+
+
+def fit_homography(image: np.ndarray, world: np.ndarray, ransac_m: float = 0.5) -> tuple[Camera, CalibrationReport]:
+    """Image -> ground homography by OpenCV's RANSAC, with the reprojection error of every pair in metres."""
+    check_pairs(image, world)
+    H, mask = cv2.findHomography(image, world, cv2.RANSAC, ransac_m)
+    if H is None or not np.isfinite(H).all() or abs(np.linalg.det(H)) < 1e-15:
+        raise UserError("camera: no homography fits these point pairs (degenerate set); check that each image point "
+                        "matches its world point")
+    inliers = mask.reshape(-1).astype(bool)
+    if inliers.sum() < 4:
+        raise UserError(f"camera: only {int(inliers.sum())} of {len(image)} pairs agree with one homography; "
+                        "check the pairs (or raise ransac_threshold_m)")
+    w = image @ H[2, :2] + H[2, 2]
+    side = float(np.sign(np.median(w[inliers])))
+    if not np.all(w[inliers] * side > 0):
+        raise UserError("camera: the fitted homography puts some image points beyond the horizon; check the pairs")
+    cam = Camera(H, "homography", side)
+    errors = np.linalg.norm(cam.to_ground(image) - world, axis=1)
+    return cam, CalibrationReport(len(image), inliers, errors)
+
+
+class GroundMotion:
+    """Per-track ground positions over the last `window_s`: a smoothed speed (least-squares slope).
+
+    Bounded: each track keeps only its last window, and tracks unseen for `forget_s` are dropped. A
+    histogram of every speed reported (0.1 km/h bins up to 300 km/h) gives the summary's median and p95.
+    """
+
+    def __init__(self, window_s: float, forget_s: float = 2.0) -> None:
+        self.window_s, self.forget_s = window_s, forget_s
+        self._hist: dict[int, deque] = {}
+        self._last: dict[int, float] = {}
+        self.kmh_hist = np.zeros(3001, np.int64)
+
+    def update(self, t: float, track_id: np.ndarray, ground: np.ndarray) -> np.ndarray:
+        """(N,) speed in m/s of each track (NaN until it spans half a window or where the point is unmapped)."""
+        speeds = np.full(len(track_id), np.nan)
+        for i, tid in enumerate(track_id.tolist()):
+            h = self._hist.setdefault(tid, deque())
+            if np.isfinite(ground[i]).all():
+                h.append((t, ground[i, 0], ground[i, 1]))
+            while h and h[0][0] < t - self.window_s:
+                h.popleft()
+            self._last[tid] = t
+            speeds[i] = self._speed(h)
+        for tid in [k for k, last in self._last.items() if t - last > self.forget_s]:
+            del self._hist[tid], self._last[tid]
+        ok = speeds[np.isfinite(speeds)]
+        np.add.at(self.kmh_hist, np.clip(np.round(ok * 36).astype(int), 0, 3000), 1)
+        return speeds
+
+    def _speed(self, h: deque) -> float:
+        if len(h) < 2 or h[-1][0] - h[0][0] < self.window_s / 2:
+            return np.nan
+        a = np.array(h)
+        tc = a[:, 0] - a[:, 0].mean()
+        v = (tc @ (a[:, 1:] - a[:, 1:].mean(axis=0))) / (tc @ tc)
+        return float(np.hypot(*v))
+
+    def summary_line(self) -> str:
+        n = int(self.kmh_hist.sum())
+        if not n:
+            return "ground speeds: none measured (no track was followed for half a speed window on the ground)"
+        cum = np.cumsum(self.kmh_hist)
+        med, p95 = (np.searchsorted(cum, q * n) / 10 for q in (0.5, 0.95))
+        return f"ground speeds (foot points, smoothed over {self.window_s:g} s): median {med:.1f} km/h, p95 {p95:.1f} km/h over {n} track-frames"

@@ -1,0 +1,162 @@
+"""Conflicts between road users: pairs forecast to come close (time to collision), and real close encounters
+(minimum distance, post-encroachment time).
+
+Why both: a predicted conflict is an alert that can still be acted on; the real encounter, measured after the
+fact, is what the alert is scored against. Distances are metres with a camera, else body heights (the mean box
+height of the pair), so one threshold suits near and far objects in an uncalibrated view.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+
+import numpy as np
+
+from pipeline.events.types import ConflictMark, Event
+from pipeline.events.zones import median_where
+
+
+def _pairs(n: int) -> tuple[np.ndarray, np.ndarray]:
+    i, j = np.triu_indices(n, k=1)
+    return i, j
+
+
+def parallel(va: np.ndarray, vb: np.ndarray, min_speed: float = 0.2, max_angle_deg: float = 30.0) -> np.ndarray:
+    """(P,) pairs moving side by side or one behind the other (both moving, headings within max_angle): people
+    walking together or queueing cars are close all the time without ever being in each other's way."""
+    sa, sb = np.linalg.norm(va, axis=-1), np.linalg.norm(vb, axis=-1)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        cos = (va * vb).sum(axis=-1) / (sa * sb)
+    return (sa > min_speed) & (sb > min_speed) & (cos > np.cos(np.radians(max_angle_deg)))
+
+
+def _first_below(d: np.ndarray, times: np.ndarray, thr: float) -> np.ndarray:
+    """(...,) first time d (..., T) drops below thr, linearly interpolated between grid points (NaN: never)."""
+    below = d < thr
+    k = np.argmax(below, axis=-1)
+    km = np.maximum(k - 1, 0)
+    d0 = np.take_along_axis(d, km[..., None], -1)[..., 0]
+    d1 = np.take_along_axis(d, k[..., None], -1)[..., 0]
+    with np.errstate(divide="ignore", invalid="ignore"):
+        f = np.clip(np.where(d0 > d1, (d0 - thr) / (d0 - d1), 1.0), 0, 1)
+    t = np.where(k > 0, times[km] + f * (times[k] - times[km]), times[k])
+    return np.where(below.any(axis=-1), t, np.nan)
+
+
+class ConflictMonitor:
+    """Predicted and real conflicts for every pair of tracks; per-track history bounded to `pet_max_s`."""
+
+    def __init__(self, threshold: float, pet_max_s: float, alert_probability: float) -> None:
+        self.thr, self.pet_max_s, self.p_alert = threshold, pet_max_s, alert_probability
+        self._active: dict[tuple[int, int], float] = {}  # predicted pair -> alert expiry
+        self._hist: dict[int, deque] = {}  # track -> (t, x, y) over the last pet_max_s
+        self._open: dict[tuple[int, int], list[float]] = {}  # pair -> [min distance, t at min, min PET]
+        self._near: set[tuple[int, int]] = set()  # pairs closer than thr now
+
+    def predicted(self, frame: int, t: float, ids: np.ndarray, paths: np.ndarray, unit: np.ndarray,
+                  times: np.ndarray, horizon_s: float, foot_px: np.ndarray) -> tuple[list[Event], list[ConflictMark]]:
+        """Pairs whose forecasts come within the threshold: probability = share of sample pairs that do."""
+        self._active = {k: exp for k, exp in self._active.items() if exp > t}
+        i, j = _pairs(len(ids))
+        scale = ((unit[i] + unit[j]) / 2)[:, None]
+        mean_d = np.linalg.norm(paths[i, 0] - paths[j, 0], axis=-1) / scale  # sample 0 is the mean path
+        heading = (paths[:, 0, -1] - paths[:, 0, 0]) / (times[-1] * unit[:, None])  # mean forecast velocity
+        cand = np.flatnonzero((mean_d[:, 0] >= self.thr) & (mean_d.min(axis=1) < 2 * self.thr)
+                              & ~parallel(heading[i], heading[j]))
+        events, marks = [], []
+        if not len(cand):
+            return events, marks
+        i, j, scale, mean_d = i[cand], j[cand], scale[cand], mean_d[cand]
+        d = np.linalg.norm(paths[i] - paths[j], axis=-1) / scale[:, :, None]  # (P, S, T)
+        prob = (d[..., 1:] < self.thr).any(axis=-1).mean(axis=1)
+        ttc = _first_below(mean_d, times, self.thr)
+        samp_ttc = _first_below(d, times, self.thr)  # where the mean path stays apart: the samples' median
+        ttc = np.where(np.isfinite(ttc), ttc, median_where(samp_ttc, np.isfinite(samp_ttc)))
+        for p in np.flatnonzero(prob >= self.p_alert):
+            a, b = self._key(ids[i[p]], ids[j[p]])
+            marks.append(ConflictMark(a, b, float(ttc[p]), float(mean_d[p].min()), foot_px[[i[p], j[p]]]))
+            if (a, b) not in self._active:
+                self._active[(a, b)] = t + horizon_s
+                events.append(Event(frame, t, a, "conflict_predicted", "", other_id=b, eta_s=float(ttc[p]),
+                                    probability=float(prob[p]), distance=float(mean_d[p].min())))
+        low = {self._key(ids[i[p]], ids[j[p]]) for p in np.flatnonzero(prob < self.p_alert / 2)}
+        self._active = {k: v for k, v in self._active.items() if k not in low}
+        return events, marks
+
+    def real(self, frame: int, t: float, ids: np.ndarray, pos: np.ndarray, unit: np.ndarray) -> tuple[list[Event], list[tuple[int, int]]]:
+        """Close encounters, reported when they end: minimum real distance and post-encroachment time (PET: how
+        long after one user was at a spot the other reached it; 0 when both were there together).
+
+        Also returns the pairs that came closer than the threshold at this frame (scored against predictions).
+        """
+        ok = np.isfinite(pos).all(axis=1)
+        ids, pos, unit = ids[ok], pos[ok], unit[ok]
+        self._remember(t, ids, pos, unit)
+        i, j = _pairs(len(ids))
+        dist = np.linalg.norm(pos[i] - pos[j], axis=1) / ((unit[i] + unit[j]) / 2)
+        vel = np.array([self._velocity(tid, t) for tid in ids.tolist()]).reshape(-1, 2) / unit[:, None]
+        side_by_side = parallel(vel[i], vel[j])
+        dist_of = {self._key(ids[a], ids[b]): float(d) for a, b, d in zip(i, j, dist)}
+        now = {self._key(ids[i[p]], ids[j[p]]): 0.0 for p in np.flatnonzero((dist < self.thr) & ~side_by_side)}
+        starts = [k for k in now if k not in self._near]
+        self._near = set(now)
+        crossing = {self._key(ids[a], ids[b]) for a, b in zip(i[~side_by_side], j[~side_by_side])}
+        for key, pet in self._pets(t, ids, pos, unit).items():
+            if key in crossing:
+                now[key] = min(now.get(key, np.inf), pet)
+        for key, pet in now.items():
+            rec = self._open.setdefault(key, [np.inf, t, np.inf])
+            if dist_of.get(key, np.inf) < rec[0]:
+                rec[0], rec[1] = dist_of[key], t
+            rec[2] = min(rec[2], pet)
+        ended = [k for k in self._open if k not in now]
+        events = [Event(frame, self._open[k][1], k[0], "conflict", "", other_id=k[1], eta_s=self._open[k][2],
+                        distance=self._open[k][0]) for k in ended]
+        for k in ended:
+            del self._open[k]
+        return events, starts
+
+    def _velocity(self, tid: int, t: float, over_s: float = 0.5) -> tuple[float, float]:
+        """Displacement over about the last `over_s` seconds / time (0 when too little history)."""
+        h = self._hist.get(tid)
+        if not h or len(h) < 2:
+            return (0.0, 0.0)
+        old = next((s for s in h if s[0] >= t - over_s), h[0])
+        dt = h[-1][0] - old[0]
+        return ((h[-1][1] - old[1]) / dt, (h[-1][2] - old[2]) / dt) if dt > 0 else (0.0, 0.0)
+
+    @staticmethod
+    def _key(a: int, b: int) -> tuple[int, int]:
+        return (int(min(a, b)), int(max(a, b)))
+
+    def _remember(self, t: float, ids: np.ndarray, pos: np.ndarray, unit: np.ndarray) -> None:
+        for tid, p, u in zip(ids.tolist(), pos, unit):
+            self._hist.setdefault(tid, deque()).append((t, p[0], p[1], u))
+        for tid in list(self._hist):
+            h = self._hist[tid]
+            while h and h[0][0] < t - self.pet_max_s:
+                h.popleft()
+            if not h:
+                del self._hist[tid]
+
+    def _pets(self, t: float, ids: np.ndarray, pos: np.ndarray, unit: np.ndarray) -> dict[tuple[int, int], float]:
+        """Pair -> time since the other track was where this one is now (within the threshold)."""
+        owners = [(tid, np.array(h)) for tid, h in self._hist.items()]
+        if not owners or not len(ids):
+            return {}
+        own = np.concatenate([np.full(len(a), tid) for tid, a in owners])
+        past = np.concatenate([a for _, a in owners])  # (M, 4) t, x, y, unit
+        d = np.linalg.norm(pos[:, None] - past[None, :, 1:3], axis=-1) / ((unit[:, None] + past[None, :, 3]) / 2)
+        close = (d < self.thr) & (own[None] != ids[:, None])
+        n, m = np.nonzero(close)
+        if not len(n):
+            return {}
+        order = np.lexsort((-past[m, 0], own[m], n))  # per (track, other): the latest time the other was here
+        n, m = n[order], m[order]
+        first = np.ones(len(n), bool)
+        first[1:] = (n[1:] != n[:-1]) | (own[m][1:] != own[m][:-1])
+        out: dict[tuple[int, int], float] = {}
+        for a, b, pet in zip(ids[n[first]].tolist(), own[m[first]].tolist(), (t - past[m[first], 0]).tolist()):
+            key = self._key(a, b)
+            out[key] = min(out.get(key, np.inf), pet)
+        return out

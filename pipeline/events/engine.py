@@ -1,0 +1,151 @@
+"""The events stage of one run: foot points onto the ground, zones, lines, conflicts and alert scoring.
+
+It sits after forecasting (frame -> tracks -> forecasts -> events) and turns each frame's tracks and
+forecasts into an `EventFrame`: rows for events.csv, ground columns for the CSVs, and what the video shows.
+Forecast uncertainty enters as sample paths: a forecast's 1-sigma spread scales one standard-normal draw per
+sample, the same along the whole path (errors of a forecast grow together, they do not jitter step to step).
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from pathlib import Path
+
+import numpy as np
+
+from pipeline.config import EventsConfig
+from pipeline.events.calibration import Camera, CalibrationReport, GroundMotion, camera_from_config
+from pipeline.events.conflicts import ConflictMonitor
+from pipeline.events.scoring import AlertScorer, key_of
+from pipeline.events.types import PREDICTED, Event, EventFrame, Overlay
+from pipeline.events.zones import ZoneMonitor, build_geometry, to_pixels
+from pipeline.types import Forecasts, Tracks
+
+DENSE_STEP_S = 0.1  # forecasts are tested on this time grid (crossings between forecast steps count too)
+
+
+def foot_points(xyxy: np.ndarray) -> np.ndarray:
+    """(N, 2) bottom centre of each box: where the object stands on the ground."""
+    return np.stack([(xyxy[..., 0] + xyxy[..., 2]) / 2, xyxy[..., 3]], axis=-1)
+
+
+class EventEngine:
+    """Per-run events state; `update` once per frame, in frame order."""
+
+    def __init__(self, cfg: EventsConfig, frame_size: tuple[int, int], forget_s: float) -> None:
+        self.cfg = cfg
+        self.camera: Camera | None = None
+        self.report: CalibrationReport | None = None
+        if cfg.camera is not None:
+            self.camera, self.report = camera_from_config(cfg.camera)
+        zones, lines = build_geometry(cfg, self.camera, frame_size)
+        self.zones = ZoneMonitor(zones, lines, cfg.alert_probability, forget_s)
+        thr = cfg.conflict_distance_m if self.camera else cfg.conflict_distance_bh
+        self.conflicts = ConflictMonitor(thr, cfg.pet_max_s, cfg.alert_probability)
+        self.motion = GroundMotion(cfg.speed_window_s, forget_s) if self.camera else None
+        self.scorer = AlertScorer(cfg.score_tolerance_s)
+        self.static = Overlay(tuple((z.name, to_pixels(z.polygon, self.camera, z.name)) for z in zones),
+                              tuple((ln.name, to_pixels(np.stack([ln.a, ln.b]), self.camera, ln.name)) for ln in lines),
+                              unit="m" if self.camera else "bh")
+        self.counts: Counter[str] = Counter()
+        self._rng = np.random.default_rng(0)  # per run: the same video gives the same events
+        self._forecast_since: dict[int, list[float]] = {}  # track -> [first, last] forecast time
+        self._forget_s = forget_s
+
+    def update(self, frame: int, t: float, tracks: Tracks, fc: Forecasts) -> EventFrame:
+        foot = foot_points(tracks.xyxy)
+        ground = self.camera.to_ground(foot) if self.camera else foot
+        unit = np.ones(len(tracks)) if self.camera else (tracks.xyxy[:, 3] - tracks.xyxy[:, 1]).astype(np.float64)
+        self._note_forecasts(t, fc)
+        events = self._real(frame, t, tracks.track_id, ground, unit)
+        pred_px = self._forecast_feet(tracks, fc)
+        overlay = self.static
+        if len(fc) and len(fc.t_future_s):
+            new, overlay = self._predicted(frame, t, tracks, fc, pred_px)
+            events += new
+        self.scorer.update(t)
+        self.counts.update(e.event for e in events)
+        cols = None
+        if self.motion is not None:
+            cols = np.column_stack([ground, self.motion.update(t, tracks.track_id, ground)])
+        pred_ground = self.camera.to_ground(pred_px) if self.camera is not None else None
+        return EventFrame(tuple(events), cols, pred_ground, overlay)
+
+    def _note_forecasts(self, t: float, fc: Forecasts) -> None:
+        """When each track was first forecast (a real event before that could not have been announced);
+        tracks not forecast for `forget_s` are dropped, so the map stays bounded on endless streams."""
+        for tid in fc.track_id.tolist():
+            self._forecast_since.setdefault(tid, [t, t])[1] = t
+        for tid in [k for k, (_, last) in self._forecast_since.items() if t - last > self._forget_s]:
+            del self._forecast_since[tid]
+
+    def _forecastable(self, tids: tuple[int, ...], when: float) -> bool:
+        return all(self._forecast_since.get(tid, (np.inf,))[0] < when for tid in tids)
+
+    def _real(self, frame: int, t: float, ids: np.ndarray, ground: np.ndarray, unit: np.ndarray) -> list[Event]:
+        events = self.zones.real(frame, t, ids, ground)
+        for e in events:
+            if e.event in ("zone_enter", "line_cross"):
+                self.scorer.add_real(key_of(e), e.event, e.name, e.time_s, self._forecastable((e.track_id,), e.time_s))
+        conflict_events, starts = self.conflicts.real(frame, t, ids, ground, unit)
+        for a, b in starts:
+            self.scorer.add_real(("conflict", a, b), "conflict", "", t, self._forecastable((a, b), t))
+        return events + conflict_events
+
+    def _forecast_feet(self, tracks: Tracks, fc: Forecasts) -> np.ndarray:
+        """(M, H, 2) forecast foot points in pixels: the forecast box's bottom centre, else the centre moved
+        down by half the current box height."""
+        if fc.boxes is not None:
+            return foot_points(fc.boxes)
+        by_id = {int(t): i for i, t in enumerate(tracks.track_id)}
+        rows = [by_id.get(int(t)) for t in fc.track_id]
+        half = np.array([(tracks.xyxy[r, 3] - tracks.xyxy[r, 1]) / 2 if r is not None else 0.0 for r in rows])
+        return fc.centers + np.stack([np.zeros_like(half), half], axis=-1)[:, None, :]
+
+    def _predicted(self, frame: int, t: float, tracks: Tracks, fc: Forecasts, pred_px: np.ndarray) -> tuple[list[Event], Overlay]:
+        by_id = {int(tid): i for i, tid in enumerate(tracks.track_id)}
+        keep = np.array([int(tid) in by_id for tid in fc.track_id])
+        rows = np.array([by_id[int(tid)] for tid in fc.track_id[keep]], dtype=np.int64)
+        ids = fc.track_id[keep]
+        now_px = foot_points(tracks.xyxy[rows])
+        times, paths = self._sample_paths(now_px, pred_px[keep], None if fc.std is None else fc.std[keep], fc.t_future_s)
+        horizon = float(fc.t_future_s[-1])
+        if self.camera is not None:
+            paths = self.camera.to_ground(paths)
+            unit = np.ones(len(ids))
+        else:
+            unit = (tracks.xyxy[rows, 3] - tracks.xyxy[rows, 1]).astype(np.float64)
+        zev, alerts = self.zones.predicted(frame, t, ids, paths, times, horizon)
+        cev, marks = self.conflicts.predicted(frame, t, ids, paths, unit, times, horizon, now_px)
+        for e in zev + cev:
+            self.scorer.add_alert(e, horizon)
+        return zev + cev, Overlay(self.static.zones, self.static.lines, tuple(alerts), tuple(marks), self.static.unit)
+
+    def _sample_paths(self, now: np.ndarray, mean: np.ndarray, std: np.ndarray | None,
+                      t_future: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(T,) dense times from 0 (now) to the horizon and (M, S, T, 2) pixel sample paths; sample 0 is the mean."""
+        times = np.concatenate([[0.0], t_future])
+        dense = np.linspace(0.0, times[-1], int(np.ceil(times[-1] / DENSE_STEP_S)) + 1)
+        pos = np.interp(dense, times, np.arange(len(times)))
+        k0 = np.minimum(np.floor(pos).astype(int), len(times) - 2)
+        f = (pos - k0)[None, :, None]
+        full = np.concatenate([now[:, None], mean], axis=1)  # (M, H+1, 2)
+        m = full[:, k0] * (1 - f) + full[:, k0 + 1] * f
+        if std is None or self.cfg.samples == 1:
+            return dense, m[:, None]
+        s_full = np.concatenate([np.zeros_like(now)[:, None], std], axis=1)
+        s = s_full[:, k0] * (1 - f) + s_full[:, k0 + 1] * f
+        z = self._rng.standard_normal((len(now), self.cfg.samples, 1, 2))
+        z[:, 0] = 0.0
+        return dense, m[:, None] + z * s[:, None]
+
+    def summary_lines(self, served: str) -> list[str]:
+        """Speeds, event counts and alert scores for the closing summary."""
+        self.scorer.finish()
+        out = [self.motion.summary_line()] if self.motion is not None else []
+        order = [k for k in ("zone_enter", "zone_exit", "line_cross", "conflict", *PREDICTED) if self.counts[k]]
+        out.append("events: " + (", ".join(f"{self.counts[k]} {k}" for k in order) or "none"))
+        return out + self.scorer.summary_lines(served)
+
+    def write_scores(self, path: Path) -> None:
+        self.scorer.write(path)

@@ -1,0 +1,139 @@
+"""How good the alerts are: every predicted event is scored once its horizon has passed.
+
+Why: an alert nobody can trust is noise. Precision = share of alerts whose event really happened within the
+alert's horizon (plus a tolerance); recall = share of real events, of tracks that had a forecast before the
+event, that an alert announced within the horizon before it; ETA error = real time minus predicted time.
+Memory is bounded: only alerts whose horizon has not passed, and real events within the last horizon, are held.
+"""
+
+from __future__ import annotations
+
+import csv
+import os
+from collections import deque
+from dataclasses import dataclass
+from pathlib import Path
+
+from pipeline.errors import UserError
+from pipeline.events.types import REAL_OF, Event
+
+SCORE_COLUMNS = ["event", "name", "alerts", "hits", "precision", "real_events", "forecastable", "detected", "recall",
+                 "eta_mae_s", "eta_bias_s", "unscored"]
+PREDICTED_OF = {real: predicted for predicted, real in REAL_OF.items()}
+Key = tuple  # (real kind, track, zone/line name) or ("conflict", a, b)
+
+
+@dataclass
+class Tally:
+    """Counts of one predicted event kind (and one zone/line name, or all of them)."""
+
+    alerts: int = 0
+    hits: int = 0
+    real: int = 0
+    forecastable: int = 0
+    detected: int = 0
+    eta_abs: float = 0.0
+    eta_signed: float = 0.0
+    unscored: int = 0
+
+    def row(self, kind: str, name: str) -> list[str]:
+        def ratio(a: float, b: int) -> str:
+            return f"{a / b:.3f}" if b else ""
+
+        return [kind, name, str(self.alerts), str(self.hits), ratio(self.hits, self.alerts), str(self.real),
+                str(self.forecastable), str(self.detected), ratio(self.detected, self.forecastable),
+                ratio(self.eta_abs, self.hits), ratio(self.eta_signed, self.hits), str(self.unscored)]
+
+
+def key_of(e: Event) -> Key:
+    """The real event an event is about (predicted events map to the real kind they announce)."""
+    kind = REAL_OF.get(e.event, e.event)
+    if kind == "conflict":
+        return (kind, min(e.track_id, e.other_id or 0), max(e.track_id, e.other_id or 0))
+    return (kind, e.track_id, e.name)
+
+
+class AlertScorer:
+    """Scores predicted events against the real ones as the stream goes."""
+
+    def __init__(self, tolerance_s: float) -> None:
+        self.tol = tolerance_s
+        self._pending: deque[tuple[float, Event, float]] = deque()  # (due time, alert, horizon)
+        self._real: dict[Key, deque[float]] = {}  # key -> real event times (recent)
+        self._issued: dict[Key, deque[tuple[float, float]]] = {}  # key -> (alert time, horizon) (recent)
+        self.tallies: dict[tuple[str, str], Tally] = {}
+        self._keep_s = 0.0
+
+    def _tally(self, kind: str, name: str) -> list[Tally]:
+        """The tallies an event counts in: its predicted kind, for all names and for its own name."""
+        kind = PREDICTED_OF.get(kind, kind)
+        return [self.tallies.setdefault((kind, n), Tally()) for n in sorted({"*", name or "*"})]
+
+    def add_alert(self, e: Event, horizon_s: float) -> None:
+        self._pending.append((e.time_s + horizon_s + self.tol, e, horizon_s))
+        self._issued.setdefault(key_of(e), deque()).append((e.time_s, horizon_s))
+        self._keep_s = max(self._keep_s, horizon_s + self.tol)
+
+    def add_real(self, key: Key, kind: str, name: str, when: float, forecastable: bool) -> None:
+        """A real entry / crossing / proximity start; `forecastable`: its track(s) had forecasts before it."""
+        self._real.setdefault(key, deque()).append(when)
+        announced = any(t0 <= when + 1e-9 and when <= t0 + h + self.tol for t0, h in self._issued.get(key, ()))
+        for tl in self._tally(kind, name):
+            tl.real += 1
+            tl.forecastable += forecastable
+            tl.detected += forecastable and announced
+
+    def update(self, t: float) -> None:
+        """Score the alerts whose horizon (plus tolerance) has passed; forget what no alert can need."""
+        while self._pending and self._pending[0][0] <= t:
+            self._score(*self._pending.popleft()[1:])
+        for store in (self._real, self._issued):
+            for key in list(store):
+                q = store[key]
+                while q and (q[0] if isinstance(q[0], float) else q[0][0]) < t - 2 * self._keep_s - 1.0:
+                    q.popleft()
+                if not q:
+                    del store[key]
+
+    def _score(self, e: Event, horizon_s: float) -> None:
+        real = [w for w in self._real.get(key_of(e), ()) if e.time_s - 1e-9 <= w <= e.time_s + horizon_s + self.tol]
+        for tl in self._tally(e.event, e.name):
+            tl.alerts += 1
+            if real:
+                tl.hits += 1
+                err = real[0] - (e.time_s + (e.eta_s or 0.0))
+                tl.eta_abs += abs(err)
+                tl.eta_signed += err
+
+    def finish(self) -> None:
+        """Alerts whose horizon had not passed when the stream ended cannot be scored: counted as unscored."""
+        for _, e, _ in self._pending:
+            for tl in self._tally(e.event, e.name):
+                tl.unscored += 1
+        self._pending.clear()
+
+    def rows(self) -> list[list[str]]:
+        return [tl.row(kind, name) for (kind, name), tl in sorted(self.tallies.items())]
+
+    def summary_lines(self, served: str) -> list[str]:
+        out = []
+        for (kind, name), tl in sorted(self.tallies.items()):
+            if name != "*" or not kind.endswith("_predicted"):
+                continue
+            p = f"{tl.hits / tl.alerts:.2f} ({tl.hits}/{tl.alerts})" if tl.alerts else "- (no alert scored)"
+            r = f"{tl.detected / tl.forecastable:.2f} ({tl.detected}/{tl.forecastable})" if tl.forecastable else "- (none)"
+            eta = f", ETA error mean {tl.eta_abs / tl.hits:.2f} s (bias {tl.eta_signed / tl.hits:+.2f} s)" if tl.hits else ""
+            out.append(f"alerts {kind} (from {served} forecasts): precision {p}, recall {r}{eta}")
+        return out
+
+    def write(self, path: Path) -> None:
+        """event_scores.csv, replaced atomically so a reader never sees half a file."""
+        tmp = path.with_name(path.name + ".tmp")
+        try:
+            with tmp.open("w", newline="", encoding="utf-8") as fh:
+                w = csv.writer(fh)
+                w.writerow(SCORE_COLUMNS)
+                w.writerows(self.rows())
+            os.replace(tmp, path)
+        except OSError as exc:
+            raise UserError(f"cannot write {path}: {exc.strerror}") from None

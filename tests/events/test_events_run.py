@@ -1,0 +1,120 @@
+"""`track --camera --zones` and `live --events-jsonl` on a real crossing video, through the CLI."""
+
+from __future__ import annotations
+
+import csv
+import json
+import subprocess
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+import yaml
+
+from pipeline.events.scoring import SCORE_COLUMNS
+from pipeline.events.types import EVENT_COLUMNS
+from pipeline.outputs import read_manifest
+from pipeline.writers import PREDICTION_COLUMNS, PREDICTION_GROUND_COLUMNS, TRACK_COLUMNS, TRACK_GROUND_COLUMNS
+from tests.conftest import DETECTOR, ROOT, VIDEOS, run_cli
+from tests.test_live import _live, stream  # noqa: F401 (the fixture)
+
+CROSSWALK = VIDEOS / "yellow_crosswalk_640x360.mp4"
+ZONES = ROOT / "configs" / "zones_yellow_crosswalk.yaml"
+SCALE = 0.025  # metres per pixel assumed for this overhead view (only the arithmetic is under test)
+NAMES = {"zone_enter_predicted", "zone_enter", "zone_exit", "line_cross_predicted", "line_cross",
+         "conflict_predicted", "conflict"}
+
+
+def _table(path: Path) -> tuple[list[str], list[dict[str, str]]]:
+    with path.open(newline="") as fh:
+        rows = list(csv.reader(fh))
+    assert all(len(r) == len(rows[0]) for r in rows)
+    return rows[0], [dict(zip(rows[0], r)) for r in rows[1:]]
+
+
+@pytest.fixture(scope="module")
+def crossing_run(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("events")
+    camera = tmp / "camera.yaml"
+    camera.write_text(f"metres_per_pixel: {SCALE}\n")
+    zones = yaml.safe_load(ZONES.read_text())  # with --camera, zones are in metres: the same places
+    for item in zones["zones"] + zones["lines"]:
+        key = "polygon" if "polygon" in item else "points"
+        item[key] = [[x * SCALE, y * SCALE] for x, y in item[key]]
+    metric = tmp / "zones_m.yaml"
+    metric.write_text(yaml.safe_dump(zones))
+    out = tmp / "run"
+    proc = run_cli("track", "--source", str(CROSSWALK), "--weights", str(DETECTOR), "--camera", str(camera),
+                   "--zones", str(metric), "--out", str(out), "--quiet", "--max-frames", "150")
+    assert proc.returncode == 0, proc.stderr
+    return out, proc.stdout
+
+
+def test_ground_columns_are_the_foot_point_in_metres(crossing_run):
+    out, stdout = crossing_run
+    head, tracks = _table(out / "tracks.csv")
+    assert head == TRACK_COLUMNS + TRACK_GROUND_COLUMNS
+    for r in tracks:
+        assert float(r["x_m"]) == pytest.approx(float(r["cx"]) * SCALE, abs=0.002)
+        assert float(r["y_m"]) == pytest.approx(float(r["y2"]) * SCALE, abs=0.002)
+    speeds = [float(r["speed_mps"]) for r in tracks if r["speed_mps"]]
+    assert len(speeds) > len(tracks) / 2 and min(speeds) >= 0
+    head, preds = _table(out / "predictions.csv")
+    assert head == PREDICTION_COLUMNS + PREDICTION_GROUND_COLUMNS and all(r["pred_x_m"] for r in preds)
+    assert "ground speeds (foot points, smoothed over 0.5 s): median" in stdout and "km/h" in stdout
+
+
+def test_events_csv_has_real_and_predicted_events_that_match_the_tracks(crossing_run):
+    out, stdout = crossing_run
+    head, events = _table(out / "events.csv")
+    assert head == EVENT_COLUMNS
+    kinds = {e["event"] for e in events}
+    assert kinds <= NAMES and {"zone_enter", "line_cross", "line_cross_predicted"} <= kinds
+    for e in events:
+        if e["event"].endswith("_predicted"):
+            assert 0 <= float(e["eta_s"]) <= 2.0 + 1e-6 and 0.5 <= float(e["probability"]) <= 1
+    # every real crossing of the line y = 192 px is where that track's foot point really went across it
+    _, tracks = _table(out / "tracks.csv")
+    feet: dict[str, list[tuple[int, float]]] = {}
+    for r in tracks:
+        feet.setdefault(r["track_id"], []).append((int(r["frame"]), float(r["y2"])))
+    for e in (e for e in events if e["event"] == "line_cross"):
+        ys = dict(feet[e["track_id"]])
+        frame = int(e["frame"])
+        before = max(k for k in ys if k < frame)
+        assert (ys[before] - 192) * (ys[frame] - 192) <= 0
+        assert e["direction"] == ("left_to_right" if ys[before] < 192 else "right_to_left")
+    head, _ = _table(out / "event_scores.csv")
+    assert head == SCORE_COLUMNS
+    assert {"events.csv", "event_scores.csv"} <= set(read_manifest(out))
+    assert "alerts line_cross_predicted (from auto" in stdout and "precision" in stdout
+
+
+def test_video_shades_the_zone(crossing_run):
+    out, _ = crossing_run
+    src, ann = cv2.VideoCapture(str(CROSSWALK)), cv2.VideoCapture(str(out / "annotated.mp4"))
+    a, b = src.read()[1].astype(float), ann.read()[1].astype(float)
+    lane = (b[150:236, 10:630, 0] - a[150:236, 10:630, 0]).mean()  # blue channel: zones are shaded (255, 160, 0)
+    assert lane > 20
+
+
+def test_live_streams_events_as_json_lines(stream, tmp_path):  # noqa: F811
+    s = stream(CROSSWALK)
+    out = tmp_path / "live"
+    p = _live("--source", s.url, "--no-show", "--save", "--events-jsonl", "--zones", str(ZONES), "--out", str(out),
+              "--max-seconds", "10")
+    try:
+        stdout, stderr = p.communicate(timeout=120)
+    except subprocess.TimeoutExpired:
+        p.kill()
+        raise
+    assert p.returncode == 0, stderr
+    assert "processed" in stderr  # the summary goes to stderr: stdout is for the consumer
+    lines = [json.loads(ln) for ln in stdout.splitlines()]
+    _, rows = _table(out / "events.csv")
+    assert [list(d) for d in lines] == [EVENT_COLUMNS] * len(lines)
+    assert [{k: ("" if v is None else str(v)) for k, v in d.items()} for d in lines] == [
+        {k: (str(float(v)) if v and "." in v else v) for k, v in r.items()} for r in rows]
+    assert all(isinstance(d["time_s"], float) and isinstance(d["track_id"], int) for d in lines)
+    print(f"\nlive: {len(lines)} events streamed ({np.unique([d['event'] for d in lines]).tolist()})")
