@@ -22,6 +22,7 @@ from pipeline.forecast.scoring import ForecastScorer, HorizonScore, TrackScale, 
 from pipeline.types import Forecasts, Tracks
 
 MEMBERS = ("lstm", "cv", "kalman")
+SERVED = "auto"  # the scores of the forecasts auto actually served (its members' picks over time)
 WindowFn = Callable[[float, int], tuple[np.ndarray, Window]]  # (step_s, obs_len) -> (track ids, windows)
 
 
@@ -120,7 +121,8 @@ class SelfScoringForecaster:
         self.members = dict(members)
         horizons = score_horizons(min(p.step_s * p.horizon for p in self.members.values()))
         recent = (settings or AutoSettings()).recent
-        self.scorer = ForecastScorer(list(self.members), horizons, recent=recent, max_gap_s=max_gap_s)
+        scored = list(self.members) + ([SERVED] if settings else [])  # what auto really wrote is scored too
+        self.scorer = ForecastScorer(scored, horizons, recent=recent, max_gap_s=max_gap_s)
         self.horizon_s = selection_horizon(horizons)
         self.selector = AutoSelector(list(self.members), settings) if settings else None
 
@@ -131,10 +133,13 @@ class SelfScoringForecaster:
     def update(self, time_s: float, tracks: Tracks, windows: WindowFn) -> Forecasts:
         """This frame's served forecasts; all members' forecasts go to the scorer first."""
         fcs, scale = self._forecast_all(windows)
-        self.scorer.update(time_s, tracks, fcs, scale)
-        if self.selector is not None:
-            self.selector.choose(self.scorer.scored(self.horizon_s), self.scorer.recent_ade(self.horizon_s))
-        return serve(self._order(), fcs, tracks.track_id)
+        if self.selector is None:
+            self.scorer.update(time_s, tracks, fcs, scale)
+            return fcs[self.served]
+        self.selector.choose(self.scorer.scored(self.horizon_s), self.scorer.recent_ade(self.horizon_s))
+        served = serve(self._order(), fcs, tracks.track_id)
+        self.scorer.update(time_s, tracks, {**fcs, SERVED: served}, scale)
+        return served
 
     def _forecast_all(self, windows: WindowFn) -> tuple[dict[str, Forecasts], TrackScale]:
         """Each member on its own grid; windows built once per distinct (step_s, obs_len)."""
