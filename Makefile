@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed
 SOURCE ?=
 ARGS ?=
 
-.PHONY: setup test lint run train own-tracks bench-forecast clean
+.PHONY: setup test lint run train own-tracks bench-forecast bench-events clean
 
 setup: $(STAMP)
 
@@ -45,6 +45,10 @@ train: setup
 # leave-one-source-out benchmark: lstm vs tuned cv and kalman on every source it never saw (about 40 min)
 bench-forecast: setup
 	YOLO_OFFLINE=1 $(VPY) run.py bench-forecast --out benchmarks/forecast_loso.json
+
+# zone/line alerts on the yellow crossing video: served forecast vs constant velocity (a few minutes)
+bench-events: setup
+	YOLO_OFFLINE=1 $(VPY) benchmarks/events_crosswalk.py
 
 clean:
 	rm -rf $(VENV) runs .pytest_cache
