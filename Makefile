@@ -4,6 +4,7 @@ VENV := .venv
 VPY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 SOURCE ?=
+SAMPLE := samples/people_walking_768x432.mp4
 ARGS ?=
 
 .PHONY: setup test lint run train own-tracks bench-forecast bench-events clean
@@ -26,9 +27,9 @@ test: setup
 lint: setup
 	$(VPY) -m ruff check pipeline tests run.py
 
+# without SOURCE: the shipped sample clip (samples/) with the shipped detector (weights/): works offline
 run: setup
-	@test -n "$(SOURCE)" || (echo "usage: make run SOURCE=video.mp4 [ARGS='--classes person']" >&2; exit 2)
-	YOLO_OFFLINE=1 $(VPY) run.py track --source "$(SOURCE)" $(ARGS)
+	YOLO_OFFLINE=1 $(VPY) run.py track --source "$(or $(SOURCE),$(SAMPLE))" $(ARGS)
 
 VIDEOS := vtest_pets2009_480x360.avi street_traffic_640x360.mp4 oxford_street_pedestrians_1080p.mp4 intel_one-by-one-person-detection.mp4 yellow_crosswalk_640x360.mp4
 DETECTOR ?= ../shared/weights/yolo11n_int8_dynamic_openvino_model

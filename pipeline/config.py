@@ -26,7 +26,9 @@ def _check(cond: bool, key: str, msg: str) -> None:
 class DetectorConfig:
     """YOLO detector settings (any format ultralytics loads: .pt, *_openvino_model/, .onnx)."""
 
-    weights: str = "yolo11n.pt"  # path, a file name in weights/, or a name ultralytics can download
+    # path, a file/folder name in weights/, or a name ultralytics downloads when online (e.g. yolo11n.pt);
+    # the default is shipped in weights/ so a first run needs no internet
+    weights: str = "yolo11n_int8_dynamic_openvino_model"
     conf: float = 0.25  # minimum detection confidence
     iou: float = 0.7  # NMS IoU threshold
     imgsz: int = 640  # inference size; OpenVINO exports are fixed at 640
