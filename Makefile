@@ -7,7 +7,7 @@ SOURCE ?=
 SAMPLE := samples/people_walking_768x432.mp4
 ARGS ?=
 
-.PHONY: setup test lint run train own-tracks bench-forecast bench-events clean
+.PHONY: setup test lint run train own-tracks bench-forecast bench-events bench-videos clean
 
 setup: $(STAMP)
 
@@ -42,6 +42,10 @@ own-tracks: setup
 # the shipped universal model from every source (needs own-tracks first); writes weights/traj_lstm.pt
 train: setup
 	YOLO_OFFLINE=1 $(VPY) run.py train --config configs/train.yaml --overwrite
+
+# the forecasts `track` writes with default settings, scored on every shared video (about 10 min)
+bench-videos: setup
+	YOLO_OFFLINE=1 $(VPY) benchmarks/video_scores.py
 
 # leave-one-source-out benchmark: lstm vs tuned cv and kalman on every source it never saw (about 40 min)
 bench-forecast: setup

@@ -50,6 +50,7 @@ class FeatureSpec:
     version: int = 2  # bump when the encoding changes; checkpoints of another version are refused
     cv_steps: int = 1  # the prior's velocity is the displacement over the last cv_steps steps
     cv_gain: float = 1.0  # ... times this factor (tuned on the training sources)
+    box_features: bool = True  # False: box size and its rate of change are left out (zeros): detector boxes wobble
 
     def __post_init__(self) -> None:
         if self.step_s <= 0 or self.obs_len < 2 or self.pred_len < 1:
@@ -174,7 +175,7 @@ def motion_quantities(win: Window, spec: FeatureSpec, frame: Canonical | None = 
     prior_speed = np.broadcast_to(np.linalg.norm(cv_velocity(rel, spec), axis=1)[:, None], speed.shape)
     box = win.has_box[:, None]
     wh = np.maximum(win.xywh[:, :, 2:], 1e-3) / frame.scale[:, None, None]
-    log_wh = np.where(box[..., None], np.log(wh), 0.0)
+    log_wh = np.where(box[..., None] & spec.box_features, np.log(wh), 0.0)
     log_h_rate = np.diff(log_wh[:, :, 1], axis=1, prepend=log_wh[:, :1, 1]) / dt
     has_box = np.broadcast_to(box.astype(np.float64), speed.shape)
     cols = [rel[..., 0], rel[..., 1], vel[..., 0], vel[..., 1], acc[..., 0], acc[..., 1], speed, heading[..., 0],

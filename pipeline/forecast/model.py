@@ -50,6 +50,8 @@ class TrajectoryLSTM(nn.Module):
         self.register_buffer("feat_std", torch.ones(FEATURE_DIM))
         # per step and coordinate: a first-step residual is ~10x smaller than a last-step one
         self.register_buffer("residual_std", torch.ones(cfg.pred_len, 4))
+        # per step and coordinate: the spread's calibration on validation windows (temperature scaling)
+        self.register_buffer("sigma_scale", torch.ones(cfg.pred_len, 2))
 
     def forward(self, feats: torch.Tensor, prior: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """feats (B, T, 512), prior (B, H, 4) -> predicted targets (B, H, 4) and their 1-sigma (B, H, 2)."""
@@ -58,7 +60,7 @@ class TrajectoryLSTM(nn.Module):
         raw = self.head(out[:, -1]).view(-1, self.cfg.pred_len, 6)
         b = self.cfg.bound
         mean = prior + b * torch.tanh(raw[..., :4] / b) * self.residual_std
-        sigma = self.residual_std[:, :2] * torch.exp(raw[..., 4:].clamp(-6.0, 4.0))
+        sigma = self.residual_std[:, :2] * self.sigma_scale * torch.exp(raw[..., 4:].clamp(-6.0, 4.0))
         return mean, sigma
 
 
@@ -100,8 +102,9 @@ def load_checkpoint(path: str | Path) -> tuple[TrajectoryLSTM, FeatureSpec, dict
     if cfg.pred_len != spec.pred_len:
         raise UserError(f"{path} is inconsistent: model predicts {cfg.pred_len} steps, features say {spec.pred_len}")
     model = TrajectoryLSTM(cfg)
+    state = {"sigma_scale": model.sigma_scale, **ckpt["state_dict"]}  # checkpoints before spread calibration: 1
     try:
-        model.load_state_dict(ckpt["state_dict"])
+        model.load_state_dict(state)
     except RuntimeError as exc:
         raise UserError(f"{path} does not match TrajectoryLSTM: {str(exc).splitlines()[0]}") from None
     model.eval()

@@ -92,8 +92,8 @@ def test_jitter_and_gaps_touch_only_the_observed_past():
     cfg = TrainConfig(train=[DataSource("mot", "x")], speed_aug=0.0, jitter=0.05, gap_prob=1.0)
     aug, aug_fut = perturb_window(win, fut, spec, cfg, np.random.default_rng(0))
     np.testing.assert_allclose(aug_fut, fut)  # the future is the truth
-    noise = (aug.xywh[:, :-1, :2] - win.xywh[:, :-1, :2]) / 1.7
-    assert 0.03 < noise.std() < 0.07
+    noise = (aug.xywh[:, :, :2] - win.xywh[:, :, :2]) / 1.7
+    assert 0.02 < noise.std() < 0.04  # each window draws its level from 0..0.05 (rms 0.029)
     clean = (win.gap_s == 0).all(axis=1)
     assert clean.sum() > 100
     assert np.all((aug.gap_s[clean] > 0).sum(axis=1) == 1)  # exactly one more missed observation per window
