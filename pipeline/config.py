@@ -113,12 +113,18 @@ class OutputConfig:
     """What a run writes and draws."""
 
     video: bool = True  # write the annotated video
-    codec: str = "mp4v"  # FourCC of the output video
+    codec: str = "h264"  # h264 (PyAV/libx264: small, browsers play it) or an OpenCV FourCC such as mp4v
+    crf: int = 23  # h264 quality: 0 lossless .. 51 worst; +6 about halves the size, -6 doubles it
+    preset: str = "veryfast"  # h264 speed/size trade-off: ultrafast .. veryslow (slower: a little smaller)
     trail_s: float = 2.0  # seconds of past positions drawn behind each object
-    show_boxes: bool = True  # draw forecast end boxes when the predictor gives boxes
+    show_boxes: bool = False  # also a thin dashed forecast end box (off: the end marker reads clearer)
 
     def __post_init__(self) -> None:
-        _check(len(self.codec) == 4, "output.codec", f"must be a 4-character FourCC, got {self.codec!r}")
+        _check(self.codec == "h264" or len(self.codec) == 4, "output.codec",
+               f"must be h264 or a 4-character FourCC such as mp4v, got {self.codec!r}")
+        _check(isinstance(self.crf, int) and 0 <= self.crf <= 51, "output.crf", f"must be an integer 0..51, got {self.crf!r}")
+        presets = ("ultrafast", "superfast", "veryfast", "faster", "fast", "medium", "slow", "slower", "veryslow")
+        _check(self.preset in presets, "output.preset", f"must be one of {', '.join(presets)}, got {self.preset!r}")
         _check(self.trail_s >= 0, "output.trail_s", "must be >= 0")
 
 

@@ -14,7 +14,7 @@ import cv2
 import numpy as np
 
 from pipeline.capture import CapturedFrame, LatestFrameReader, describe, open_source
-from pipeline.config import TrackRunConfig
+from pipeline.config import OutputConfig, TrackRunConfig
 from pipeline.errors import UserError
 from pipeline.events.types import EVENT_COLUMNS, Event
 from pipeline.outputs import RunDir
@@ -70,8 +70,8 @@ def emit_jsonl(events: tuple[Event, ...]) -> None:
 class Recorder:
     """Annotated video paced by capture time, so playback speed matches reality even when frames drop."""
 
-    def __init__(self, out_dir: RunDir, fps: float, size: tuple[int, int], codec: str) -> None:
-        self.out_dir, self.fps, self.size, self.codec = out_dir, fps, size, codec
+    def __init__(self, out_dir: RunDir, fps: float, size: tuple[int, int], output: OutputConfig) -> None:
+        self.out_dir, self.fps, self.size, self.output = out_dir, fps, size, output
         self.files: list[Path] = []
         self._sink: VideoSink | None = None
         self._t0 = 0.0
@@ -82,7 +82,8 @@ class Recorder:
 
     def start(self, t: float) -> None:
         name = "annotated.mp4" if not self.files else f"annotated_{len(self.files) + 1}.mp4"
-        self._sink = VideoSink(self.out_dir.file(name), self.fps, self.size, self.codec).__enter__()
+        o = self.output
+        self._sink = VideoSink(self.out_dir.file(name), self.fps, self.size, o.codec, o.crf, o.preset).__enter__()
         self.files.append(self.out_dir.path / name)
         self._t0 = t
 
@@ -137,7 +138,7 @@ class LiveSession:
         self.t0 = first.captured_at  # the first frame itself is stale after model loading: not processed
         self.paused = False
         self.last_annotated: np.ndarray | None = None
-        self.recorder = Recorder(self.run_dir, fps, self.size, cfg.output.codec)
+        self.recorder = Recorder(self.run_dir, fps, self.size, cfg.output)
         self.end_reason = ""
         self.stopped_by = ""  # said in the summary: time up or the stream ended (empty: the user stopped it)
         self.score_lines: list[str] = []

@@ -127,7 +127,8 @@ def run_track(
         video = None
         if cfg.output.video:
             size = (info.width, info.height)
-            video = stack.enter_context(VideoSink(run_dir.file("annotated.mp4"), info.fps, size, cfg.output.codec))
+            o = cfg.output
+            video = stack.enter_context(VideoSink(run_dir.file("annotated.mp4"), info.fps, size, o.codec, o.crf, o.preset))
         write = _Outputs(proc, tracks_csv, preds_csv, video, events_csv)
         if threaded:
             write = stack.enter_context(BackgroundWorker(write, cfg.speed.queue_frames)).submit

@@ -12,11 +12,11 @@ from contextlib import contextmanager
 from io import FileIO
 from pathlib import Path
 
-import cv2
 import numpy as np
 
 from pipeline.errors import DiskFullError, UserError
 from pipeline.types import Forecasts, Tracks
+from pipeline.video import H264, INDEX_BYTES_PER_FRAME, MUXER_BYTES, H264Encoder, OpenCvEncoder, open_encoder
 
 TRACK_COLUMNS = [
     "frame", "time_s", "track_id", "class_name", "confidence", "x1", "y1", "x2", "y2", "cx", "cy",
@@ -173,27 +173,27 @@ class EventsCsv(_CsvSink):
 
 
 class VideoSink:
-    """Annotated video with the input's size and fps; release() on exit finalises the container.
+    """Annotated video with the input's size and fps (H.264 by default); close on exit finalises the container.
 
-    OpenCV's writer fails silently on a full disk, and an mp4 whose index (written by release) did not fit
-    never plays. So every frame first checks that the disk still has room for two raw frames and the index;
-    otherwise the run stops with a DiskFullError while the video can still be finalised.
+    An mp4 whose index (written when it is finalised) did not fit never plays, and OpenCV's writer fails
+    silently on a full disk. So every frame first checks that the disk still has room for what the encoder
+    may still write (the next frame, the frames x264 holds back) and the index; otherwise the run stops with
+    a DiskFullError while the video can still be finalised.
     """
 
-    def __init__(self, path: Path, fps: float, size: tuple[int, int], codec: str = "mp4v") -> None:
+    def __init__(self, path: Path, fps: float, size: tuple[int, int], codec: str = H264, crf: int = 23,
+                 preset: str = "veryfast") -> None:
         self.path, self.fps, self.size, self.codec = path, fps, size, codec
-        self._vw: cv2.VideoWriter | None = None
+        self.crf, self.preset = crf, preset
+        self._enc: H264Encoder | OpenCvEncoder | None = None
         self.frames_written = 0
-        self.reserve = 2 * (size[0] * size[1] * 3 // 2) + 64 * 1024  # two raw YUV frames + muxer buffers
 
     def __enter__(self) -> VideoSink:
-        self._vw = cv2.VideoWriter(str(self.path), cv2.VideoWriter_fourcc(*self.codec), self.fps, self.size)
-        if not self._vw.isOpened():
-            raise UserError(f"cannot open video writer for {self.path} with codec {self.codec!r}; try output.codec: mp4v")
+        self._enc = open_encoder(self.path, self.fps, self.size, self.codec, self.crf, self.preset)
         return self
 
     def write(self, image: np.ndarray) -> None:
-        need = self.reserve + 16 * (self.frames_written + 1)  # the mp4 index takes ~12 bytes per frame
+        need = self._enc.pending_bytes() + MUXER_BYTES + INDEX_BYTES_PER_FRAME * (self.frames_written + 1)
         left = room_left(self.path)
         if left < need:
             n = self.frames_written
@@ -202,9 +202,10 @@ class VideoSink:
                 f"cannot write {self.path}: the disk is full ({max(left, 0) / 1e6:.1f} MB left on its disk or under "
                 f"the file size limit, {need / 1e6:.1f} MB needed for the next frame and the video's index); the "
                 f"run stopped {kept} and outputs whole up to the last complete frame: free some space and run again")
-        self._vw.write(image)
+        self._enc.write(image)
         self.frames_written += 1
 
     def __exit__(self, *exc: object) -> None:
-        if self._vw is not None:
-            self._vw.release()
+        if self._enc is not None:
+            enc, self._enc = self._enc, None
+            enc.close()
