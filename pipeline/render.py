@@ -2,72 +2,254 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import cv2
 import numpy as np
 
 from pipeline.events.types import Overlay
 from pipeline.types import Forecasts, Tracks
 
+# 20 BGR colours far apart in hue and brightness; a track keeps its colour for its whole life (by id).
 _PALETTE = [
-    (56, 56, 255), (151, 157, 255), (31, 112, 255), (29, 178, 255), (49, 210, 207), (10, 249, 72),
-    (23, 204, 146), (134, 219, 61), (52, 147, 26), (187, 212, 0), (168, 153, 44), (255, 194, 0),
-    (147, 69, 52), (255, 115, 100), (236, 24, 0), (255, 56, 132), (133, 0, 82), (255, 56, 203),
+    (56, 56, 255), (255, 144, 30), (60, 200, 60), (0, 215, 255), (255, 56, 203), (255, 255, 0),
+    (0, 128, 255), (180, 105, 255), (50, 205, 154), (255, 0, 127), (0, 100, 200), (200, 200, 60),
+    (147, 20, 255), (80, 127, 255), (255, 191, 0), (113, 179, 60), (203, 192, 255), (0, 69, 255),
+    (230, 216, 173), (130, 0, 75),
 ]
+TICKS_S = (1.0, 2.0, 3.0)  # forecast time ticks, seconds ahead
+_TRAIL_FADE = (0.25, 0.55)  # opacity of the oldest and middle thirds of a trail (the newest third is solid)
+_CONE_ALPHA = 0.16
+_OUTLINE = (20, 20, 20)
+_FONT = cv2.FONT_HERSHEY_SIMPLEX
 
 
 def color_for(track_id: int) -> tuple[int, int, int]:
-    """A stable BGR colour per track id."""
-    return _PALETTE[int(track_id) % len(_PALETTE)]
+    """A stable BGR colour per track id (box, trail, forecast and cone of one object share it).
+
+    Hashed, not id modulo the palette, so ids that often co-exist (18 and 118) rarely share a colour.
+    """
+    return _PALETTE[((int(track_id) * 2654435761) % 2**32) * len(_PALETTE) >> 32]
+
+
+def _translucent(out: np.ndarray, shapes: list[np.ndarray], draw: Callable[[np.ndarray, tuple[int, int]], None],
+                 alpha: float, pad: int) -> None:
+    """Blend what `draw` paints (given a layer and its origin) at `alpha`, only over the shapes' bounding box."""
+    if not shapes:
+        return
+    allp = np.vstack(shapes)
+    h, w = out.shape[:2]
+    x0, y0 = (max(0, int(v) - pad) for v in allp.min(0))
+    x1, y1 = min(w, int(allp[:, 0].max()) + pad + 1), min(h, int(allp[:, 1].max()) + pad + 1)
+    if x1 <= x0 or y1 <= y0:
+        return
+    sub = out[y0:y1, x0:x1]
+    layer = sub.copy()
+    draw(layer, (x0, y0))
+    cv2.addWeighted(layer, alpha, sub, 1 - alpha, 0, dst=sub)
+
+
+def _dashes(pts: np.ndarray, dash: float, gap: float) -> list[np.ndarray]:
+    """2-point segments of a dashed line along a polyline (by arc length), as int32 arrays for cv2.polylines."""
+    seg = np.linalg.norm(np.diff(pts, axis=0), axis=1)
+    cum = np.concatenate([[0.0], np.cumsum(seg)])
+    if cum[-1] < 1:
+        return []
+    starts = np.arange(0.0, cum[-1], dash + gap)
+    ends = np.minimum(starts + dash, cum[-1])
+    at = [np.stack([np.interp(v, cum, pts[:, 0]), np.interp(v, cum, pts[:, 1])], 1) for v in (starts, ends)]
+    return [np.round(np.stack([a, b])).astype(np.int32) for a, b in zip(*at)]
+
+
+def _normals(pts: np.ndarray) -> np.ndarray:
+    """Unit normals of a polyline at its points (straight down where it does not move)."""
+    tan = np.gradient(pts, axis=0) if len(pts) > 1 else np.zeros_like(pts)
+    n = np.stack([-tan[:, 1], tan[:, 0]], 1)
+    norm = np.linalg.norm(n, axis=1, keepdims=True)
+    return np.where(norm > 1e-6, n / np.maximum(norm, 1e-9), np.array([[0.0, 1.0]]))
+
+
+def cone_polygon(path: np.ndarray, std: np.ndarray) -> np.ndarray:
+    """The +-1 sigma band around a forecast path: `path` (K, 2) from now, `std` (K, 2) per point (0 at now)."""
+    n = _normals(path)
+    w = np.sqrt((n[:, 0] * std[:, 0]) ** 2 + (n[:, 1] * std[:, 1]) ** 2)[:, None]
+    return np.vstack([path + n * w, (path - n * w)[::-1]])
+
+
+def _tick_points(t: np.ndarray, path: np.ndarray) -> list[tuple[np.ndarray, np.ndarray]]:
+    """(position, unit normal) of the path at each tick time before the forecast's end."""
+    n = _normals(path)
+    ticks = []
+    for tk in TICKS_S:
+        if tk < t[-1] - 1e-6:
+            pos = np.array([np.interp(tk, t, path[:, 0]), np.interp(tk, t, path[:, 1])])
+            k = min(int(np.searchsorted(t, tk)), len(t) - 1)
+            ticks.append((pos, n[k]))
+    return ticks
+
+
+def _text_on(bg: tuple[int, int, int]) -> tuple[int, int, int]:
+    """Black text on light colours, white on dark ones (BGR luma)."""
+    return (0, 0, 0) if 0.114 * bg[0] + 0.587 * bg[1] + 0.299 * bg[2] > 140 else (255, 255, 255)
+
+
+def put_label(out: np.ndarray, text: str, x: int, y: int, bg: tuple[int, int, int], fg: tuple[int, int, int],
+              scale: float) -> tuple[int, int, int, int]:
+    """Text on a filled box with its bottom-left at (x, y), moved as needed to stay wholly inside the frame.
+
+    Returns the box drawn (x1, y1, x2, y2), inclusive.
+    """
+    (tw, th), base = cv2.getTextSize(text, _FONT, scale, 1)
+    h, w = out.shape[:2]
+    x = int(min(max(x, 0), max(w - tw - 3, 0)))
+    y = int(min(max(y, th + 1), max(h - base - 1, th + 1)))
+    cv2.rectangle(out, (x, y - th - 1), (x + tw + 2, y + base), bg, -1)
+    cv2.putText(out, text, (x + 1, y - 1), _FONT, scale, fg, 1, cv2.LINE_AA)
+    return x, y - th - 1, x + tw + 2, y + base
 
 
 class Annotator:
-    """Boxes with class, id and confidence; past trail; predicted path with its end point marked."""
+    """Draws each object so the kinds of line cannot be confused, and a legend that says which is which.
 
-    def __init__(self, names: dict[int, str], show_forecast_boxes: bool = True) -> None:
+    Past trail: solid, fading with age. Forecast: dashed, with a tick at +1, +2, +3 s and a small ringed dot
+    at its end (a box there looked like a detection). Uncertainty: a translucent +-1 sigma cone from the
+    forecast's std. Labels stay inside the frame; an object's colour comes from its track id.
+    """
+
+    def __init__(self, names: dict[int, str], show_forecast_boxes: bool = False) -> None:
         self.names = names
         self.show_forecast_boxes = show_forecast_boxes
+        self._legends: dict[tuple[int, str], np.ndarray] = {}
 
     def draw(
         self, image: np.ndarray, tracks: Tracks, trails: dict[int, np.ndarray], forecasts: Forecasts
     ) -> np.ndarray:
         out = image.copy()
         thick = max(1, round(min(out.shape[:2]) / 360))
-        for tid, pts in trails.items():
-            if len(pts) > 1:
-                cv2.polylines(out, [np.round(pts).astype(np.int32)], False, color_for(tid), thick, cv2.LINE_AA)
         by_id = {int(t): i for i, t in enumerate(tracks.track_id)}
+        t = np.concatenate([[0.0], forecasts.t_future_s])
+        paths = {}
         for i, tid in enumerate(forecasts.track_id.tolist()):
-            self._forecast(out, tid, forecasts, i, tracks.centers[by_id[tid]] if tid in by_id else None, thick)
+            start = tracks.centers[by_id[tid]] if tid in by_id else forecasts.centers[i, 0]
+            paths[tid] = (i, np.vstack([start[None], forecasts.centers[i]]))
+        self._cones(out, forecasts, paths, thick)
+        self._trails(out, trails, thick)
+        for tid, (i, path) in paths.items():
+            self._forecast(out, tid, t, path, forecasts, i, thick)
         for box, conf, cls, tid in zip(tracks.xyxy, tracks.confidence, tracks.class_id, tracks.track_id):
             self._box(out, box, f"{self.names.get(int(cls), cls)} #{tid} {conf:.2f}", color_for(tid), thick)
+        horizon = f"+{forecasts.t_future_s[-1]:g} s" if len(forecasts.t_future_s) else ""
+        self._legend(out, thick, horizon)
         return out
 
-    def _forecast(
-        self, out: np.ndarray, tid: int, fc: Forecasts, i: int, start: np.ndarray | None, thick: int
-    ) -> None:
-        pts = fc.centers[i]
-        if start is not None:
-            pts = np.vstack([start[None], pts])
-        ipts = np.round(pts).astype(np.int32)
+    @staticmethod
+    def _cones(out: np.ndarray, fc: Forecasts, paths: dict[int, tuple[int, np.ndarray]], thick: int) -> None:
+        """All cones on one translucent layer: overlapping cones stay readable, and it costs one blend."""
+        if fc.std is None or not paths:
+            return
+        polys = {}
+        for tid, (i, path) in paths.items():
+            std = np.vstack([[0.0, 0.0], fc.std[i]])
+            if np.all(np.isfinite(std)):
+                polys[tid] = (cone_polygon(path, std), path[-1], std[-1])
+
+        def draw(layer: np.ndarray, org: tuple[int, int]) -> None:
+            for tid, (poly, end, sd) in polys.items():
+                col = color_for(tid)
+                cv2.fillPoly(layer, [np.round(poly - org).astype(np.int32)], col, cv2.LINE_AA)
+                axes = (max(1, int(sd[0])), max(1, int(sd[1])))
+                cv2.ellipse(layer, tuple(int(v) for v in np.round(end - org)), axes, 0, 0, 360, col, -1, cv2.LINE_AA)
+
+        shapes = [np.vstack([p, e - s, e + s]) for p, e, s in polys.values()]
+        _translucent(out, shapes, draw, _CONE_ALPHA, 2)
+
+    @staticmethod
+    def _trails(out: np.ndarray, trails: dict[int, np.ndarray], thick: int) -> None:
+        """Solid trails that fade with age: the oldest third faint, the middle half-way, the newest third opaque."""
+        thirds: list[list[tuple[int, np.ndarray]]] = [[], [], []]
+        for tid, pts in trails.items():
+            if len(pts) < 2:
+                continue
+            cut = [0, len(pts) // 3, 2 * len(pts) // 3, len(pts) - 1]
+            for k in range(3):
+                if cut[k + 1] > cut[k]:
+                    thirds[k].append((tid, np.round(pts[cut[k]:cut[k + 1] + 1]).astype(np.int32)))
+        for k, alpha in enumerate(_TRAIL_FADE):
+            def draw(layer: np.ndarray, org: tuple[int, int], part: list = thirds[k]) -> None:
+                for tid, p in part:
+                    cv2.polylines(layer, [p - np.array(org, np.int32)], False, color_for(tid), thick, cv2.LINE_AA)
+            _translucent(out, [p for _, p in thirds[k]], draw, alpha, thick + 1)
+        for tid, p in thirds[2]:
+            cv2.polylines(out, [p], False, color_for(tid), thick + 1, cv2.LINE_AA)
+
+    def _forecast(self, out: np.ndarray, tid: int, t: np.ndarray, path: np.ndarray, fc: Forecasts, i: int,
+                  thick: int) -> None:
+        """Dashed path (dark outline under the colour), ticks at whole seconds, a ringed dot at the end."""
         col = color_for(tid)
-        cv2.polylines(out, [ipts], False, (255, 255, 255), thick + 2, cv2.LINE_AA)
-        cv2.polylines(out, [ipts], False, col, thick, cv2.LINE_AA)
-        end = tuple(int(v) for v in ipts[-1])
-        cv2.circle(out, end, 3 * thick + 1, (255, 255, 255), -1, cv2.LINE_AA)
-        cv2.circle(out, end, 3 * thick, col, -1, cv2.LINE_AA)
+        dashes = _dashes(path, dash=5.0 * thick + 3, gap=3.0 * thick + 2)
+        cv2.polylines(out, dashes, False, _OUTLINE, thick + 2, cv2.LINE_AA)
+        cv2.polylines(out, dashes, False, col, thick, cv2.LINE_AA)
+        half = 3 * thick + 1
+        for pos, n in _tick_points(t, path):
+            a, b = (tuple(int(v) for v in np.round(pos + sgn * half * n)) for sgn in (1, -1))
+            cv2.line(out, a, b, _OUTLINE, thick + 2, cv2.LINE_AA)
+            cv2.line(out, a, b, col, thick, cv2.LINE_AA)
+        end = tuple(int(v) for v in np.round(path[-1]))
+        cv2.circle(out, end, 2 * thick + 2, (255, 255, 255), -1, cv2.LINE_AA)
+        cv2.circle(out, end, 2 * thick, col, -1, cv2.LINE_AA)
         if self.show_forecast_boxes and fc.boxes is not None:
             x1, y1, x2, y2 = np.round(fc.boxes[i, -1]).astype(int)
-            cv2.rectangle(out, (x1, y1), (x2, y2), col, 1, cv2.LINE_4)
+            for seg in _dashes(np.array([[x1, y1], [x2, y1], [x2, y2], [x1, y2], [x1, y1]], float), 4.0, 4.0):
+                cv2.polylines(out, [seg], False, col, 1, cv2.LINE_4)
 
     @staticmethod
     def _box(out: np.ndarray, box: np.ndarray, label: str, col: tuple[int, int, int], thick: int) -> None:
+        """The detection box with its label above it (inside the box when there is no room above)."""
         x1, y1, x2, y2 = np.round(box).astype(int)
         cv2.rectangle(out, (x1, y1), (x2, y2), col, thick, cv2.LINE_AA)
         scale = 0.35 * thick + 0.1
-        (tw, th), base = cv2.getTextSize(label, cv2.FONT_HERSHEY_SIMPLEX, scale, 1)
-        ty = y1 - 2 if y1 - th - base - 2 >= 0 else y1 + th + base + 2
-        cv2.rectangle(out, (x1, ty - th - base), (x1 + tw + 2, ty + base - 1), col, -1)
-        cv2.putText(out, label, (x1 + 1, ty - 1), cv2.FONT_HERSHEY_SIMPLEX, scale, (255, 255, 255), 1, cv2.LINE_AA)
+        (_, th), base = cv2.getTextSize(label, _FONT, scale, 1)
+        y = y1 - base - 1 if y1 - th - base - 2 >= 0 else y1 + th + 2
+        put_label(out, label, x1, y, col, _text_on(col), scale)
+
+    def _legend(self, out: np.ndarray, thick: int, horizon: str) -> None:
+        """The key in the bottom-left corner on a dark translucent panel (drawn once per size, then pasted)."""
+        key = (thick, horizon)
+        if key not in self._legends:
+            self._legends[key] = legend_patch(thick, horizon)
+        patch = self._legends[key]
+        h, w = out.shape[:2]
+        ph, pw = min(patch.shape[0], h), min(patch.shape[1], w)
+        sub = out[h - ph:h, 0:pw]
+        cv2.addWeighted(patch[:ph, :pw], 0.75, sub, 0.25, 0, dst=sub)
+
+
+def legend_patch(thick: int, horizon: str) -> np.ndarray:
+    """The legend as a small image: one sample of each mark, in a neutral colour, with its meaning."""
+    scale, row = 0.16 * thick + 0.2, 7 * thick + 8
+    col, sw = (235, 235, 235), 12 * thick + 10
+    items = ["past path (fades)", "forecast, ticks 1 s apart", "uncertainty +-1 sd", f"forecast end {horizon}".strip(),
+             "class #track conf"]
+    tw = max(cv2.getTextSize(s, _FONT, scale, 1)[0][0] for s in items)
+    patch = np.full((row * len(items) + 8, sw + tw + 18, 3), 25, np.uint8)
+    for k, text in enumerate(items):
+        y = 4 + row * k + row // 2
+        a, b = (6, y), (6 + sw, y)
+        if k == 0:
+            cv2.line(patch, a, b, col, thick + 1, cv2.LINE_AA)
+        elif k == 1:
+            cv2.polylines(patch, _dashes(np.array([a, b], float), 4.0 * thick + 2, 3.0 * thick + 2), False, col, thick)
+            cv2.line(patch, (6 + sw // 2, y - 3 * thick), (6 + sw // 2, y + 3 * thick), col, thick)
+        elif k == 2:
+            pts = np.array([[6, y], [6 + sw, y - row // 3], [6 + sw, y + row // 3]], np.int32)
+            cv2.fillPoly(patch, [pts], (110, 110, 110), cv2.LINE_AA)
+        elif k == 3:
+            cv2.circle(patch, (6 + sw // 2, y), 2 * thick + 2, (255, 255, 255), -1, cv2.LINE_AA)
+            cv2.circle(patch, (6 + sw // 2, y), 2 * thick, (120, 120, 120), -1, cv2.LINE_AA)
+        else:
+            cv2.rectangle(patch, (6, y - row // 3), (6 + sw, y + row // 3), col, 1)
+        cv2.putText(patch, text, (12 + sw, y + 2 + thick), _FONT, scale, col, 1, cv2.LINE_AA)
+    return patch
 
 
 _ZONE = (255, 160, 0)  # BGR: zones and lines
@@ -113,7 +295,4 @@ def draw_event_marks(out: np.ndarray, ov: Overlay, tracks: Tracks) -> None:
 
 
 def _label(out: np.ndarray, text: str, org: tuple[int, int], col: tuple[int, int, int]) -> None:
-    (tw, th), base = cv2.getTextSize(text, cv2.FONT_HERSHEY_SIMPLEX, 0.4, 1)
-    x, y = org
-    cv2.rectangle(out, (x, y - th - 2), (x + tw + 2, y + base), (0, 0, 0), -1)
-    cv2.putText(out, text, (x + 1, y - 1), cv2.FONT_HERSHEY_SIMPLEX, 0.4, col, 1, cv2.LINE_AA)
+    put_label(out, text, org[0], org[1], (0, 0, 0), col, 0.4)
