@@ -15,9 +15,12 @@ $(STAMP): requirements.txt
 	command -v Xvfb >/dev/null && command -v xdotool >/dev/null || \
 	  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq xvfb xdotool >/dev/null) || \
 	  echo "warning: could not install xvfb/xdotool; the live window test will fail" >&2
+	test -x /usr/bin/chromium || \
+	  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null) || \
+	  echo "warning: could not install chromium; the report.html browser test will be skipped" >&2
 	test -x $(VPY) || $(PY) -m venv $(VENV)
 	$(VPY) -m pip install --upgrade -q pip
-	$(VPY) -m pip install -q -r requirements.txt
+	PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD=1 $(VPY) -m pip install -q -r requirements.txt
 	touch $(STAMP)
 
 test: setup

@@ -114,10 +114,11 @@ class OutputConfig:
 
     video: bool = True  # write the annotated video
     codec: str = "h264"  # h264 (PyAV/libx264: small, browsers play it) or an OpenCV FourCC such as mp4v
-    crf: int = 23  # h264 quality: 0 lossless .. 51 worst; +6 about halves the size, -6 doubles it
+    crf: int = 26  # h264 quality: 0 lossless .. 51 worst; +6 about halves the size, -6 doubles it
     preset: str = "veryfast"  # h264 speed/size trade-off: ultrafast .. veryslow (slower: a little smaller)
     trail_s: float = 2.0  # seconds of past positions drawn behind each object
     show_boxes: bool = False  # also a thin dashed forecast end box (off: the end marker reads clearer)
+    report: bool = True  # at the end: trajectories.png, heatmap.png and a self-contained report.html
 
     def __post_init__(self) -> None:
         _check(self.codec == "h264" or len(self.codec) == 4, "output.codec",

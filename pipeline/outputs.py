@@ -11,7 +11,8 @@ import fcntl
 import json
 import os
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import IO
 
@@ -22,6 +23,7 @@ MANIFEST = ".run_manifest.json"
 LOCK = ".run.lock"
 # Names a run may write: the fixed files, and live mode's numbered recordings and snapshots.
 _OUR_NAMES = re.compile(r"^(tracks\.csv|predictions\.csv|forecast_scores\.csv|events\.csv|event_scores\.csv|"
+                        r"trajectories\.png|heatmap\.png|report\.html|"
                         r"annotated(_\d+)?\.mp4|snapshot_\d+\.png)$")
 
 
@@ -128,6 +130,15 @@ class RunDir:
         tmp = self.path / f"{MANIFEST}.tmp"
         tmp.write_text(json.dumps({"written_by": "run.py", "files": self.files}, indent=1), encoding="utf-8")
         os.replace(tmp, self.path / MANIFEST)
+
+    @contextmanager
+    def relocked(self) -> Iterator[RunDir]:
+        """Hold the folder's lock again after close(), for files made from the finished ones (the report)."""
+        self._lock = _take_lock(self.path)
+        try:
+            yield self
+        finally:
+            self.close()
 
     def close(self) -> None:
         if self._lock is not None:

@@ -19,6 +19,7 @@ from pipeline.frames import VideoFileSource
 from pipeline.io_threads import BackgroundWorker
 from pipeline.outputs import RunDir
 from pipeline.processing import FrameProcessor, FrameResult, StopFlag, check_display
+from pipeline.run_report import RunReport
 from pipeline.types import Tracks
 from pipeline.writers import EventsCsv, PredictionsCsv, TracksCsv, VideoSink, whole_frame
 
@@ -110,6 +111,7 @@ def run_track(
     if proc.events is not None:
         proc.save_event_scores(run_dir.file("event_scores.csv"))
     summary = RunSummary(header_frames=info.frame_count)
+    report = RunReport((info.width, info.height)) if cfg.output.report else None
     total = min(info.frame_count or 0, max_frames or 10**12) or None
     threaded = cfg.speed.threaded_io and not show
     t0 = time.perf_counter()
@@ -140,6 +142,8 @@ def run_track(
             summary.frames += 1
             summary.prediction_rows += len(r.forecasts) * len(r.forecasts.t_future_s)
             _count(summary, r.tracks)
+            if report is not None:
+                report.add(r)
             bar.update(1)
             if show and _show(drawn if drawn is not None else proc.annotate(r)):
                 stop.stop = True
@@ -154,6 +158,9 @@ def run_track(
         summary.files += [out_dir / "events.csv", out_dir / "event_scores.csv"]
     summary.ended_early = not summary.interrupted and not max_frames and summary.frames < 0.9 * info.frame_count
     summary.stopped_early = _stop_reason(summary, max_frames)
+    if report is not None:  # after the video is finalised: the report inlines it
+        video_path = out_dir / "annotated.mp4" if cfg.output.video else None
+        summary.files += report.write(run_dir, proc, source, summary.lines(), video_path)
     return summary
 
 

@@ -181,7 +181,7 @@ class VideoSink:
     a DiskFullError while the video can still be finalised.
     """
 
-    def __init__(self, path: Path, fps: float, size: tuple[int, int], codec: str = H264, crf: int = 23,
+    def __init__(self, path: Path, fps: float, size: tuple[int, int], codec: str = H264, crf: int = 26,
                  preset: str = "veryfast") -> None:
         self.path, self.fps, self.size, self.codec = path, fps, size, codec
         self.crf, self.preset = crf, preset

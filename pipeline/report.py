@@ -1,0 +1,112 @@
+"""`report.html`: one self-contained page a person opens to see a whole run (no server, no network, no CDN).
+
+Pictures are inlined as base64 so the file can be mailed or attached on its own; the annotated video is
+inlined too while it is small (the sample clip's is ~0.4 MB), otherwise linked beside the page.
+"""
+
+from __future__ import annotations
+
+import base64
+import csv
+import html
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+EMBED_VIDEO_MAX_BYTES = 8_000_000  # a bigger annotated.mp4 is linked (same folder), not inlined
+
+_CSS = """
+body{font:15px/1.45 system-ui,sans-serif;margin:0 auto;max-width:1100px;padding:16px 24px;color:#1d2125}
+h1{font-size:22px;margin:8px 0}h2{font-size:18px;margin:26px 0 8px;border-bottom:1px solid #ddd}
+img,video{max-width:100%;height:auto;border:1px solid #ccc;border-radius:4px}
+table{border-collapse:collapse}td,th{padding:3px 10px;border-bottom:1px solid #e3e3e3;text-align:left}
+td.n{text-align:right;font-variant-numeric:tabular-nums}.best{font-weight:600;background:#eaf6ea}
+pre{background:#f6f8fa;padding:10px;overflow:auto;font-size:13px;white-space:pre-wrap}.note{color:#666}
+.grid{display:grid;grid-template-columns:1fr 1fr;gap:12px}@media(max-width:800px){.grid{grid-template-columns:1fr}}
+"""
+
+
+@dataclass
+class ReportInputs:
+    """Everything the page shows, already computed by the run."""
+
+    source: str
+    summary_lines: Sequence[str]
+    class_counts: Mapping[str, tuple[int, int]]  # class -> (tracks, detections)
+    scores_csv: Path | None
+    pictures: Mapping[str, bytes]  # title -> PNG bytes
+    poster_jpeg: bytes | None
+    video: Path | None
+    config_yaml: str
+    files: Sequence[str] = field(default_factory=list)
+
+
+def _data_uri(mime: str, data: bytes) -> str:
+    return f"data:{mime};base64,{base64.b64encode(data).decode('ascii')}"
+
+
+def _table(header: Sequence[str], rows: Sequence[Sequence[str]], best: set[int] | frozenset[int] = frozenset()) -> str:
+    """An HTML table; cells that look like numbers are right-aligned; rows in `best` are highlighted."""
+    def cell(v: str) -> str:
+        numeric = v.replace(".", "", 1).replace("-", "", 1).isdigit()
+        return f"<td class=n>{html.escape(v)}</td>" if numeric else f"<td>{html.escape(v)}</td>"
+
+    head = "".join(f"<th>{html.escape(h)}</th>" for h in header)
+    body = "".join(f"<tr{' class=best' if i in best else ''}>{''.join(cell(v) for v in r)}</tr>"
+                   for i, r in enumerate(rows))
+    return f"<table><tr>{head}</tr>{body}</table>"
+
+
+def scores_section(path: Path | None) -> str:
+    """forecast_scores.csv as a table, the lowest ADE at each horizon highlighted."""
+    if path is None or not path.exists():
+        return "<p class=note>No forecast self-scores (forecast_scores.csv) were written.</p>"
+    with path.open(newline="", encoding="utf-8") as fh:
+        rows = list(csv.reader(fh))
+    if len(rows) < 2:
+        return "<p class=note>No forecast was old enough to be scored yet.</p>"
+    header, rows = rows[0], rows[1:]
+    best: set[int] = set()
+    if {"horizon_s", "ade_bh"} <= set(header):
+        h, a = header.index("horizon_s"), header.index("ade_bh")
+        for hz in {r[h] for r in rows}:
+            cand = [(float(r[a]), i) for i, r in enumerate(rows) if r[h] == hz and r[a] not in ("", "nan")]
+            if cand:
+                best.add(min(cand)[1])
+    note = ("<p class=note>Each predictor's own forecasts scored against what then happened: ADE/FDE are the mean/"
+            "final displacement errors in body heights (lower is better); highlighted: best at each horizon.</p>")
+    return note + _table(header, rows, best)
+
+
+def _media(inp: ReportInputs) -> str:
+    """The annotated video (inlined when small, else linked) with the poster frame, or the poster alone."""
+    poster = _data_uri("image/jpeg", inp.poster_jpeg) if inp.poster_jpeg else ""
+    if inp.video is not None and inp.video.exists():
+        small = inp.video.stat().st_size <= EMBED_VIDEO_MAX_BYTES
+        src = _data_uri("video/mp4", inp.video.read_bytes()) if small else html.escape(inp.video.name)
+        note = "" if small else f"<p class=note>The video is linked: keep {html.escape(inp.video.name)} beside this page.</p>"
+        return (f'<video controls muted playsinline preload=auto poster="{poster}" src="{src}"></video>{note}')
+    if poster:
+        return f'<img alt="the frame with the most tracks, annotated" src="{poster}">'
+    return "<p class=note>No frame to show.</p>"
+
+
+def render_report(inp: ReportInputs) -> str:
+    """The whole page as a string."""
+    counts = [[name, str(t), str(d)] for name, (t, d) in sorted(inp.class_counts.items(), key=lambda kv: -kv[1][0])]
+    pics = "".join(f'<figure><img alt="{html.escape(t)}" src="{_data_uri("image/png", png)}">'
+                   f"<figcaption>{html.escape(t)}</figcaption></figure>" for t, png in inp.pictures.items())
+    files = "".join(f"<li>{html.escape(f)}</li>" for f in inp.files)
+    return (
+        "<!doctype html><html lang=en><head><meta charset=utf-8>"
+        '<meta name=viewport content="width=device-width,initial-scale=1">'
+        f"<title>Run report: {html.escape(inp.source)}</title><link rel=icon href=\"data:,\"><style>{_CSS}</style></head><body>"
+        f"<h1>Trajectory forecast run: {html.escape(Path(inp.source).name)}</h1>"
+        f"<pre>{html.escape(chr(10).join(inp.summary_lines))}</pre>"
+        f"<h2>Annotated video</h2>{_media(inp)}"
+        f"<h2>The whole run</h2><div class=grid>{pics}</div>"
+        f"<h2>Objects per class</h2>{_table(['class', 'tracks', 'detections in tracks'], counts)}"
+        f"<h2>Forecast self-scores</h2>{scores_section(inp.scores_csv)}"
+        f"<h2>Configuration</h2><pre>{html.escape(inp.config_yaml)}</pre>"
+        f"<h2>Files</h2><ul>{files}</ul></body></html>"
+    )

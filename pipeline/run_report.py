@@ -1,0 +1,88 @@
+"""At the end of `track`: trajectories.png, heatmap.png and report.html in the run folder.
+
+Kept out of track_run.py so the file run stays readable: the run hands each FrameResult to `add` (cheap)
+and calls `write` once its files are finalised (the report inlines the finished video and scores).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import errno
+import json
+from pathlib import Path
+
+import cv2
+import numpy as np
+import yaml
+
+from pipeline.config import TrackRunConfig
+from pipeline.errors import UserError
+from pipeline.outputs import RunDir
+from pipeline.plots import RunPictures
+from pipeline.processing import FrameProcessor, FrameResult, StopFlag
+from pipeline.report import ReportInputs, render_report
+from pipeline.writers import FULL_ERRNOS, disk_full_error
+
+PICTURES = ("trajectories.png", "heatmap.png")
+REPORT = "report.html"
+
+
+def _save(path: Path, data: bytes) -> Path:
+    """Write a whole file; a full disk is the run's usual one-line DiskFullError."""
+    try:
+        path.write_bytes(data)
+    except OSError as exc:
+        if exc.errno in FULL_ERRNOS:
+            raise disk_full_error(path, exc) from None
+        raise UserError(f"cannot write {path}: {exc.strerror or errno.errorcode.get(exc.errno, exc)}") from None
+    return path
+
+
+def _encode(ext: str, image: np.ndarray, params: list[int]) -> bytes:
+    ok, buf = cv2.imencode(ext, image, params)
+    if not ok:
+        raise UserError(f"cannot encode a {ext} picture of the run")
+    return buf.tobytes()
+
+
+def _config_yaml(cfg: TrackRunConfig) -> str:
+    """The run's effective configuration (YAML file + flags) as YAML; odd values (paths, arrays) as text."""
+    plain = json.loads(json.dumps(dataclasses.asdict(cfg), default=lambda v: getattr(v, "tolist", lambda: str(v))()))
+    return yaml.safe_dump(plain, sort_keys=False, allow_unicode=True)
+
+
+class RunReport:
+    """Collects the run's pictures frame by frame and the frame with the most tracks (the poster)."""
+
+    def __init__(self, frame_size: tuple[int, int]) -> None:
+        self.pictures = RunPictures(frame_size)
+        self.poster: FrameResult | None = None
+
+    def add(self, r: FrameResult) -> None:
+        self.pictures.add(r.frame.time_s, r.tracks, r.forecasts)
+        self.pictures.add_image(r.frame.index, r.frame.image)
+        if self.poster is None or len(r.tracks) > len(self.poster.tracks):
+            self.poster = r
+
+    def write(self, run_dir: RunDir, proc: FrameProcessor, source: str | Path, summary_lines: list[str],
+              video: Path | None) -> list[Path]:
+        """The two PNGs and report.html, under the folder's lock; signals wait until they are whole."""
+        if self.poster is None:
+            return []
+        pngs = {name: _encode(".png", img, [cv2.IMWRITE_PNG_COMPRESSION, 9]) for name, img in (
+            (PICTURES[0], self.pictures.trajectories()), (PICTURES[1], self.pictures.heatmap()))}
+        poster = _encode(".jpg", proc.annotate(self.poster), [cv2.IMWRITE_JPEG_QUALITY, 85])
+        with run_dir.relocked(), StopFlag().installed():
+            written = [_save(run_dir.file(name), data) for name, data in pngs.items()]
+            report = run_dir.file(REPORT)
+            inp = ReportInputs(
+                source=str(source), summary_lines=[ln for ln in summary_lines if not ln.startswith("wrote ")],
+                class_counts=self.pictures.class_counts(proc.detector.names),
+                scores_csv=run_dir.path / "forecast_scores.csv",
+                pictures={"Every track, with forecasts made at a few moments": pngs[PICTURES[0]],
+                          "Where objects went (heatmap)": pngs[PICTURES[1]]},
+                poster_jpeg=poster, video=video, config_yaml=_config_yaml(proc.cfg),
+                files=list(run_dir.files))
+            written.append(_save(report, render_report(inp).encode("utf-8")))
+        return written
+
