@@ -49,7 +49,7 @@ def _translucent(out: np.ndarray, shapes: list[np.ndarray], draw: Callable[[np.n
     cv2.addWeighted(layer, alpha, sub, 1 - alpha, 0, dst=sub)
 
 
-def _dashes(pts: np.ndarray, dash: float, gap: float) -> list[np.ndarray]:
+def dashed_segments(pts: np.ndarray, dash: float, gap: float) -> list[np.ndarray]:
     """2-point segments of a dashed line along a polyline (by arc length), as int32 arrays for cv2.polylines."""
     seg = np.linalg.norm(np.diff(pts, axis=0), axis=1)
     cum = np.concatenate([[0.0], np.cumsum(seg)])
@@ -186,7 +186,7 @@ class Annotator:
                   thick: int) -> None:
         """Dashed path (dark outline under the colour), ticks at whole seconds, a ringed dot at the end."""
         col = color_for(tid)
-        dashes = _dashes(path, dash=5.0 * thick + 3, gap=3.0 * thick + 2)
+        dashes = dashed_segments(path, dash=5.0 * thick + 3, gap=3.0 * thick + 2)
         cv2.polylines(out, dashes, False, _OUTLINE, thick + 2, cv2.LINE_AA)
         cv2.polylines(out, dashes, False, col, thick, cv2.LINE_AA)
         half = 3 * thick + 1
@@ -199,7 +199,7 @@ class Annotator:
         cv2.circle(out, end, 2 * thick, col, -1, cv2.LINE_AA)
         if self.show_forecast_boxes and fc.boxes is not None:
             x1, y1, x2, y2 = np.round(fc.boxes[i, -1]).astype(int)
-            for seg in _dashes(np.array([[x1, y1], [x2, y1], [x2, y2], [x1, y2], [x1, y1]], float), 4.0, 4.0):
+            for seg in dashed_segments(np.array([[x1, y1], [x2, y1], [x2, y2], [x1, y2], [x1, y1]], float), 4.0, 4.0):
                 cv2.polylines(out, [seg], False, col, 1, cv2.LINE_4)
 
     @staticmethod
@@ -238,7 +238,7 @@ def legend_patch(thick: int, horizon: str) -> np.ndarray:
         if k == 0:
             cv2.line(patch, a, b, col, thick + 1, cv2.LINE_AA)
         elif k == 1:
-            cv2.polylines(patch, _dashes(np.array([a, b], float), 4.0 * thick + 2, 3.0 * thick + 2), False, col, thick)
+            cv2.polylines(patch, dashed_segments(np.array([a, b], float), 4.0 * thick + 2, 3.0 * thick + 2), False, col, thick)
             cv2.line(patch, (6 + sw // 2, y - 3 * thick), (6 + sw // 2, y + 3 * thick), col, thick)
         elif k == 2:
             pts = np.array([[6, y], [6 + sw, y - row // 3], [6 + sw, y + row // 3]], np.int32)
