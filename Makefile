@@ -7,7 +7,7 @@ SOURCE ?=
 SAMPLE := samples/people_walking_768x432.mp4
 ARGS ?=
 
-.PHONY: setup test lint run train own-tracks bench-forecast bench-events bench-videos clean
+.PHONY: setup test lint run gallery train own-tracks bench-forecast bench-events bench-videos clean
 
 setup: $(STAMP)
 
@@ -33,6 +33,11 @@ lint: setup
 # without SOURCE: the shipped sample clip (samples/) with the shipped detector (weights/): works offline
 run: setup
 	YOLO_OFFLINE=1 $(VPY) run.py track --source "$(or $(SOURCE),$(SAMPLE))" $(ARGS)
+
+# the README gallery (docs/gallery/: an annotated frame, trajectories.png, heatmap.png) from the sample clip
+gallery: setup
+	YOLO_OFFLINE=1 $(VPY) run.py track --source $(SAMPLE) --out runs/gallery --overwrite --quiet
+	$(VPY) docs/make_gallery.py runs/gallery docs/gallery
 
 VIDEOS := vtest_pets2009_480x360.avi street_traffic_640x360.mp4 oxford_street_pedestrians_1080p.mp4 intel_one-by-one-person-detection.mp4 yellow_crosswalk_640x360.mp4
 DETECTOR ?= ../shared/weights/yolo11n_int8_dynamic_openvino_model
