@@ -32,6 +32,12 @@ def _track_parser(sub: argparse._SubParsersAction) -> None:
     _detector_and_predictor_options(p)
     p.add_argument("--no-video", action="store_true", help="write only the CSVs, no annotated video")
     p.add_argument("--max-frames", type=int, help="stop after this many frames")
+    p.add_argument("--project", help="parent folder of the run folder (default runs/track), as in ultralytics")
+    p.add_argument("--name", default="exp", help="run folder name under --project: NAME, NAME2, ... (default exp)")
+    p.add_argument("--exist-ok", action="store_true",
+                   help="write into --project/--name even if it exists (replacing this program's files there)")
+    p.add_argument("--save-txt", action="store_true", help="also write tracks.txt: MOTChallenge rows "
+                   "frame,id,left,top,width,height,conf,-1,-1,-1 (frame from 1)")
     p.add_argument("--show", action="store_true", help="show the annotated frames in a window (q quits)")
 
 
@@ -47,7 +53,7 @@ def _track_overrides(a: argparse.Namespace) -> dict[str, Any]:
         if not names:
             raise UserError(f"--classes lists no class names ({a.classes!r}); give e.g. person,car or all")
         det["classes"] = [] if names == ["all"] else names
-    for key in ("conf", "imgsz", "device"):
+    for key in ("conf", "iou", "imgsz", "device"):
         if getattr(a, key) is not None:
             det[key] = getattr(a, key)
     pred: dict[str, Any] = {}
@@ -62,6 +68,8 @@ def _track_overrides(a: argparse.Namespace) -> dict[str, Any]:
         out["tracker"] = {"type": a.tracker}
     if getattr(a, "no_video", False):
         out["output"] = {"video": False}
+    if getattr(a, "save_txt", False):
+        out.setdefault("output", {})["save_txt"] = True
     return out
 
 
@@ -75,8 +83,11 @@ def cmd_track(a: argparse.Namespace) -> int:
         raise UserError("--max-frames must be >= 1")
     cfg = _with_events(a, _track_config(a, _track_overrides(a)))
     inputs = _input_paths(a.source, a.config, cfg.detector.weights, cfg.predictor.weights, a.camera, a.zones)
-    out_dir = choose_run_dir(a.out, a.overwrite, inputs=inputs)
-    run_dir = RunDir(out_dir, a.overwrite, inputs)
+    if a.out and (a.project or a.name != "exp" or a.exist_ok):
+        raise UserError("--out names the run folder itself: give either --out or --project/--name/--exist-ok")
+    base = Path(a.project) if a.project else Path("runs/track")
+    out_dir = choose_run_dir(a.out, a.overwrite or a.exist_ok, base=base, inputs=inputs, name=a.name, exist_ok=a.exist_ok)
+    run_dir = RunDir(out_dir, a.overwrite or a.exist_ok, inputs)
     summary = run_track(a.source, run_dir, cfg, show=a.show, quiet=a.quiet, max_frames=a.max_frames)
     print(mask_credentials("\n".join(summary.lines())))
     if summary.ended_early:
@@ -138,6 +149,7 @@ def _detector_and_predictor_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--weights", help="detector weights: .pt, *_openvino_model/ or .onnx (default from config)")
     p.add_argument("--classes", help="comma-separated class names to keep, e.g. person,car ('all' for every class)")
     p.add_argument("--conf", type=float, help="detection confidence threshold")
+    p.add_argument("--iou", type=float, help="NMS IoU threshold of the detector, (0, 1)")
     p.add_argument("--imgsz", type=int, help="detector input size (640 for the OpenVINO exports)")
     p.add_argument("--device", help="torch device for .pt weights: cpu, cuda:0, ...")
     p.add_argument("--tracker", choices=["bytetrack", "botsort"], help="tracker implementation")

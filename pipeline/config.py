@@ -119,6 +119,7 @@ class OutputConfig:
     trail_s: float = 2.0  # seconds of past positions drawn behind each object
     show_boxes: bool = False  # also a thin dashed forecast end box (off: the end marker reads clearer)
     report: bool = True  # at the end: trajectories.png, heatmap.png and a self-contained report.html
+    save_txt: bool = False  # also tracks.txt in MOTChallenge format (--save-txt)
 
     def __post_init__(self) -> None:
         _check(self.codec == "h264" or len(self.codec) == 4, "output.codec",

@@ -23,7 +23,7 @@ MANIFEST = ".run_manifest.json"
 LOCK = ".run.lock"
 # Names a run may write: the fixed files, and live mode's numbered recordings and snapshots.
 _OUR_NAMES = re.compile(r"^(tracks\.csv|predictions\.csv|forecast_scores\.csv|events\.csv|event_scores\.csv|"
-                        r"trajectories\.png|heatmap\.png|report\.html|"
+                        r"trajectories\.png|heatmap\.png|report\.html|tracks\.txt|"
                         r"annotated(_\d+)?\.mp4|snapshot_\d+\.png)$")
 
 
@@ -57,9 +57,15 @@ def _input_at_risk(path: Path, inputs: Iterable[Path]) -> tuple[Path, Path] | No
 
 
 def choose_run_dir(out: str | None, overwrite: bool, base: Path = Path("runs/track"),
-                   inputs: Iterable[Path] = ()) -> Path:
-    """The folder a run will write into, checked up front (nothing is created yet)."""
-    path = Path(out) if out else next_run_dir(base)
+                   inputs: Iterable[Path] = (), name: str = "exp", exist_ok: bool = False) -> Path:
+    """The folder a run will write into, checked up front (nothing is created yet).
+
+    Without `out`: base/name, name2, ... the first free one, or base/name itself with `exist_ok` (ultralytics'
+    --project/--name/--exist-ok).
+    """
+    if not name or Path(name).name != name or name in (".", ".."):
+        raise UserError(f"--name {name!r} must be a plain folder name (no '/')")
+    path = Path(out) if out else (base / name if exist_ok else next_run_dir(base, name))
     if path.exists() and not path.is_dir():
         raise UserError(f"--out {path} is a file; give a folder")
     risk = _input_at_risk(path, list(inputs))

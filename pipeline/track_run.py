@@ -21,7 +21,7 @@ from pipeline.outputs import RunDir
 from pipeline.processing import FrameProcessor, FrameResult, StopFlag, check_display
 from pipeline.run_report import RunReport
 from pipeline.types import Tracks
-from pipeline.writers import EventsCsv, PredictionsCsv, TracksCsv, VideoSink, whole_frame
+from pipeline.writers import EventsCsv, MotTxt, PredictionsCsv, TracksCsv, VideoSink, whole_frame
 
 
 @dataclass
@@ -64,18 +64,20 @@ class _Outputs:
     """Draws and writes one FrameResult to every sink (runs in the writer thread when threaded_io is on)."""
 
     def __init__(self, proc: FrameProcessor, tracks_csv: TracksCsv, preds_csv: PredictionsCsv,
-                 video: VideoSink | None, events_csv: EventsCsv | None = None) -> None:
+                 video: VideoSink | None, events_csv: EventsCsv | None = None, mot: MotTxt | None = None) -> None:
         self.proc, self.tracks_csv, self.preds_csv, self.video = proc, tracks_csv, preds_csv, video
-        self.events_csv = events_csv
+        self.events_csv, self.mot = events_csv, mot
 
     def __call__(self, r: FrameResult) -> np.ndarray | None:
         """Returns the drawn frame when a video is written, so --show can reuse it.
 
         A failed write (a full disk) cuts both CSVs back to the previous frame, so they end where the video does.
         """
-        with whole_frame(self.tracks_csv, self.preds_csv, self.events_csv):
+        with whole_frame(self.tracks_csv, self.preds_csv, self.events_csv, self.mot):
             ev = r.events
             self.tracks_csv.write(r.frame.index, r.frame.time_s, r.tracks, ev.ground if ev else None)
+            if self.mot is not None:
+                self.mot.write(r.frame.index, r.tracks)
             self.preds_csv.write(r.frame.index, r.frame.time_s, r.forecasts, ev.pred_ground if ev else None)
             if self.events_csv is not None and ev is not None:
                 self.events_csv.write([e.row() for e in ev.events])
@@ -131,7 +133,8 @@ def run_track(
             size = (info.width, info.height)
             o = cfg.output
             video = stack.enter_context(VideoSink(run_dir.file("annotated.mp4"), info.fps, size, o.codec, o.crf, o.preset))
-        write = _Outputs(proc, tracks_csv, preds_csv, video, events_csv)
+        mot = stack.enter_context(MotTxt(run_dir.file("tracks.txt"))) if cfg.output.save_txt else None
+        write = _Outputs(proc, tracks_csv, preds_csv, video, events_csv, mot)
         if threaded:
             write = stack.enter_context(BackgroundWorker(write, cfg.speed.queue_frames)).submit
         bar = stack.enter_context(tqdm(total=total, unit="frame", disable=quiet, dynamic_ncols=True))
@@ -154,6 +157,7 @@ def run_track(
     summary.seconds = time.perf_counter() - t0
     summary.files = [out_dir / "annotated.mp4"] * bool(cfg.output.video) + [out_dir / "tracks.csv", out_dir / "predictions.csv"]
     summary.files.append(out_dir / "forecast_scores.csv")
+    summary.files += [out_dir / "tracks.txt"] * cfg.output.save_txt
     if proc.events is not None:
         summary.files += [out_dir / "events.csv", out_dir / "event_scores.csv"]
     summary.ended_early = not summary.interrupted and not max_frames and summary.frames < 0.9 * info.frame_count

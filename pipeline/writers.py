@@ -78,7 +78,8 @@ class _CsvSink:
             self._fh = FileIO(self.path, "w")
         except OSError as exc:
             raise UserError(f"cannot write {self.path}: {exc.strerror}") from None
-        self._rows([self.columns])
+        if self.columns:  # MOT text files have no header
+            self._rows([self.columns])
         return self
 
     def _rows(self, rows: list[list[str]]) -> None:
@@ -160,6 +161,22 @@ class PredictionsCsv(_CsvSink):
                 rows.append([str(frame), _f(time_s, 4), str(tid), str(k + 1), _f(t, 3),
                              _f(fc.centers[i, k, 0]), _f(fc.centers[i, k, 1]), *box, *std, *extra])
         self._rows(rows)
+
+
+class MotTxt(_CsvSink):
+    """`tracks.txt` (--save-txt): MOTChallenge rows `frame,id,left,top,width,height,conf,-1,-1,-1`, frames from 1.
+
+    The format tracker benchmarks read (py-motmetrics, TrackEval), so a run can be scored against ground truth.
+    """
+
+    def __init__(self, path: Path) -> None:
+        super().__init__(path, [])
+
+    def write(self, frame: int, tracks: Tracks) -> None:
+        self._rows([
+            [str(frame + 1), str(int(tid)), _f(x1), _f(y1), _f(x2 - x1), _f(y2 - y1), _f(conf, 3), "-1", "-1", "-1"]
+            for (x1, y1, x2, y2), conf, tid in zip(tracks.xyxy.tolist(), tracks.confidence.tolist(), tracks.track_id)
+        ])
 
 
 class EventsCsv(_CsvSink):
