@@ -308,6 +308,9 @@ def cmd_train(a: argparse.Namespace) -> int:
         f"(constant-velocity prior {meta['val_prior_ade_units']:.3f}/{meta['val_prior_fde_units']:.3f}); "
         f"wrote {cfg.out}"
     )
+    if "tuned_baselines" in meta:
+        print("baselines tuned on the training windows (configs/default.yaml predictor:): "
+              + ", ".join(f"{k} {v}" for k, v in meta["tuned_baselines"].items()))
     return 0
 
 

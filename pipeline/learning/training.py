@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import sys
 import time
@@ -15,6 +16,7 @@ import torch
 from torch import nn
 
 from pipeline.learning.datasets import Trajectory, concat_windows, load, make_windows
+from pipeline.learning.tuning import tune_baselines
 from pipeline.errors import UserError
 from pipeline.forecast.features import (
     FeatureSpec,
@@ -52,6 +54,7 @@ class TrainConfig:
     cv_steps: int = 1  # the constant-velocity prior the LSTM corrects: velocity over the last cv_steps steps ...
     cv_gain: float = 1.0  # ... times this factor (tune both with `run.py bench forecast`)
     box_features: bool = True  # feed box size and its rate of change to the model (False: zeros)
+    tune_prior: bool = False  # tune cv (and Kalman) on the training windows first; the prior uses the tuned cv
     epochs: int = 3
     batch_size: int = 256
     lr: float = 2e-3
@@ -234,8 +237,11 @@ def split_windows(
     return train_parts, val_parts
 
 
-def prepare(cfg: TrainConfig) -> tuple[Batchable, Batchable, dict[str, Any]]:
-    """Load the sources, split, cut windows (capped per source), augment; returns train and val tensors and counts."""
+def prepare(cfg: TrainConfig) -> tuple[Batchable, Batchable, dict[str, Any], TrainConfig]:
+    """Load the sources, split, cut windows (capped per source), tune the cv prior if asked, augment.
+
+    Returns train and val tensors, counts (and the tuned baselines), and the config with the prior it used.
+    """
     spec, rng, skipped = cfg.spec, np.random.default_rng(cfg.seed), Counter()
     train_sets = [load(s.format, s.path, s.split, skipped) for s in cfg.train]
     if cfg.val:
@@ -247,7 +253,11 @@ def prepare(cfg: TrainConfig) -> tuple[Batchable, Batchable, dict[str, Any]]:
     (tw, tf), (vw, vf) = concat_windows(train_parts, spec), concat_windows(val_parts, spec)
     counts = {"train_trajectories": sum(map(len, train_sets)), "train_windows": len(tf), "val_windows": len(vf),
               "skipped_rows": dict(skipped)}
-    return *batches(tw, tf, vw, vf, cfg, rng), counts
+    if cfg.tune_prior and len(tf):
+        tuned = tune_baselines(tw, tf, spec)
+        cfg = dataclasses.replace(cfg, cv_steps=tuned.cv_steps, cv_gain=tuned.cv_gain)
+        counts["tuned_baselines"] = tuned.predictor_settings()
+    return *batches(tw, tf, vw, vf, cfg, rng), counts, cfg
 
 
 def batches(tw: Window, tf: np.ndarray, vw: Window, vf: np.ndarray, cfg: TrainConfig,
@@ -281,11 +291,11 @@ def _run_epoch(model: TrajectoryLSTM, tr: Batchable, opt: torch.optim.Optimizer,
 def train(cfg: TrainConfig, quiet: bool = False) -> dict[str, Any]:
     """Train on the config's sources, early-stop on validation ADE, save the best model; returns its metadata."""
     t0 = time.perf_counter()
-    tr, va, counts = prepare(cfg)
-    model, meta = fit(tr, va, cfg, quiet)
+    tr, va, counts, used = prepare(cfg)
+    model, meta = fit(tr, va, used, quiet)
     meta = {"config": {**asdict(cfg), "train": [asdict(s) for s in cfg.train], "val": [asdict(s) for s in cfg.val]},
             **counts, **meta, "train_minutes": (time.perf_counter() - t0) / 60}
-    save_checkpoint(cfg.out, model, cfg.spec, meta)
+    save_checkpoint(cfg.out, model, used.spec, meta)
     return meta
 
 

@@ -1,5 +1,6 @@
 """A short real training run on real data lowers the validation error, and its checkpoint works."""
 
+import dataclasses
 from dataclasses import asdict
 
 import numpy as np
@@ -51,7 +52,10 @@ def test_each_shipped_checkpoint_was_made_by_its_config(config):
     for key, want in asdict(cfg).items():
         if key not in ("out", "device"):
             assert used.get(key, defaults[key]) == want, key
-    assert p.spec == cfg.spec
+    tuned = p.meta.get("tuned_baselines", {})
+    assert cfg.tune_prior == bool(tuned)
+    want = dataclasses.replace(cfg.spec, **{k: tuned[k] for k in ("cv_steps", "cv_gain") if k in tuned})
+    assert p.spec == want  # the prior is the cv tuned on the training windows
 
 
 def test_bad_training_configs():
