@@ -438,6 +438,7 @@ def _bench_forecast_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--only", help="comma-separated source names to score (e.g. ethucy/eth,gc)")
     p.add_argument("--epochs", type=int, help="epochs per fold (default: the config's)")
     p.add_argument("--cap", type=int, default=2000, help="training windows per source per fold (default: %(default)s)")
+    p.add_argument("--force", action="store_true", help="redo the sources already in --out (default: keep them)")
 
 
 def cmd_bench_forecast(a: argparse.Namespace) -> int:
@@ -450,7 +451,7 @@ def cmd_bench_forecast(a: argparse.Namespace) -> int:
     if a.epochs is not None:
         data["epochs"] = a.epochs
     only = tuple(s.strip() for s in (a.only or "").split(",") if s.strip())
-    cfg = BenchConfig(Path(a.data_root), ROOT, from_dict(TrainConfig, data), only=only)
+    cfg = BenchConfig(Path(a.data_root), ROOT, from_dict(TrainConfig, data), only=only, force=a.force)
     results = run(cfg, Path(a.out), lambda s: print(s, file=sys.stderr, flush=True))
     print(format_table(results))
     return 0

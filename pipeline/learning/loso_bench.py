@@ -74,6 +74,7 @@ class BenchConfig:
     eval_pred_len: int = 8  # steps scored on held-out sources (3.2 s at 0.4 s: covers 1, 2 and 3 s)
     eval_cap: int = 5000  # windows scored per held-out source (seeded random subset)
     only: tuple[str, ...] = ()  # score only these sources (all are still used for training)
+    force: bool = False  # redo sources already in the results file
 
 
 def load_sources(cfg: BenchConfig, log: Callable[[str], None]) -> dict[str, list[Trajectory]]:
@@ -191,6 +192,9 @@ def run(cfg: BenchConfig, out_json: Path, log: Callable[[str], None]) -> dict[st
     with tempfile.TemporaryDirectory() as tmp:
         for src in SOURCES:
             if not src.held_out or (cfg.only and src.name not in cfg.only) or not data[src.name]:
+                continue
+            if src.name in results and not cfg.force:
+                log(f"{src.name}: already in {out_json} (--force redoes it)")
                 continue
             results[src.name] = run_fold(src, data, cfg, Path(tmp), log)
             log(f"{src.name}: lstm/best @2 s {ratio_at(results[src.name]):.3f} "
