@@ -86,11 +86,11 @@ class PredictorConfig:
     step_s: float = 0.4  # forecast/observation step for cv and kalman (the LSTM uses its checkpoint's)
     obs_steps: int = 6  # observed steps used by cv and kalman (the LSTM uses its checkpoint's)
     # Baseline settings tuned on the training sources by `run.py bench forecast` (see benchmarks/README.md):
-    cv_steps: int = 1  # cv: velocity = displacement over the last cv_steps steps ...
-    cv_gain: float = 1.0  # ... times this factor
-    cv_std_rate: list[float] = field(default_factory=lambda: [0.25, 0.12])  # cv 1-sigma growth along/across, body heights/s
-    kalman_meas_std: float = 0.05  # kalman: measurement noise, body heights
-    kalman_accel_std: float = 0.5  # kalman: acceleration noise, body heights/s^2
+    cv_steps: int = 3  # cv: velocity = displacement over the last cv_steps steps ...
+    cv_gain: float = 0.95  # ... times this factor
+    cv_std_rate: list[float] = field(default_factory=lambda: [0.226, 0.167])  # cv 1-sigma growth along/across, body heights/s
+    kalman_meas_std: float = 0.02  # kalman: measurement noise, body heights
+    kalman_accel_std: float = 0.1  # kalman: acceleration noise, body heights/s^2
     auto_warmup: int = 30  # auto: scored windows before the best member is served
     auto_fallback: str = "kalman"  # auto: the member served until then
 

@@ -133,3 +133,14 @@ def test_own_camera_workflow_track_train_track(tmp_path):
     assert rows and all(np.isfinite(float(row["pred_cx"])) for row in rows)
     assert max(int(row["step"]) for row in rows) == p.horizon
 
+
+
+def test_pipeline_baselines_are_the_ones_tuned_with_the_shipped_model():
+    """cv and kalman in `track` use the settings tuned on the shipped model's training windows (no hand-picking)."""
+    from pipeline.config import PredictorConfig
+
+    tuned = LSTMPredictor(str(ROOT / "weights" / "traj_lstm.pt")).meta["tuned_baselines"]
+    cfg = from_dict(PredictorConfig, load_yaml(ROOT / "configs" / "default.yaml")["predictor"], "predictor.")
+    assert (cfg.cv_steps, cfg.cv_gain, cfg.kalman_meas_std, cfg.kalman_accel_std) == (
+        tuned["cv_steps"], tuned["cv_gain"], tuned["kalman_meas_std"], tuned["kalman_accel_std"])
+    np.testing.assert_allclose(cfg.cv_std_rate, tuned["cv_std_rate"], atol=5e-4)
