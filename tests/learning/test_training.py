@@ -131,7 +131,7 @@ def test_own_camera_workflow_track_train_track(tmp_path):
     with open(second / "predictions.csv", newline="") as f:
         rows = list(csv.DictReader(f))
     assert rows and all(np.isfinite(float(row["pred_cx"])) for row in rows)
-    assert max(int(row["step"]) for row in rows) == p.horizon
+    assert max(int(row["step"]) for row in rows) == round(2.0 / p.step_s)  # the default 2 s horizon on its grid
 
 
 
