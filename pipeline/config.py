@@ -92,7 +92,7 @@ class PredictorConfig:
     kalman_meas_std: float = 0.02  # kalman: measurement noise, body heights
     kalman_accel_std: float = 0.1  # kalman: acceleration noise, body heights/s^2
     auto_warmup: int = 30  # auto: scored windows before the best member is served
-    auto_fallback: str = "lstm"  # auto: the member served until then (not worse than tuned cv/kalman on most unseen sources)
+    auto_fallback: str = "kalman"  # auto: the member served until then (the safe choice: lstm loses badly on some cameras)
 
     def __post_init__(self) -> None:
         _check(self.kind in ("auto", "lstm", "cv", "kalman"), "predictor.kind",

@@ -48,7 +48,7 @@ def test_unscored_members_are_never_chosen():
 def test_auto_is_the_default_and_its_settings_are_checked():
     from pipeline.config import PredictorConfig, TrackRunConfig, from_dict
 
-    assert PredictorConfig().kind == "auto" and PredictorConfig().auto_fallback == "lstm"
+    assert PredictorConfig().kind == "auto" and PredictorConfig().auto_fallback == "kalman"
     for bad, key in (({"auto_fallback": "auto"}, "predictor.auto_fallback"), ({"auto_warmup": -1}, "predictor.auto_warmup")):
         with pytest.raises(UserError, match=key):
             from_dict(TrackRunConfig, {"predictor": bad})
