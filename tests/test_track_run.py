@@ -46,7 +46,6 @@ def vtest_run(tmp_path_factory):
     return out, proc
 
 
-@pytest.mark.skipif(not LSTM_CKPT.exists(), reason="shipped pixel checkpoint missing")
 def test_vtest_yields_long_tracks_and_a_playable_video(vtest_run):
     out, proc = vtest_run
     assert "processed 795 frames" in proc.stdout
@@ -62,7 +61,6 @@ def test_vtest_yields_long_tracks_and_a_playable_video(vtest_run):
     assert (n, size) == (n_in, size_in) and fps == pytest.approx(fps_in)
 
 
-@pytest.mark.skipif(not LSTM_CKPT.exists(), reason="shipped pixel checkpoint missing")
 def test_every_track_with_enough_history_is_forecast(vtest_run):
     """A (frame, track) has enough history once the track has been followed for obs_len-1 model steps."""
     from pipeline.forecast.predictors import LSTMPredictor

@@ -15,7 +15,7 @@ from pipeline.forecast.auto import AutoSelector, AutoSettings, SelfScoringForeca
 from pipeline.forecast.features import Window
 from pipeline.forecast.history import TrackHistory
 from pipeline.types import Forecasts, Tracks
-from tests.conftest import DETECTOR, LSTM_CKPT, VTEST, run_cli
+from tests.conftest import DETECTOR, VTEST, run_cli
 
 NAMES = ["lstm", "cv", "kalman"]
 
@@ -131,17 +131,7 @@ def test_members_run_on_their_own_grids_and_the_best_is_served_after_the_warm_up
 # --- a real run ---------------------------------------------------------------------------------------------
 
 
-@pytest.fixture(scope="module")
-def lstm_usable():
-    from pipeline.forecast.predictors import LSTMPredictor
-
-    try:
-        LSTMPredictor(str(LSTM_CKPT), 2.0)
-    except UserError as exc:
-        pytest.skip(f"shipped LSTM checkpoint not usable by this code: {exc}")
-
-
-def test_auto_run_scores_every_member_on_the_same_windows_and_names_the_served_one(tmp_path, lstm_usable):
+def test_auto_run_scores_every_member_on_the_same_windows_and_names_the_served_one(tmp_path):
     out = tmp_path / "auto"
     proc = run_cli("track", "--source", str(VTEST), "--weights", str(DETECTOR), "--out", str(out), "--max-frames",
                    "150", "--no-video", "--quiet", "--predictor", "auto")

@@ -115,7 +115,6 @@ def test_residual_is_bounded_around_the_prior():
     assert torch.all(sigma > 0)
 
 
-@pytest.mark.skipif(not LSTM_CKPT.exists(), reason="shipped pixel checkpoint missing")
 def test_shipped_pixel_checkpoint_predicts_batched():
     p = LSTMPredictor(str(LSTM_CKPT), horizon_s=2.0)
     assert p.model.lstm.input_size == 512 and p.model.lstm.hidden_size == 128 and p.model.lstm.num_layers == 2

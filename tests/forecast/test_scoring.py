@@ -88,7 +88,7 @@ def test_exact_forecast_scores_zero_and_an_offset_scores_it_in_body_heights():
 
 
 def test_constant_velocity_track_scored_for_cv_gives_zero_error():
-    cfg = PredictorConfig(kind="cv", horizon_s=2.0)
+    cfg = PredictorConfig(kind="cv", horizon_s=2.0, cv_gain=1.0)  # plain cv: exact on a straight line
     forecaster = SelfScoringForecaster({"cv": build_predictor(cfg)}, None)
     history = TrackHistory(HistoryConfig(), FPS)
     for k in range(120):
