@@ -107,10 +107,6 @@ class Canonical:
         """(N, T, 2) source positions -> canonical positions in units."""
         return np.einsum("nij,ntj->nti", self.rot, (xy - self.origin[:, None]) / self.scale[:, None, None])
 
-    def vectors_to_canonical(self, v: np.ndarray) -> np.ndarray:
-        """(N, T, 2) source-frame vectors (velocities) -> canonical units."""
-        return np.einsum("nij,ntj->nti", self.rot, v / self.scale[:, None, None])
-
     def to_source(self, xy_c: np.ndarray) -> np.ndarray:
         """(N, H, 2) canonical positions in units -> source positions."""
         back = np.einsum("nji,ntj->nti", self.rot, xy_c) * self.scale[:, None, None]
