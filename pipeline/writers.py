@@ -22,7 +22,7 @@ TRACK_COLUMNS = [
     "frame", "time_s", "track_id", "class_name", "confidence", "x1", "y1", "x2", "y2", "cx", "cy",
 ]
 PREDICTION_COLUMNS = [
-    "frame", "time_s", "track_id", "step", "t_future_s", "pred_cx", "pred_cy",
+    "frame", "time_s", "track_id", "step", "t_future_s", "t_target_s", "pred_cx", "pred_cy",
     "pred_x1", "pred_y1", "pred_x2", "pred_y2", "std_x", "std_y",
 ]
 TRACK_GROUND_COLUMNS = ["x_m", "y_m", "speed_mps"]  # appended with --camera: foot point on the ground, speed
@@ -158,7 +158,7 @@ class PredictionsCsv(_CsvSink):
                 box = [_f(v) for v in fc.boxes[i, k]] if fc.boxes is not None else ["", "", "", ""]
                 std = [_f(v) for v in fc.std[i, k]] if fc.std is not None else ["", ""]
                 extra = [] if ground is None else [_opt(v, 3) for v in ground[i, k]]
-                rows.append([str(frame), _f(time_s, 4), str(tid), str(k + 1), _f(t, 3),
+                rows.append([str(frame), _f(time_s, 4), str(tid), str(k + 1), _f(t, 3), _f(time_s + t, 4),
                              _f(fc.centers[i, k, 0]), _f(fc.centers[i, k, 1]), *box, *std, *extra])
         self._rows(rows)
 

@@ -88,6 +88,8 @@ def test_every_track_with_enough_history_is_forecast(vtest_run):
     assert all(s == list(range(1, lstm.horizon + 1)) for s in steps.values())
     last_t = {float(r["t_future_s"]) for r in preds if r["step"] == str(lstm.horizon)}
     assert len(last_t) == 1 and abs(last_t.pop() - 2.0) < 1e-6
+    # t_target_s is the forecast point's time on the video clock, so it joins tracks.csv's time_s directly
+    assert all(abs(float(r["t_target_s"]) - float(r["time_s"]) - float(r["t_future_s"])) < 1e-3 for r in preds)
 
 
 def _faulted(out: Path, *args: str, fsize: int | None = None, source: Path = VTEST,
