@@ -159,11 +159,13 @@ class YoloDetector:
         if not classes:
             return None
         by_name = {v: k for k, v in self.names.items()}
-        unknown = [c for c in classes if c not in by_name]
+        by_name.update({str(k): k for k in self.names})  # COCO indexes too, as ultralytics users type them (0 = person)
+        unknown = [c for c in classes if c.strip() not in by_name]
         if unknown:
-            sample = ", ".join(list(by_name)[:12])
-            raise UserError(f"unknown class name(s) {', '.join(unknown)}; this model knows e.g.: {sample}, ...")
-        return sorted(by_name[c] for c in classes)
+            sample = ", ".join(list(self.names.values())[:12])
+            raise UserError(f"unknown class name(s) {', '.join(unknown)}; this model knows e.g.: {sample}, ... "
+                            f"(or their indexes 0..{max(self.names)})")
+        return sorted({by_name[c.strip()] for c in classes})
 
     def detect(self, image: np.ndarray) -> Detections:
         """Detect objects in one BGR image."""

@@ -268,3 +268,15 @@ def test_truncated_video_says_why_in_the_summary(tmp_path, capsys):
                          str(DETECTOR), "--predictor", "cv", "--quiet", "--no-video")
     assert code == 3
     assert "stopped early: the video stopped decoding after" in out
+
+
+def test_classes_by_coco_name_or_index():
+    """As ultralytics users type them: `--classes person,2` keeps persons and cars; an unknown index is refused."""
+    from pipeline.config import DetectorConfig
+    from pipeline.detector import YoloDetector
+    from pipeline.errors import UserError
+
+    det = YoloDetector(DetectorConfig(weights=str(DETECTOR), classes=["person", "2", " 0"]))
+    assert det.class_ids == [0, 2]
+    with pytest.raises(UserError, match="unknown class name.*80.*indexes 0..79"):
+        YoloDetector(DetectorConfig(weights=str(DETECTOR), classes=["80"]))
