@@ -14,7 +14,6 @@ from pipeline.forecast.predictors import ConstantVelocityPredictor, KalmanPredic
 from pipeline.learning.datasets import Trajectory, make_windows
 
 HORIZONS_S = (1.0, 2.0, 3.0)
-GAUSS_2D_INSIDE = {1: 1 - np.exp(-0.5), 2: 1 - np.exp(-2.0)}  # share of a 2-D Gaussian within 1 and 2 sigma
 
 
 @dataclass(frozen=True)

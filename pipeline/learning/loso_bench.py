@@ -18,11 +18,12 @@ from typing import Any
 
 import numpy as np
 
-from pipeline.forecast.features import FeatureSpec
+from pipeline.config import PredictorConfig
+from pipeline.forecast.features import FeatureSpec, window_scale
 from pipeline.forecast.model import save_checkpoint
-from pipeline.forecast.predictors import ConstantVelocityPredictor, KalmanPredictor, LSTMPredictor, Predictor
+from pipeline.forecast.predictors import LSTMPredictor, Predictor
 from pipeline.learning.datasets import Trajectory, concat_windows, load
-from pipeline.learning.evaluation import ETHUCY, evaluate, score_windows
+from pipeline.learning.evaluation import ETHUCY, evaluate, metrics, predict_batched, tuned_baselines
 from pipeline.learning.training import TrainConfig, batches, fit, source_windows, split_windows
 from pipeline.learning.tuning import TunedBaselines, tune_baselines
 
@@ -94,12 +95,8 @@ def load_sources(cfg: BenchConfig, log: Callable[[str], None]) -> dict[str, list
 
 
 def _baselines(tuned: TunedBaselines, spec: FeatureSpec, has_box: bool) -> dict[str, Predictor]:
-    s, t, h = spec.step_s, spec.obs_len, spec.pred_len
-    return {
-        "cv": ConstantVelocityPredictor(s, t, h, tuned.cv_steps, tuned.cv_gain, extrapolate_size=has_box,
-                                        std_rate=tuned.cv_std_rate),
-        "kalman": KalmanPredictor(s, t, h, meas_std=tuned.kalman_meas_std, accel_std=tuned.kalman_accel_std),
-    }
+    """cv and Kalman with this fold's tuned settings, built as `eval` builds them."""
+    return tuned_baselines(spec, PredictorConfig(**tuned.predictor_settings()), has_box)
 
 
 def run_fold(held: Source, data: dict[str, list[Trajectory]], cfg: BenchConfig, tmp: Path,
@@ -154,11 +151,18 @@ def _scored(trajs: list[Trajectory], lstm: LSTMPredictor, tuned: TunedBaselines,
     win, fut = source_windows(trajs, spec, 1, cfg.eval_cap, rng)
     lstm.horizon = spec.pred_len
     methods = {"lstm": lstm, **_baselines(tuned, spec, bool(win.has_box.any()))}
-    out: dict[str, Any] = {"windows": len(fut), "body_heights": score_windows(win, fut, spec, methods, True)}
+    preds = {m: predict_batched(p, win) for m, p in methods.items()}  # once; the subsets below reuse them
+    scale = window_scale(win, spec)
+
+    def scores(keep: np.ndarray) -> dict[str, dict[str, float]]:
+        return {m: metrics(xy[keep], fut[keep], spec.step_s, None if sd is None else sd[keep], scale[keep])
+                for m, (xy, sd) in preds.items()}
+
+    out: dict[str, Any] = {"windows": len(fut), "body_heights": scores(np.ones(len(fut), bool))}
     warm = np.random.default_rng(0).random(len(fut)) < 0.25
-    rest = score_windows(win.take(~warm), fut[~warm], spec, methods, True)
+    rest, first = scores(~warm), scores(warm)
     key = "ade_2s" if "ade_2s" in rest["cv"] else "ade"
-    pick = min(methods, key=lambda m: score_windows(win.take(warm), fut[warm], spec, {m: methods[m]}, True)[m][key])
+    pick = min(methods, key=lambda m: first[m][key])
     out["served"] = {**rest, "auto": {**rest[pick], "picked": pick}, "windows": int((~warm).sum())}
     return out
 
