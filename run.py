@@ -379,7 +379,7 @@ def cmd_eval(a: argparse.Namespace) -> int:
     lstm = LSTMPredictor(resolve_checkpoint(a.weights or DEFAULT_LSTM)) if "lstm" in methods else None
     proto = ETHUCY if a.format == "ethucy" else Protocol(lstm.spec if lstm else FeatureSpec())
     spec = dataclasses.replace(proto.spec, obs_len=a.obs or proto.spec.obs_len, pred_len=a.pred or proto.spec.pred_len,
-                               cv_steps=1, cv_gain=1.0)
+                               cv_steps=1, cv_gain=1.0)  # a window grid only: --obs may be shorter than a prior
     skipped: Counter[str] = Counter()
     trajs = load(a.format, a.data, a.split, skipped)
     if skipped:
