@@ -43,7 +43,7 @@ def _track_parser(sub: argparse._SubParsersAction) -> None:
 
 def _track_overrides(a: argparse.Namespace) -> dict[str, Any]:
     """CLI flags as a config dict (only the flags given)."""
-    from pipeline.errors import UserError
+    from pipeline.core.errors import UserError
 
     det: dict[str, Any] = {}
     if a.weights:
@@ -75,9 +75,9 @@ def _track_overrides(a: argparse.Namespace) -> dict[str, Any]:
 
 def cmd_track(a: argparse.Namespace) -> int:
     from pipeline.core.redact import mask_credentials
-    from pipeline.errors import UserError
-    from pipeline.outputs import RunDir, choose_run_dir
-    from pipeline.track_run import partial_input_error, run_track
+    from pipeline.core.errors import UserError
+    from pipeline.io.run_dirs import RunDir, choose_run_dir
+    from pipeline.apps.track_run import partial_input_error, run_track
 
     if a.max_frames is not None and a.max_frames < 1:
         raise UserError("--max-frames must be >= 1")
@@ -97,7 +97,7 @@ def cmd_track(a: argparse.Namespace) -> int:
 
 def _track_config(a: argparse.Namespace, overrides: dict[str, Any]) -> Any:
     """The YAML file must be valid on its own (a flag must not hide `detector: 3`), then flags override it."""
-    from pipeline.config import TrackRunConfig, from_dict, load_yaml, merge
+    from pipeline.core.config import TrackRunConfig, from_dict, load_yaml, merge
 
     data = load_yaml(a.config)
     from_dict(TrackRunConfig, data)
@@ -106,8 +106,8 @@ def _track_config(a: argparse.Namespace, overrides: dict[str, Any]) -> Any:
 
 def _side_file(path: str, cls: type, flag: str) -> Any:
     """A --camera / --zones YAML file as its config dataclass; any problem is one line naming the file."""
-    from pipeline.config import from_dict, load_yaml
-    from pipeline.errors import UserError
+    from pipeline.core.config import from_dict, load_yaml
+    from pipeline.core.errors import UserError
 
     try:
         return from_dict(cls, load_yaml(path))
@@ -120,7 +120,7 @@ def _with_events(a: argparse.Namespace, cfg: Any) -> Any:
     """The run config with the camera calibration and zones/lines of --camera and --zones (YAML read here)."""
     import dataclasses
 
-    from pipeline.config import CameraConfig, ZonesFileConfig
+    from pipeline.core.config import CameraConfig, ZonesFileConfig
 
     ev = cfg.events
     if a.camera:
@@ -135,7 +135,7 @@ def _input_paths(*paths: str) -> list[Path]:
     """Files a run reads: outputs must never replace them, and a FIFO or socket among them would hang the run."""
     import stat
 
-    from pipeline.errors import UserError
+    from pipeline.core.errors import UserError
 
     found = [Path(p).expanduser() for p in paths if p]
     for p in found:
@@ -183,11 +183,11 @@ def _live_parser(sub: argparse._SubParsersAction) -> None:
 
 
 def cmd_live(a: argparse.Namespace) -> int:
-    from pipeline.capture import parse_source
+    from pipeline.io.capture import parse_source
     from pipeline.core.redact import mask_credentials
-    from pipeline.errors import StreamLostError, UserError
-    from pipeline.live_run import LiveOptions, LiveSession
-    from pipeline.outputs import RunDir, choose_run_dir
+    from pipeline.core.errors import StreamLostError, UserError
+    from pipeline.apps.live_run import LiveOptions, LiveSession
+    from pipeline.io.run_dirs import RunDir, choose_run_dir
 
     if not a.max_seconds >= 0:  # also refuses nan
         raise UserError(f"--max-seconds must be a number >= 0, got {a.max_seconds}")
@@ -219,7 +219,7 @@ def _calibrate_parser(sub: argparse._SubParsersAction) -> None:
 def cmd_calibrate(a: argparse.Namespace) -> int:
     import numpy as np
 
-    from pipeline.config import CameraConfig
+    from pipeline.core.config import CameraConfig
     from pipeline.events.calibration import camera_from_config
 
     _input_paths(a.camera)
@@ -249,9 +249,9 @@ def _bench_parser(sub: argparse._SubParsersAction) -> None:
 
 
 def cmd_bench(a: argparse.Namespace) -> int:
-    from pipeline.bench import format_rows, run_bench, soak
-    from pipeline.config import TrackRunConfig, from_dict, load_yaml, merge
-    from pipeline.errors import UserError
+    from pipeline.apps.bench import format_rows, run_bench, soak
+    from pipeline.core.config import TrackRunConfig, from_dict, load_yaml, merge
+    from pipeline.core.errors import UserError
 
     if a.frames < 10 or a.repeats < 1:
         raise UserError("--frames must be >= 10 and --repeats >= 1")
@@ -285,8 +285,8 @@ def _train_parser(sub: argparse._SubParsersAction) -> None:
 
 
 def cmd_train(a: argparse.Namespace) -> int:
-    from pipeline.config import from_dict, load_yaml
-    from pipeline.errors import UserError
+    from pipeline.core.config import from_dict, load_yaml
+    from pipeline.core.errors import UserError
     from pipeline.learning.training import TrainConfig, train
 
     data = load_yaml(a.config)
@@ -345,7 +345,7 @@ def _check_eval_numbers(a: argparse.Namespace) -> None:
     """Numbers on eval's command line, checked before any data is read."""
     import math
 
-    from pipeline.errors import UserError
+    from pipeline.core.errors import UserError
 
     if a.holdout is not None and not (math.isfinite(a.holdout) and 0 < a.holdout < 1):
         raise UserError(f"--holdout must be a fraction in (0, 1), got {a.holdout}")
@@ -362,8 +362,8 @@ def cmd_eval(a: argparse.Namespace) -> int:
     import json
     from collections import Counter
 
-    from pipeline.config import PredictorConfig, from_dict, load_yaml
-    from pipeline.errors import UserError
+    from pipeline.core.config import PredictorConfig, from_dict, load_yaml
+    from pipeline.core.errors import UserError
     from pipeline.forecast.features import FeatureSpec
     from pipeline.forecast.predictors import LSTMPredictor, resolve_checkpoint
     from pipeline.learning.datasets import load
@@ -442,7 +442,7 @@ def _bench_forecast_parser(sub: argparse._SubParsersAction) -> None:
 
 
 def cmd_bench_forecast(a: argparse.Namespace) -> int:
-    from pipeline.config import from_dict, load_yaml
+    from pipeline.core.config import from_dict, load_yaml
     from pipeline.learning.loso_bench import BenchConfig, format_table, run
     from pipeline.learning.training import TrainConfig
 
@@ -471,7 +471,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from pipeline.errors import UserError
+    from pipeline.core.errors import UserError
 
     sys.excepthook = _masked_excepthook
     args = build_parser().parse_args(argv)

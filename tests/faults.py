@@ -13,8 +13,12 @@ import signal
 import sys
 from collections.abc import Callable
 
-from pipeline import io_threads, processing, writers
-from pipeline.types import Detections, Frame
+from pipeline.io import io_threads
+
+from pipeline.apps import processing
+
+from pipeline.io import writers
+from pipeline.core.types import Detections, Frame
 
 
 def _signal_first(close: Callable[..., None]) -> Callable[..., None]:

@@ -252,8 +252,8 @@ class _FullDiskFile(io.FileIO):
 
 # Cases that need a fault injected in-process: name -> installs it (undone by monkeypatch after the case).
 FAULTS = {
-    "track-disk-full-csv": lambda mp: mp.setattr("pipeline.writers.FileIO", _FullDiskFile),
-    "track-disk-full-video": lambda mp: mp.setattr("pipeline.writers.room_left", lambda path: 100_000),
+    "track-disk-full-csv": lambda mp: mp.setattr("pipeline.io.writers.FileIO", _FullDiskFile),
+    "track-disk-full-video": lambda mp: mp.setattr("pipeline.io.writers.room_left", lambda path: 100_000),
 }
 
 
@@ -285,7 +285,7 @@ def _snapshot(d: Path) -> dict[str, str]:
 def test_bad_input(name: str, inputs: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch,
                    tmp_path: Path) -> None:
     import run
-    from pipeline.outputs import RunDir
+    from pipeline.io.run_dirs import RunDir
 
     monkeypatch.chdir(tmp_path)  # default run folders (runs/...) land here, not in the checkout
     monkeypatch.delenv("DISPLAY", raising=False)

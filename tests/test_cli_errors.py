@@ -147,7 +147,7 @@ def test_overwrite_clears_only_files_this_program_wrote(tmp_path, capsys):
 def test_second_run_into_a_locked_folder_names_the_holder(tmp_path, capsys):
     import os
 
-    from pipeline.outputs import RunDir
+    from pipeline.io.run_dirs import RunDir
 
     out = tmp_path / "run"
     with RunDir(out):  # another run holds the folder
@@ -230,9 +230,9 @@ class _EvalPayload(_Payload):
 def test_crafted_detector_checkpoint_never_runs_code(tmp_path, payload):
     import torch
 
-    from pipeline.config import DetectorConfig
-    from pipeline.detector import YoloDetector
-    from pipeline.errors import UserError
+    from pipeline.core.config import DetectorConfig
+    from pipeline.perception.detector import YoloDetector
+    from pipeline.core.errors import UserError
 
     marker = tmp_path / "pwned"
     evil = tmp_path / "evil.pt"
@@ -246,8 +246,8 @@ def test_real_detector_checkpoint_still_loads(tmp_path):
     """A genuine ultralytics .pt (built from the bundled yolo11n.yaml, no download) passes the check and loads."""
     from ultralytics import YOLO
 
-    from pipeline.config import DetectorConfig
-    from pipeline.detector import YoloDetector
+    from pipeline.core.config import DetectorConfig
+    from pipeline.perception.detector import YoloDetector
 
     pt = tmp_path / "y.pt"
     YOLO("yolo11n.yaml").save(pt)
@@ -272,9 +272,9 @@ def test_truncated_video_says_why_in_the_summary(tmp_path, capsys):
 
 def test_classes_by_coco_name_or_index():
     """As ultralytics users type them: `--classes person,2` keeps persons and cars; an unknown index is refused."""
-    from pipeline.config import DetectorConfig
-    from pipeline.detector import YoloDetector
-    from pipeline.errors import UserError
+    from pipeline.core.config import DetectorConfig
+    from pipeline.perception.detector import YoloDetector
+    from pipeline.core.errors import UserError
 
     det = YoloDetector(DetectorConfig(weights=str(DETECTOR), classes=["person", "2", " 0"]))
     assert det.class_ids == [0, 2]

@@ -6,8 +6,8 @@ import csv
 
 import pytest
 
-from pipeline.errors import UserError
-from pipeline.outputs import choose_run_dir
+from pipeline.core.errors import UserError
+from pipeline.io.run_dirs import choose_run_dir
 from tests.conftest import ROOT, run_cli
 
 SAMPLE = ROOT / "samples" / "people_walking_768x432.mp4"

@@ -14,8 +14,8 @@ from itertools import combinations
 import cv2
 import numpy as np
 
-from pipeline.config import CameraConfig
-from pipeline.errors import UserError
+from pipeline.core.config import CameraConfig
+from pipeline.core.errors import UserError
 
 _COLLINEAR = 1e-3  # triangle area / spread^2 below this: three points on one line
 

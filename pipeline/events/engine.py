@@ -13,13 +13,13 @@ from pathlib import Path
 
 import numpy as np
 
-from pipeline.config import EventsConfig
+from pipeline.core.config import EventsConfig
 from pipeline.events.calibration import Camera, CalibrationReport, GroundMotion, camera_from_config
 from pipeline.events.conflicts import ConflictMonitor
 from pipeline.events.scoring import AlertScorer, key_of
 from pipeline.events.types import PREDICTED, Event, EventFrame, Overlay
 from pipeline.events.zones import ZoneMonitor, build_geometry, to_pixels
-from pipeline.types import Forecasts, Tracks
+from pipeline.core.types import Forecasts, Tracks
 
 DENSE_STEP_S = 0.1  # forecasts are tested on this time grid (crossings between forecast steps count too)
 

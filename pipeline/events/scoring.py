@@ -14,7 +14,7 @@ from collections import deque
 from dataclasses import dataclass
 from pathlib import Path
 
-from pipeline.errors import UserError
+from pipeline.core.errors import UserError
 from pipeline.events.types import REAL_OF, Event
 
 SCORE_COLUMNS = ["event", "name", "alerts", "hits", "precision", "real_events", "forecastable", "detected", "recall",

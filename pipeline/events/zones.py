@@ -13,8 +13,8 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-from pipeline.config import EventsConfig
-from pipeline.errors import UserError
+from pipeline.core.config import EventsConfig
+from pipeline.core.errors import UserError
 from pipeline.events.calibration import Camera
 from pipeline.events.types import Alert, Event
 

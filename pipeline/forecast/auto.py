@@ -15,11 +15,11 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 
-from pipeline.config import PredictorConfig
+from pipeline.core.config import PredictorConfig
 from pipeline.forecast.features import Window
 from pipeline.forecast.predictors import Predictor, build_predictor, forecast
 from pipeline.forecast.scoring import ForecastScorer, HorizonScore, TrackScale, score_horizons, selection_horizon
-from pipeline.types import Forecasts, Tracks
+from pipeline.core.types import Forecasts, Tracks
 
 MEMBERS = ("lstm", "cv", "kalman")
 SERVED = "auto"  # the scores of the forecasts auto actually served (its members' picks over time)

@@ -7,9 +7,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from pipeline.config import HistoryConfig
+from pipeline.core.config import HistoryConfig
 from pipeline.forecast.features import Window
-from pipeline.types import Tracks
+from pipeline.core.types import Tracks
 
 
 @dataclass

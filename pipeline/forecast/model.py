@@ -9,7 +9,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from pipeline.errors import UserError
+from pipeline.core.errors import UserError
 from pipeline.forecast.features import FEATURE_DIM, FeatureSpec
 
 CHECKPOINT_FORMAT = "traj-lstm/2"

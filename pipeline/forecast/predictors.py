@@ -12,8 +12,8 @@ from typing import Protocol
 import numpy as np
 import torch
 
-from pipeline.config import PredictorConfig
-from pipeline.errors import UserError
+from pipeline.core.config import PredictorConfig
+from pipeline.core.errors import UserError
 from pipeline.forecast.features import (
     FeatureSpec,
     Window,
@@ -25,7 +25,7 @@ from pipeline.forecast.features import (
     window_scale,
 )
 from pipeline.forecast.model import load_checkpoint
-from pipeline.types import Forecasts
+from pipeline.core.types import Forecasts
 
 
 class Predictor(Protocol):

@@ -19,8 +19,8 @@ from pathlib import Path
 
 import numpy as np
 
-from pipeline.errors import UserError
-from pipeline.types import Forecasts, Tracks
+from pipeline.core.errors import UserError
+from pipeline.core.types import Forecasts, Tracks
 
 HORIZONS_S = (1.0, 2.0, 3.0)
 SELECT_HORIZON_S = 2.0

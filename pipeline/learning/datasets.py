@@ -17,7 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
-from pipeline.errors import UserError
+from pipeline.core.errors import UserError
 from pipeline.forecast.features import FeatureSpec, Window
 from pipeline.forecast.history import resample
 from pipeline.learning.loaders import LOADERS, load_source

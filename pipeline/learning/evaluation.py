@@ -7,8 +7,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from pipeline.config import PredictorConfig
-from pipeline.errors import UserError
+from pipeline.core.config import PredictorConfig
+from pipeline.core.errors import UserError
 from pipeline.forecast.features import FeatureSpec, Window, window_scale
 from pipeline.forecast.predictors import ConstantVelocityPredictor, KalmanPredictor, Predictor
 from pipeline.learning.datasets import Trajectory, make_windows

@@ -18,7 +18,7 @@ from typing import Any
 
 import numpy as np
 
-from pipeline.config import PredictorConfig
+from pipeline.core.config import PredictorConfig
 from pipeline.forecast.features import FeatureSpec, window_scale
 from pipeline.forecast.model import save_checkpoint
 from pipeline.forecast.predictors import LSTMPredictor, Predictor

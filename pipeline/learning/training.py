@@ -17,7 +17,7 @@ from torch import nn
 
 from pipeline.learning.datasets import Trajectory, concat_windows, load, make_windows
 from pipeline.learning.tuning import tune_baselines
-from pipeline.errors import UserError
+from pipeline.core.errors import UserError
 from pipeline.forecast.features import (
     FeatureSpec,
     Window,

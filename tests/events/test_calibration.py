@@ -12,8 +12,8 @@ import pytest
 import yaml
 
 import run
-from pipeline.config import CameraConfig
-from pipeline.errors import UserError
+from pipeline.core.config import CameraConfig
+from pipeline.core.errors import UserError
 from pipeline.events.calibration import GroundMotion, camera_from_config, fit_homography
 from pipeline.learning.loaders import dut as dut_loader
 from pipeline.learning.loaders import gc as gc_loader

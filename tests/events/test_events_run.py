@@ -14,10 +14,10 @@ import yaml
 
 from pipeline.events.scoring import SCORE_COLUMNS
 from pipeline.events.types import EVENT_COLUMNS
-from pipeline.outputs import read_manifest
-from pipeline.writers import PREDICTION_COLUMNS, PREDICTION_GROUND_COLUMNS, TRACK_COLUMNS, TRACK_GROUND_COLUMNS
+from pipeline.io.run_dirs import read_manifest
+from pipeline.io.writers import PREDICTION_COLUMNS, PREDICTION_GROUND_COLUMNS, TRACK_COLUMNS, TRACK_GROUND_COLUMNS
 from tests.conftest import DETECTOR, ROOT, VIDEOS, run_cli
-from tests.test_live import _live, stream  # noqa: F401 (the fixture)
+from tests.apps.test_live import _live, stream  # noqa: F401 (the fixture)
 
 CROSSWALK = VIDEOS / "yellow_crosswalk_640x360.mp4"
 ZONES = ROOT / "configs" / "zones_yellow_crosswalk.yaml"

@@ -9,12 +9,12 @@ import re
 import numpy as np
 import pytest
 
-from pipeline.config import HistoryConfig
-from pipeline.errors import UserError
+from pipeline.core.config import HistoryConfig
+from pipeline.core.errors import UserError
 from pipeline.forecast.auto import AutoSelector, AutoSettings, SelfScoringForecaster, serve
 from pipeline.forecast.features import Window
 from pipeline.forecast.history import TrackHistory
-from pipeline.types import Forecasts, Tracks
+from pipeline.core.types import Forecasts, Tracks
 from tests.conftest import DETECTOR, VTEST, run_cli
 
 NAMES = ["lstm", "cv", "kalman"]
@@ -46,7 +46,7 @@ def test_unscored_members_are_never_chosen():
 
 
 def test_auto_is_the_default_and_its_settings_are_checked():
-    from pipeline.config import PredictorConfig, TrackRunConfig, from_dict
+    from pipeline.core.config import PredictorConfig, TrackRunConfig, from_dict
 
     assert PredictorConfig().kind == "auto" and PredictorConfig().auto_fallback == "kalman"
     for bad, key in (({"auto_fallback": "auto"}, "predictor.auto_fallback"), ({"auto_warmup": -1}, "predictor.auto_warmup")):

@@ -1,8 +1,8 @@
 import numpy as np
 
-from pipeline.config import HistoryConfig
+from pipeline.core.config import HistoryConfig
 from pipeline.forecast.history import TrackHistory
-from pipeline.types import Tracks
+from pipeline.core.types import Tracks
 
 
 def _tracks(ids, x):

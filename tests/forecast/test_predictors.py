@@ -2,8 +2,8 @@ import numpy as np
 import pytest
 import torch
 
-from pipeline.config import PredictorConfig
-from pipeline.errors import UserError
+from pipeline.core.config import PredictorConfig
+from pipeline.core.errors import UserError
 from pipeline.forecast.features import FeatureSpec, Window
 from pipeline.forecast.model import ModelConfig, TrajectoryLSTM, load_checkpoint, save_checkpoint
 from pipeline.forecast.predictors import ConstantVelocityPredictor, KalmanPredictor, LSTMPredictor, build_predictor, forecast

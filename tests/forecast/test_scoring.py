@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from pipeline.config import HistoryConfig, PredictorConfig
+from pipeline.core.config import HistoryConfig, PredictorConfig
 from pipeline.forecast.auto import SelfScoringForecaster
 from pipeline.forecast.history import TrackHistory
 from pipeline.forecast.predictors import build_predictor
@@ -23,7 +23,7 @@ from pipeline.forecast.scoring import (
     score_horizons,
     selection_horizon,
 )
-from pipeline.types import Forecasts, Tracks
+from pipeline.core.types import Forecasts, Tracks
 from tests.conftest import DETECTOR, VTEST, run_cli
 
 FPS = 10.0

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from pipeline.learning.datasets import load, load_ethucy, load_jaad, load_mot, load_tracks_csv, make_windows
-from pipeline.errors import UserError
+from pipeline.core.errors import UserError
 from pipeline.forecast.predictors import ConstantVelocityPredictor
 from pipeline.learning.evaluation import ETHUCY, evaluate
 from tests.conftest import DATA

@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from pipeline.errors import UserError
+from pipeline.core.errors import UserError
 from pipeline.forecast.features import FeatureSpec
 from pipeline.learning.datasets import Trajectory, load, make_windows
 from tests.conftest import DATA

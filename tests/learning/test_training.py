@@ -6,8 +6,8 @@ from dataclasses import asdict
 import numpy as np
 import pytest
 
-from pipeline.config import from_dict, load_yaml
-from pipeline.errors import UserError
+from pipeline.core.config import from_dict, load_yaml
+from pipeline.core.errors import UserError
 from pipeline.forecast.predictors import LSTMPredictor
 from pipeline.learning.training import DataSource, TrainConfig, train
 from tests.conftest import DATA, ROOT
@@ -137,7 +137,7 @@ def test_own_camera_workflow_track_train_track(tmp_path):
 
 def test_pipeline_baselines_are_the_ones_tuned_with_the_shipped_model():
     """cv and kalman in `track` use the settings tuned on the shipped model's training windows (no hand-picking)."""
-    from pipeline.config import PredictorConfig
+    from pipeline.core.config import PredictorConfig
 
     tuned = LSTMPredictor(str(ROOT / "weights" / "traj_lstm.pt")).meta["tuned_baselines"]
     cfg = from_dict(PredictorConfig, load_yaml(ROOT / "configs" / "default.yaml")["predictor"], "predictor.")

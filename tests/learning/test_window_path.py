@@ -6,11 +6,11 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from pipeline.config import TrackRunConfig, from_dict, load_yaml, merge
+from pipeline.core.config import TrackRunConfig, from_dict, load_yaml, merge
 from pipeline.forecast.features import QUANTITIES, FeatureSpec, motion_quantities
 from pipeline.forecast.history import TrackHistory
 from pipeline.learning.datasets import load_tracks_csv, track_windows
-from pipeline.track_run import run_track
+from pipeline.apps.track_run import run_track
 from tests.conftest import DETECTOR, ROOT, VTEST
 
 

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
-from pipeline.errors import UserError
+from pipeline.core.errors import UserError
 from pipeline.learning.datasets import Trajectory
 from pipeline.learning.loaders._common import Member, build, drop_nonfinite, find_beside, members
 

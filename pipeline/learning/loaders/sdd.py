@@ -22,7 +22,7 @@ from pathlib import Path
 import numpy as np
 import yaml
 
-from pipeline.errors import UserError
+from pipeline.core.errors import UserError
 from pipeline.learning.datasets import Trajectory
 from pipeline.learning.loaders._common import Member, build, drop_nonfinite, drop_rows, find_beside, members, read_table
 

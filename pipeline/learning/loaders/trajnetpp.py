@@ -16,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
-from pipeline.errors import UserError
+from pipeline.core.errors import UserError
 from pipeline.learning.datasets import Trajectory, _files
 from pipeline.learning.loaders._common import build, decode, drop_nonfinite, drop_rows
 

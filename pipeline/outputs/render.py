@@ -8,7 +8,7 @@ import cv2
 import numpy as np
 
 from pipeline.events.types import Overlay
-from pipeline.types import Forecasts, Tracks
+from pipeline.core.types import Forecasts, Tracks
 
 # 20 BGR colours far apart in hue and brightness; a track keeps its colour for its whole life (by id).
 _PALETTE = [

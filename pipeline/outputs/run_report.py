@@ -15,13 +15,13 @@ import cv2
 import numpy as np
 import yaml
 
-from pipeline.config import TrackRunConfig
-from pipeline.errors import UserError
-from pipeline.outputs import RunDir
-from pipeline.plots import RunPictures
-from pipeline.processing import FrameProcessor, FrameResult, StopFlag
-from pipeline.report import ReportInputs, render_report
-from pipeline.writers import FULL_ERRNOS, disk_full_error
+from pipeline.core.config import TrackRunConfig
+from pipeline.core.errors import UserError
+from pipeline.io.run_dirs import RunDir
+from pipeline.outputs.plots import RunPictures
+from pipeline.apps.processing import FrameProcessor, FrameResult, StopFlag
+from pipeline.outputs.report import ReportInputs, render_report
+from pipeline.io.writers import FULL_ERRNOS, disk_full_error
 
 PICTURES = ("trajectories.png", "heatmap.png")
 REPORT = "report.html"

@@ -13,14 +13,14 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from pipeline.capture import CapturedFrame, LatestFrameReader, describe, open_source
-from pipeline.config import OutputConfig, TrackRunConfig
-from pipeline.errors import UserError
+from pipeline.io.capture import CapturedFrame, LatestFrameReader, describe, open_source
+from pipeline.core.config import OutputConfig, TrackRunConfig
+from pipeline.core.errors import UserError
 from pipeline.events.types import EVENT_COLUMNS, Event
-from pipeline.outputs import RunDir
-from pipeline.processing import FrameProcessor, StopFlag, check_display
-from pipeline.types import Frame
-from pipeline.writers import EventsCsv, PredictionsCsv, TracksCsv, VideoSink, whole_frame
+from pipeline.io.run_dirs import RunDir
+from pipeline.apps.processing import FrameProcessor, StopFlag, check_display
+from pipeline.core.types import Frame
+from pipeline.io.writers import EventsCsv, PredictionsCsv, TracksCsv, VideoSink, whole_frame
 
 WINDOW = "trajectory forecast (live)"
 

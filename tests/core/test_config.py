@@ -2,8 +2,8 @@ import dataclasses
 
 import pytest
 
-from pipeline.config import TrackRunConfig, from_dict, load_yaml
-from pipeline.errors import UserError
+from pipeline.core.config import TrackRunConfig, from_dict, load_yaml
+from pipeline.core.errors import UserError
 from tests.conftest import ROOT
 
 

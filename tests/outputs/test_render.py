@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from pipeline.render import Annotator, color_for, cone_polygon, legend_patch, put_label
-from pipeline.types import Forecasts, Tracks
+from pipeline.outputs.render import Annotator, color_for, cone_polygon, legend_patch, put_label
+from pipeline.core.types import Forecasts, Tracks
 
 GREY = 128
 

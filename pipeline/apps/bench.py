@@ -15,9 +15,9 @@ import cv2
 import numpy as np
 import psutil
 
-from pipeline.config import PredictorConfig, SpeedConfig, TrackRunConfig
-from pipeline.detector import YoloDetector
-from pipeline.errors import UserError
+from pipeline.core.config import PredictorConfig, SpeedConfig, TrackRunConfig
+from pipeline.perception.detector import YoloDetector
+from pipeline.core.errors import UserError
 from pipeline.forecast.auto import MEMBERS
 from pipeline.forecast.features import Window
 from pipeline.forecast.predictors import build_predictor
@@ -93,7 +93,7 @@ def _ultralytics_loop(source: Path, frames: int, cfg: TrackRunConfig, track: boo
 
 
 def _pipeline(source: Path, frames: int, cfg: TrackRunConfig) -> Callable[[], tuple[int, float]]:
-    from pipeline.track_run import run_track
+    from pipeline.apps.track_run import run_track
 
     def run() -> tuple[int, float]:
         """Model loading is excluded (run_track warms the detector up before its clock starts)."""
@@ -162,9 +162,9 @@ def run_bench(source: Path, cfg: TrackRunConfig, frames: int, repeats: int) -> t
 
 def soak(source: Path, cfg: TrackRunConfig, loops: int, frames: int) -> list[tuple[int, float]]:
     """RSS (MB) every 200 frames while the pipeline runs over the video `loops` times in a row."""
-    from pipeline.frames import VideoFileSource
-    from pipeline.processing import FrameProcessor
-    from pipeline.types import Frame
+    from pipeline.io.frames import VideoFileSource
+    from pipeline.apps.processing import FrameProcessor
+    from pipeline.core.types import Frame
 
     src = VideoFileSource(source)
     proc = FrameProcessor(cfg, src.info.fps, (src.info.width, src.info.height))

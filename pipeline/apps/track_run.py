@@ -12,16 +12,16 @@ import cv2
 import numpy as np
 from tqdm import tqdm
 
-from pipeline.config import TrackRunConfig
-from pipeline.errors import PartialInputError, UserError
+from pipeline.core.config import TrackRunConfig
+from pipeline.core.errors import PartialInputError, UserError
 from pipeline.events.types import EVENT_COLUMNS
-from pipeline.frames import VideoFileSource
-from pipeline.io_threads import BackgroundWorker
-from pipeline.outputs import RunDir
-from pipeline.processing import FrameProcessor, FrameResult, StopFlag, check_display
-from pipeline.run_report import RunReport
-from pipeline.types import Tracks
-from pipeline.writers import EventsCsv, MotTxt, PredictionsCsv, TracksCsv, VideoSink, whole_frame
+from pipeline.io.frames import VideoFileSource
+from pipeline.io.io_threads import BackgroundWorker
+from pipeline.io.run_dirs import RunDir
+from pipeline.apps.processing import FrameProcessor, FrameResult, StopFlag, check_display
+from pipeline.outputs.run_report import RunReport
+from pipeline.core.types import Tracks
+from pipeline.io.writers import EventsCsv, MotTxt, PredictionsCsv, TracksCsv, VideoSink, whole_frame
 
 
 @dataclass

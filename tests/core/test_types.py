@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from pipeline.types import Detections, Forecasts, Frame, Tracks
+from pipeline.core.types import Detections, Forecasts, Frame, Tracks
 
 
 def test_detections_validate_shapes():

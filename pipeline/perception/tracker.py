@@ -6,8 +6,8 @@ from types import SimpleNamespace
 
 import numpy as np
 
-from pipeline.config import TrackerConfig
-from pipeline.types import Detections, Tracks
+from pipeline.core.config import TrackerConfig
+from pipeline.core.types import Detections, Tracks
 
 
 class MultiObjectTracker:

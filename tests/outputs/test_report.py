@@ -10,7 +10,7 @@ import cv2
 import numpy as np
 import pytest
 
-from pipeline.report import ReportInputs, render_report
+from pipeline.outputs.report import ReportInputs, render_report
 from tests.conftest import ROOT, run_cli
 
 SAMPLE = ROOT / "samples" / "people_walking_768x432.mp4"
@@ -97,8 +97,8 @@ def test_report_opens_in_chromium_with_images_a_playing_video_and_no_errors(samp
 
 
 def test_heatmap_is_brightest_where_objects_stood():
-    from pipeline.plots import RunPictures
-    from pipeline.types import Forecasts, Tracks
+    from pipeline.outputs.plots import RunPictures
+    from pipeline.core.types import Forecasts, Tracks
 
     pics = RunPictures((320, 240))
     image = np.full((240, 320, 3), 90, np.uint8)

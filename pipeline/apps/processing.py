@@ -12,17 +12,17 @@ from pathlib import Path
 
 import numpy as np
 
-from pipeline.config import TrackRunConfig
-from pipeline.detector import YoloDetector, detections_stream
-from pipeline.errors import UserError
+from pipeline.core.config import TrackRunConfig
+from pipeline.perception.detector import YoloDetector, detections_stream
+from pipeline.core.errors import UserError
 from pipeline.events.engine import EventEngine
 from pipeline.events.types import EventFrame
 from pipeline.forecast.history import TrackHistory
 from pipeline.forecast.auto import SelfScoringForecaster, build_forecaster
 from pipeline.forecast.scoring import ScoresFile
-from pipeline.render import Annotator, draw_event_marks, shade_zones
-from pipeline.tracker import MultiObjectTracker
-from pipeline.types import Detections, Forecasts, Frame, Tracks
+from pipeline.outputs.render import Annotator, draw_event_marks, shade_zones
+from pipeline.perception.tracker import MultiObjectTracker
+from pipeline.core.types import Detections, Forecasts, Frame, Tracks
 
 
 def check_display(show: bool, fix: str) -> None:

@@ -16,7 +16,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import IO
 
-from pipeline.errors import UserError
+from pipeline.core.errors import UserError
 
 RUN_FILES = ("tracks.csv", "predictions.csv", "annotated.mp4")
 MANIFEST = ".run_manifest.json"

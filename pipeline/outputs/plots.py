@@ -11,8 +11,8 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-from pipeline.render import dashed_segments, color_for, put_label
-from pipeline.types import Forecasts, Tracks
+from pipeline.outputs.render import dashed_segments, color_for, put_label
+from pipeline.core.types import Forecasts, Tracks
 
 HEAT_CELL = 4  # heatmap bin, pixels
 SNAPSHOT_EVERY_S = 1.0  # forecasts kept once per second of video; a few are drawn

@@ -9,10 +9,10 @@ import cv2
 import numpy as np
 import pytest
 
-from pipeline import video
-from pipeline.config import OutputConfig
-from pipeline.errors import UserError
-from pipeline.writers import VideoSink
+from pipeline.outputs import video
+from pipeline.core.config import OutputConfig
+from pipeline.core.errors import UserError
+from pipeline.io.writers import VideoSink
 from tests.conftest import VTEST
 
 

@@ -10,8 +10,8 @@ from pathlib import Path
 
 import cv2
 
-from pipeline.errors import UserError
-from pipeline.types import Frame
+from pipeline.core.errors import UserError
+from pipeline.core.types import Frame
 
 VIDEO_EXTENSIONS = {".mp4", ".avi", ".mov", ".mkv", ".m4v", ".webm", ".mpg", ".mpeg", ".wmv", ".flv", ".ts"}
 

@@ -14,9 +14,9 @@ from pathlib import Path
 
 import numpy as np
 
-from pipeline.errors import DiskFullError, UserError
-from pipeline.types import Forecasts, Tracks
-from pipeline.video import H264, INDEX_BYTES_PER_FRAME, MUXER_BYTES, H264Encoder, OpenCvEncoder, open_encoder
+from pipeline.core.errors import DiskFullError, UserError
+from pipeline.core.types import Forecasts, Tracks
+from pipeline.outputs.video import H264, INDEX_BYTES_PER_FRAME, MUXER_BYTES, H264Encoder, OpenCvEncoder, open_encoder
 
 TRACK_COLUMNS = [
     "frame", "time_s", "track_id", "class_name", "confidence", "x1", "y1", "x2", "y2", "cx", "cy",

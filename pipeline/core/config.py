@@ -14,7 +14,7 @@ from typing import Any, get_args, get_origin, get_type_hints
 
 import yaml
 
-from pipeline.errors import UserError
+from pipeline.core.errors import UserError
 
 
 def _check(cond: bool, key: str, msg: str) -> None:

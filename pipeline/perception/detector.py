@@ -9,16 +9,16 @@ from pathlib import Path
 
 import numpy as np
 
-from pipeline.config import DetectorConfig
-from pipeline.errors import UserError
-from pipeline.types import Detections, Frame
+from pipeline.core.config import DetectorConfig
+from pipeline.core.errors import UserError
+from pipeline.core.types import Detections, Frame
 
 os.environ.setdefault("YOLO_VERBOSE", "False")
 # ultralytics' own restricted checkpoint loading: torch.load(weights_only=True) with its model-class allow-list,
 # and model construction without eval(). Read when ultralytics is first imported; forced again in YoloDetector.
 os.environ["ULTRALYTICS_SAFE_LOAD"] = "1"
 
-PROJECT_WEIGHTS = Path(__file__).resolve().parent.parent / "weights"
+PROJECT_WEIGHTS = Path(__file__).resolve().parents[2] / "weights"
 
 
 def resolve_weights(name: str, weights_dir: Path = PROJECT_WEIGHTS) -> str:
@@ -197,6 +197,6 @@ def detections_stream(
     if ahead <= 0:
         yield from pairs
     else:
-        from pipeline.io_threads import prefetch
+        from pipeline.io.io_threads import prefetch
 
         yield from prefetch(pairs, ahead)

@@ -18,9 +18,9 @@ import cv2
 import numpy as np
 import pytest
 
-from pipeline.capture import LatestFrameReader, mask_url, parse_source
-from pipeline.config import LiveConfig
-from pipeline.writers import PREDICTION_COLUMNS, TRACK_COLUMNS
+from pipeline.io.capture import LatestFrameReader, mask_url, parse_source
+from pipeline.core.config import LiveConfig
+from pipeline.io.writers import PREDICTION_COLUMNS, TRACK_COLUMNS
 from tests.conftest import DETECTOR, ROOT, VTEST
 
 SERVER = ROOT / "tests" / "mjpeg_server.py"

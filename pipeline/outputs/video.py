@@ -15,7 +15,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from pipeline.errors import UserError
+from pipeline.core.errors import UserError
 
 H264 = "h264"
 INDEX_BYTES_PER_FRAME = 16  # the mp4 index (stts/stsz/stco...) takes ~12 bytes per frame

@@ -14,7 +14,7 @@ from pathlib import Path
 import cv2
 import pytest
 
-from pipeline.writers import PREDICTION_COLUMNS, TRACK_COLUMNS
+from pipeline.io.writers import PREDICTION_COLUMNS, TRACK_COLUMNS
 from tests.conftest import DETECTOR, LSTM_CKPT, ROOT, VTEST, run_cli
 
 
@@ -279,7 +279,7 @@ def test_variable_frame_rate_time_s_follows_the_container_timestamps(tmp_path):
 
 def test_container_clock_keeps_constant_rates_exact_and_survives_missing_timestamps():
     """Constant-rate timestamps give exactly index / fps; missing or backwards ones advance by 1 / fps."""
-    from pipeline.frames import ContainerClock
+    from pipeline.io.frames import ContainerClock
 
     clock = ContainerClock(29.97)
     assert [clock.time_of(200.0 + k * 1000 / 29.97 + 1e-9, k) for k in range(4)] == [k / 29.97 for k in range(4)]

@@ -11,9 +11,9 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-from pipeline.config import LiveConfig
+from pipeline.core.config import LiveConfig
 from pipeline.core.redact import mask_credentials as mask_url  # the one masking function
-from pipeline.errors import UserError
+from pipeline.core.errors import UserError
 
 __all__ = ["mask_url", "LatestFrameReader", "open_source", "parse_source", "describe"]
 
