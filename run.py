@@ -32,6 +32,7 @@ def _track_parser(sub: argparse._SubParsersAction) -> None:
     _detector_and_predictor_options(p)
     p.add_argument("--no-video", action="store_true", help="write only the CSVs, no annotated video")
     p.add_argument("--max-frames", type=int, help="stop after this many frames")
+    p.add_argument("--vid-stride", type=int, help="process every Nth frame of the video (default 1: all)")
     p.add_argument("--project", help="parent folder of the run folder (default runs/track), as in ultralytics")
     p.add_argument("--name", default="exp", help="run folder name under --project: NAME, NAME2, ... (default exp)")
     p.add_argument("--exist-ok", action="store_true",
@@ -65,12 +66,31 @@ def _track_overrides(a: argparse.Namespace) -> dict[str, Any]:
         pred["horizon_s"] = a.horizon
     out: dict[str, Any] = {"detector": det, "predictor": pred}
     if a.tracker:
-        out["tracker"] = {"type": a.tracker}
+        out["tracker"] = _tracker_option(a.tracker)
+    if getattr(a, "vid_stride", None) is not None:
+        if a.vid_stride < 1:
+            raise UserError(f"--vid-stride must be >= 1 (1 processes every frame), got {a.vid_stride}")
+        out["input"] = {"vid_stride": a.vid_stride}
     if getattr(a, "no_video", False):
         out["output"] = {"video": False}
     if getattr(a, "save_txt", False):
         out.setdefault("output", {})["save_txt"] = True
     return out
+
+
+def _tracker_option(value: str) -> dict[str, Any]:
+    """--tracker: a tracker name (also as ultralytics' file names bytetrack.yaml / botsort.yaml) or a YAML file."""
+    from pipeline.core.config import load_yaml, tracker_from_ultralytics
+    from pipeline.core.errors import UserError
+
+    path = Path(value).expanduser()
+    if path.is_file():
+        _input_paths(value)
+        return tracker_from_ultralytics(load_yaml(path), value)
+    name = value.removesuffix(".yaml")
+    if name in ("bytetrack", "botsort"):
+        return {"type": name}
+    raise UserError(f"--tracker {value}: not bytetrack, botsort or an existing tracker YAML file")
 
 
 def cmd_track(a: argparse.Namespace) -> int:
@@ -82,7 +102,7 @@ def cmd_track(a: argparse.Namespace) -> int:
     if a.max_frames is not None and a.max_frames < 1:
         raise UserError("--max-frames must be >= 1")
     cfg = _with_events(a, _track_config(a, _track_overrides(a)))
-    inputs = _input_paths(a.source, a.config, cfg.detector.weights, cfg.predictor.weights, a.camera, a.zones)
+    inputs = _input_paths(a.source, a.config, cfg.detector.weights, cfg.predictor.weights, a.camera, a.zones, a.tracker)
     if a.out and (a.project or a.name != "exp" or a.exist_ok):
         raise UserError("--out names the run folder itself: give either --out or --project/--name/--exist-ok")
     base = Path(a.project) if a.project else Path("runs/track")
@@ -152,7 +172,7 @@ def _detector_and_predictor_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--iou", type=float, help="NMS IoU threshold of the detector, (0, 1)")
     p.add_argument("--imgsz", type=int, help="detector input size (640 for the OpenVINO exports)")
     p.add_argument("--device", help="torch device for .pt weights: cpu, cuda:0, ...")
-    p.add_argument("--tracker", choices=["bytetrack", "botsort"], help="tracker implementation")
+    p.add_argument("--tracker", help="bytetrack or botsort, or an ultralytics tracker YAML (e.g. a tuned botsort.yaml)")
     p.add_argument("--predictor", choices=["auto", "lstm", "cv", "kalman"],
                    help="forecaster (default auto: all three scored online, the best on this camera served)")
     p.add_argument("--lstm-weights", help="TrajectoryLSTM checkpoint (default weights/traj_lstm.pt)")
@@ -195,7 +215,7 @@ def cmd_live(a: argparse.Namespace) -> int:
     if a.reconnect is not None:
         overrides["live"] = {"reconnect_s": a.reconnect}
     cfg = _with_events(a, _track_config(a, overrides))
-    inputs = _input_paths(a.source, a.config, cfg.detector.weights, cfg.predictor.weights, a.camera, a.zones)
+    inputs = _input_paths(a.source, a.config, cfg.detector.weights, cfg.predictor.weights, a.camera, a.zones, a.tracker)
     out_dir = choose_run_dir(a.out, a.overwrite, base=Path("runs/live"), inputs=inputs)
     opts = LiveOptions(a.show, a.save, a.max_seconds, a.quiet, events_jsonl=a.events_jsonl)
     session = LiveSession(parse_source(a.source), RunDir(out_dir, a.overwrite, inputs), cfg, opts)

@@ -1,8 +1,9 @@
-"""The flags ultralytics users type: --iou, --project/--name/--exist-ok, --save-txt."""
+"""The flags ultralytics users type: --iou, --project/--name/--exist-ok, --save-txt, --vid-stride, --tracker FILE."""
 
 from __future__ import annotations
 
 import csv
+from pathlib import Path
 
 import pytest
 
@@ -62,3 +63,55 @@ def test_save_txt_writes_mot_rows_matching_tracks_csv(tmp_path):
     again = run_cli(*args, "--exist-ok")
     assert again.returncode == 0, again.stderr
     assert not (tmp_path / "demo2").exists() and f"wrote {out / 'tracks.txt'}" in again.stdout
+
+
+def test_vid_stride_keeps_source_frame_numbers_and_real_times(tmp_path):
+    """--vid-stride 3: every third frame, numbered as in the input, times in seconds, video at a third of the fps."""
+    import cv2
+
+    proc = run_cli("track", "--source", str(SAMPLE), "--vid-stride", "3", "--max-frames", "12", "--quiet",
+                   "--out", str(tmp_path / "r"), "--predictor", "cv")
+    assert proc.returncode == 0, proc.stderr
+    cap = cv2.VideoCapture(str(SAMPLE))
+    fps = cap.get(cv2.CAP_PROP_FPS)
+    cap.release()
+    with (tmp_path / "r" / "tracks.csv").open(newline="") as fh:
+        rows = list(csv.DictReader(fh))
+    frames = sorted({int(r["frame"]) for r in rows})
+    assert len(frames) > 6 and all(f % 3 == 0 for f in frames) and max(frames) <= 33
+    for r in rows:
+        assert float(r["time_s"]) == pytest.approx(int(r["frame"]) / fps, abs=1e-3)
+    out = cv2.VideoCapture(str(tmp_path / "r" / "annotated.mp4"))
+    assert out.get(cv2.CAP_PROP_FPS) == pytest.approx(fps / 3, rel=0.01)
+    assert int(out.get(cv2.CAP_PROP_FRAME_COUNT)) == 12
+    out.release()
+    with pytest.raises(UserError, match="--vid-stride"):
+        _config("--vid-stride", "0")
+
+
+def test_tracker_accepts_an_ultralytics_tracker_yaml(tmp_path):
+    """The botsort.yaml a user tuned for model.track(tracker=...) means the same here (track_buffer at 30 fps)."""
+    import ultralytics
+    import yaml
+
+    shipped = Path(ultralytics.__file__).parent / "cfg" / "trackers" / "botsort.yaml"
+    cfg = _config("--tracker", str(shipped)).tracker
+    assert (cfg.type, cfg.gmc_method, cfg.track_buffer_s, cfg.proximity_thresh) == ("botsort", "sparseOptFlow", 1.0, 0.5)
+    tuned = yaml.safe_load(shipped.read_text()) | {"track_buffer": 90, "match_thresh": 0.6, "gmc_method": "none"}
+    path = tmp_path / "tuned.yaml"
+    path.write_text(yaml.safe_dump(tuned))
+    cfg = _config("--tracker", str(path)).tracker
+    assert (cfg.track_buffer_s, cfg.match_thresh, cfg.gmc_method) == (3.0, 0.6, "none")
+    assert _config("--tracker", "bytetrack.yaml").tracker.type == "bytetrack"
+    for bad, match in [({"with_reid": True}, "with_reid"), ({"iou_thresh": 0.5}, "unknown key"),
+                       ({"track_buffer": -1}, "track_buffer"), ({"match_thresh": 3}, "match_thresh")]:
+        path.write_text(yaml.safe_dump(tuned | bad))
+        with pytest.raises(UserError, match=match):
+            _config("--tracker", str(path))
+    with pytest.raises(UserError, match="--tracker nonsense"):
+        _config("--tracker", "nonsense")
+    path.write_text(yaml.safe_dump(tuned))
+    proc = run_cli("track", "--source", str(SAMPLE), "--tracker", str(path), "--max-frames", "15", "--no-video",
+                   "--quiet", "--out", str(tmp_path / "r"), "--predictor", "cv")
+    assert proc.returncode == 0, proc.stderr
+    assert (tmp_path / "r" / "tracks.csv").read_text().count("\n") > 15

@@ -100,7 +100,7 @@ def run_track(
     run_dir = out if isinstance(out, RunDir) else RunDir(Path(out), inputs=[Path(source)])
     out_dir = run_dir.path
     check_display(show, "run without --show")
-    src = VideoFileSource(source)
+    src = VideoFileSource(source, cfg.input.vid_stride)
     frames = iter(src)
     first = next(frames, None)
     if first is None:

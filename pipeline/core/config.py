@@ -53,11 +53,14 @@ class TrackerConfig:
     match_thresh: float = 0.8  # association cost threshold
     fuse_score: bool = True  # fuse detection score into the IoU cost
     gmc_method: str = "none"  # BoT-SORT camera-motion compensation: none|sparseOptFlow|orb|sift|ecc
+    proximity_thresh: float = 0.5  # BoT-SORT: min IoU for a track and a detection to count as near
+    appearance_thresh: float = 0.8  # BoT-SORT: min appearance similarity (used only with re-identification)
 
     def __post_init__(self) -> None:
         _check(self.type in ("bytetrack", "botsort"), "tracker.type", f"must be bytetrack or botsort, got {self.type!r}")
         _check(self.track_buffer_s > 0, "tracker.track_buffer_s", "must be > 0")
-        for k in ("track_high_thresh", "track_low_thresh", "new_track_thresh", "match_thresh"):
+        for k in ("track_high_thresh", "track_low_thresh", "new_track_thresh", "match_thresh", "proximity_thresh",
+                  "appearance_thresh"):
             v = getattr(self, k)
             _check(0.0 <= v <= 1.0, f"tracker.{k}", f"must be in [0, 1], got {v}")
         methods = ("none", "sparseOptFlow", "orb", "sift", "ecc")
@@ -144,6 +147,17 @@ class LiveConfig:
         _check(self.backoff_max_s > 0, "live.backoff_max_s", "must be > 0")
         _check(self.record_fps >= 0, "live.record_fps", "must be >= 0")
         _check(self.open_timeout_s > 0, "live.open_timeout_s", "must be > 0")
+
+
+@dataclass
+class InputConfig:
+    """How a video file is read."""
+
+    vid_stride: int = 1  # process every Nth frame (ultralytics' --vid-stride); times, horizons stay in seconds
+
+    def __post_init__(self) -> None:
+        _check(isinstance(self.vid_stride, int) and 1 <= self.vid_stride <= 1000, "input.vid_stride",
+               f"must be a whole number 1..1000, got {self.vid_stride!r}")
 
 
 @dataclass
@@ -256,6 +270,7 @@ class EventsConfig:
 class TrackRunConfig:
     """Everything `run.py track` needs."""
 
+    input: InputConfig = field(default_factory=InputConfig)
     detector: DetectorConfig = field(default_factory=DetectorConfig)
     tracker: TrackerConfig = field(default_factory=TrackerConfig)
     history: HistoryConfig = field(default_factory=HistoryConfig)
@@ -339,6 +354,35 @@ def load_yaml(path: str | Path) -> dict[str, Any]:
     if not isinstance(data, dict):
         raise UserError(f"config file {p} must hold a mapping of sections (detector:, tracker:, ...)")
     return data
+
+
+ULTRALYTICS_FPS = 30.0  # ultralytics builds its trackers with frame_rate=30: track_buffer frames mean 1/30 s each
+
+
+def tracker_from_ultralytics(data: dict[str, Any], path: str) -> dict[str, Any]:
+    """An ultralytics tracker YAML (its bytetrack.yaml / botsort.yaml keys) as our `tracker:` section.
+
+    Users bring the file they tuned for `model.track(tracker=...)`; it means the same here. Keys we cannot honour
+    (re-identification) are refused rather than silently ignored.
+    """
+    same = {"track_high_thresh", "track_low_thresh", "new_track_thresh", "match_thresh", "fuse_score", "gmc_method",
+            "proximity_thresh", "appearance_thresh"}
+    known = same | {"tracker_type", "track_buffer", "with_reid", "model"}
+    unknown = sorted(set(data) - known)
+    if unknown:
+        raise UserError(f"tracker file {path}: unknown key(s) {', '.join(map(str, unknown))}; expected ultralytics' "
+                        f"tracker keys ({', '.join(sorted(known))})")
+    if data.get("with_reid"):
+        raise UserError(f"tracker file {path}: with_reid is not supported here; set it to False")
+    out: dict[str, Any] = {k: v for k, v in data.items() if k in same}
+    if "tracker_type" in data:
+        out["type"] = data["tracker_type"]
+    if "track_buffer" in data:
+        buf = data["track_buffer"]
+        _check(isinstance(buf, int) and not isinstance(buf, bool) and buf > 0, "tracker.track_buffer",
+               f"in {path} must be a whole number of frames > 0, got {buf!r}")
+        out["track_buffer_s"] = buf / ULTRALYTICS_FPS
+    return out
 
 
 def merge(base: dict[str, Any], override: dict[str, Any]) -> dict[str, Any]:

@@ -51,19 +51,19 @@ class ContainerClock:
     """
 
     def __init__(self, fps: float) -> None:
-        self.fps = fps
+        self.fps = fps  # of the container: `index` below counts the container's frames
         self._t0: float | None = None
         self._last = 0.0
 
-    def time_of(self, pos_msec: float, index: int) -> float:
-        """time_s of frame `index`, given OpenCV's CAP_PROP_POS_MSEC right after reading it."""
+    def time_of(self, pos_msec: float, index: int, step: int = 1) -> float:
+        """time_s of frame `index`, given OpenCV's CAP_PROP_POS_MSEC right after reading it (`step` frames on)."""
         t = pos_msec / 1000.0
         if self._t0 is None:
             self._t0 = t if math.isfinite(t) else 0.0
             return 0.0
         t -= self._t0
         if not t > self._last:  # also NaN
-            t = self._last + 1.0 / self.fps
+            t = self._last + step / self.fps
         exact = index / self.fps
         self._last = exact if abs(t - exact) <= SNAP_S else round(t, 6)  # microseconds: no float noise in CSVs
         return self._last
@@ -73,10 +73,16 @@ class VideoFileSource:
     """Decodes a video file frame by frame; counts what actually decoded.
 
     Timestamps come from the container (`ContainerClock`), so a variable-frame-rate file keeps its real timing.
+    With `stride` N (ultralytics' --vid-stride) only every Nth frame is decoded (the others are grabbed, not
+    decoded): `info` then describes the stream handed out (fps / N, frames / N), while `Frame.index` stays the
+    container's frame number, so tracks.csv rows still point at the right frame of the input.
     """
 
-    def __init__(self, path: str | Path) -> None:
+    def __init__(self, path: str | Path, stride: int = 1) -> None:
+        if not isinstance(stride, int) or stride < 1:
+            raise UserError(f"--vid-stride must be a whole number >= 1, got {stride}")
         self.path = Path(path)
+        self.stride = stride
         if not self.path.exists():
             raise UserError(f"video not found: {self.path} (check the path passed to --source)")
         if self.path.is_dir():
@@ -101,8 +107,9 @@ class VideoFileSource:
         if not (0.5 <= fps <= 1000.0):
             self._cap.release()
             raise UserError(f"{self.path} reports an invalid frame rate ({fps}); re-encode it with a fixed fps")
-        self.info = VideoInfo(width=w, height=h, fps=fps, frame_count=max(n, 0))
-        self.frames_read = 0
+        self.info = VideoInfo(width=w, height=h, fps=fps / stride, frame_count=-(-max(n, 0) // stride))
+        self.frames_read = 0  # frames handed out
+        self._index = 0  # the container's frame number of the next frame
         self._clock = ContainerClock(fps)
 
     def __iter__(self) -> Iterator[Frame]:
@@ -113,12 +120,23 @@ class VideoFileSource:
                     return
                 if image.shape[1] != self.info.width or image.shape[0] != self.info.height:
                     image = cv2.resize(image, (self.info.width, self.info.height))
-                t = self._clock.time_of(self._cap.get(cv2.CAP_PROP_POS_MSEC), self.frames_read)
-                frame = Frame(self.frames_read, t, image)
+                t = self._clock.time_of(self._cap.get(cv2.CAP_PROP_POS_MSEC), self._index, self.stride)
+                frame = Frame(self._index, t, image)
                 self.frames_read += 1
+                self._index += 1
                 yield frame
+                if not self._skip(self.stride - 1):
+                    return
         finally:
             self.close()
+
+    def _skip(self, n: int) -> bool:
+        """Grab (demux without decoding) the n frames between two strided ones; False at the end of the video."""
+        for _ in range(n):
+            if not self._cap.grab():
+                return False
+            self._index += 1
+        return True
 
     def close(self) -> None:
         self._cap.release()

@@ -27,8 +27,8 @@ class MultiObjectTracker:
             match_thresh=config.match_thresh,
             fuse_score=config.fuse_score,
             gmc_method=config.gmc_method,
-            proximity_thresh=0.5,
-            appearance_thresh=0.8,
+            proximity_thresh=config.proximity_thresh,
+            appearance_thresh=config.appearance_thresh,
             with_reid=False,
             model="auto",
         )
