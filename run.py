@@ -350,7 +350,8 @@ def _eval_parser(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--data", required=True, help="data file, folder or archive")
     p.add_argument("--format", required=True, choices=FORMATS, help="data format")
-    p.add_argument("--weights", help=f"LSTM checkpoint (default: {DEFAULT_LSTM}, the universal model)")
+    p.add_argument("--lstm-weights", dest="weights", help=f"LSTM checkpoint (default: {DEFAULT_LSTM}, the universal model)")
+    p.add_argument("--weights", dest="weights", help=argparse.SUPPRESS)  # the older spelling; --weights is the detector elsewhere
     p.add_argument("--config", default=str(DEFAULT_CONFIG), help="YAML whose predictor: section tunes cv and kalman")
     p.add_argument("--obs", type=int, help="observed steps (default: 8 for ethucy, else the checkpoint's)")
     p.add_argument("--pred", type=int, help="predicted steps (default: 12 for ethucy, else the checkpoint's)")
@@ -412,7 +413,7 @@ def cmd_eval(a: argparse.Namespace) -> int:
             raise UserError(
                 f"{a.weights or DEFAULT_LSTM} was trained for {lstm.obs_len} -> {lstm.spec.pred_len} steps of "
                 f"{lstm.step_s:g} s; this evaluation needs {spec.obs_len} -> {spec.pred_len} of {spec.step_s:g} s: "
-                "pass a matching --weights or --obs/--pred"
+                "pass a matching --lstm-weights or --obs/--pred"
             )
         lstm.horizon = spec.pred_len
         preds = {"lstm": lstm, **preds}

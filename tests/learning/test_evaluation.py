@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from pipeline.forecast.model import load_checkpoint, save_checkpoint
-from tests.conftest import DATA, ROOT, run_cli
+from tests.conftest import DATA, LSTM_CKPT, ROOT, run_cli
 
 WEIGHTS = ROOT / "weights"
 PROMISED = ["traj_lstm.pt"]
@@ -48,7 +48,8 @@ def _table(stdout: str) -> dict[str, list[float]]:
 
 def test_eval_ethucy_scene_prints_all_three_methods_and_json(tmp_path):
     out = tmp_path / "zara1.json"
-    r = run_cli("eval", "--data", str(ETH / "zara1" / "test"), "--format", "ethucy", "--json", str(out))
+    r = run_cli("eval", "--data", str(ETH / "zara1" / "test"), "--format", "ethucy", "--json", str(out),
+                "--lstm-weights", str(LSTM_CKPT))  # the forecast model's flag in every subcommand
     assert r.returncode == 0, r.stderr
     assert "2356 windows; errors in metres" in r.stdout
     table = _table(r.stdout)
@@ -79,7 +80,7 @@ def test_eval_bad_inputs_get_one_line_errors(tmp_path):
     cases = [
         (["--data", str(empty), "--format", "ethucy"], "empty"),
         (["--data", str(junk), "--format", "ethucy"], "not an ETH/UCY file"),
-        (["--data", str(ETH / "zara1" / "test"), "--format", "ethucy", "--obs", "3"], "trained for"),
+        (["--data", str(ETH / "zara1" / "test"), "--format", "ethucy", "--obs", "3"], "pass a matching --lstm-weights"),
         (["--data", str(tmp_path / "nope"), "--format", "mot"], "not found"),
     ]
     for args, msg in cases:
