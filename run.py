@@ -75,6 +75,8 @@ def _track_overrides(a: argparse.Namespace) -> dict[str, Any]:
         out["output"] = {"video": False}
     if getattr(a, "save_txt", False):
         out.setdefault("output", {})["save_txt"] = True
+    if getattr(a, "format", None):
+        out.setdefault("output", {})["format"] = a.format
     return out
 
 
@@ -183,6 +185,44 @@ def _detector_and_predictor_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--camera", help="camera calibration YAML (see run.py calibrate): adds ground metres and speeds")
     p.add_argument("--zones", help="zones/lines YAML: zone entries, line crossings and alerts in events.csv "
                    "(pixels, or metres with --camera)")
+    p.add_argument("--format", choices=["csv", "parquet", "both"],
+                   help="tables written: csv, parquet (typed columns, units in the schema) or both (default from config)")
+
+
+def _batch_parser(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "batch", help="many videos on Ray: one task per video, resumable, Parquet dataset",
+        description="Run `track` on every video of a folder, glob or .txt list, several at a time on Ray (started in "
+        "this process, or --address of a cluster). Each video gets --out/NAME (written under a temporary name, "
+        "renamed when whole); batch.json records each video so a rerun skips the finished ones; "
+        "--out/dataset holds all videos' tracks and forecasts as Parquet, partitioned by video. "
+        "Exits 1 if any video failed.",
+    )
+    p.add_argument("--source", required=True, help="folder of videos, glob pattern ('day1/*.mp4') or .txt list")
+    _detector_and_predictor_options(p)
+    p.add_argument("--workers", type=int, help="videos at a time (default: the cores, or the cluster's CPUs)")
+    p.add_argument("--address", help="join this Ray cluster (e.g. ray://head:10001 or auto); --out must be shared")
+    p.add_argument("--force", action="store_true", help="redo every video, also those finished earlier")
+    p.add_argument("--no-video", action="store_true", help="write only the tables, no annotated videos")
+    p.add_argument("--max-frames", type=int, help="stop each video after this many frames")
+    p.add_argument("--save-txt", action="store_true", help="also tracks.txt (MOTChallenge rows) per video")
+
+
+def cmd_batch(a: argparse.Namespace) -> int:
+    from pipeline.apps.batch_run import BatchOptions, run_batch
+    from pipeline.core.errors import UserError
+    from pipeline.core.redact import mask_credentials
+
+    if not a.out:
+        raise UserError("batch needs --out DIR: one folder per video is written under it")
+    if a.overwrite:
+        raise UserError("batch replaces only its own video folders: use --force to redo the finished videos")
+    cfg = _with_events(a, _track_config(a, _track_overrides(a)))
+    _input_paths(a.config, a.camera, a.zones)
+    opts = BatchOptions(a.source, Path(a.out), a.workers or 0, a.address or "", a.force, a.quiet, a.max_frames)
+    result = run_batch(opts, cfg)
+    print(mask_credentials("\n".join(result.lines())))
+    return 1 if result.failed else 0
 
 
 def _live_parser(sub: argparse._SubParsersAction) -> None:
@@ -483,6 +523,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
     _track_parser(sub)
     _live_parser(sub)
+    _batch_parser(sub)
     _calibrate_parser(sub)
     _bench_parser(sub)
     _train_parser(sub)
@@ -497,7 +538,7 @@ def main(argv: list[str] | None = None) -> int:
     sys.excepthook = _masked_excepthook
     args = build_parser().parse_args(argv)
     handlers = {"track": cmd_track, "live": cmd_live, "bench": cmd_bench, "train": cmd_train, "eval": cmd_eval,
-                "bench-forecast": cmd_bench_forecast, "calibrate": cmd_calibrate}
+                "bench-forecast": cmd_bench_forecast, "batch": cmd_batch, "calibrate": cmd_calibrate}
     try:
         return handlers[args.command](args)
     except UserError as exc:

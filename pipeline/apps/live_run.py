@@ -18,6 +18,7 @@ from pipeline.core.config import OutputConfig, TrackRunConfig
 from pipeline.core.errors import UserError
 from pipeline.events.types import EVENT_COLUMNS, Event
 from pipeline.io.run_dirs import RunDir
+from pipeline.io.run_meta import InputFacts, finish_run, live_figures
 from pipeline.apps.processing import FrameProcessor, StopFlag, check_display
 from pipeline.core.types import Frame
 from pipeline.io.writers import EventsCsv, PredictionsCsv, TracksCsv, VideoSink, whole_frame
@@ -143,6 +144,7 @@ class LiveSession:
         self.stopped_by = ""  # said in the summary: time up or the stream ended (empty: the user stopped it)
         self.score_lines: list[str] = []
         self.events_csv: EventsCsv | None = None
+        self.meta_files: list[Path] = []  # run.json and Parquet tables, written at the end
 
     def _first_frame(self) -> CapturedFrame:
         self.reader.start()
@@ -180,6 +182,9 @@ class LiveSession:
                 self.stopped_by = f"--max-seconds {self.opts.max_seconds:g} reached"
             elif self.end_reason:
                 self.stopped_by = f"stopped early: {self.end_reason}"
+        facts = InputFacts(describe(self.source), self.size[0], self.size[1], self.recorder.fps, 0)
+        started = time.time() - (time.monotonic() - self.stats.started)
+        self.meta_files = finish_run(self.run_dir, self.cfg, facts, started, live_figures(self), [])  # Parquet, run.json
         return self.stats
 
     def _time_up(self) -> bool:
@@ -252,4 +257,5 @@ class LiveSession:
             files += [self.out_dir / "tracks.csv", self.out_dir / "predictions.csv", self.out_dir / "forecast_scores.csv"]
             if self.proc.events is not None:
                 files += [self.out_dir / "events.csv", self.out_dir / "event_scores.csv"]
+        files = [f for f in files if f.exists()] + self.meta_files  # --format parquet removed the CSVs
         return lines + self.score_lines + [f"wrote {p}" for p in files]

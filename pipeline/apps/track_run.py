@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import itertools
 import time
+from collections.abc import Callable
 from contextlib import ExitStack
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -18,6 +19,7 @@ from pipeline.events.types import EVENT_COLUMNS
 from pipeline.io.frames import VideoFileSource
 from pipeline.io.io_threads import BackgroundWorker
 from pipeline.io.run_dirs import RunDir
+from pipeline.io.run_meta import InputFacts, figures, finish_run
 from pipeline.apps.processing import FrameProcessor, FrameResult, StopFlag, check_display
 from pipeline.outputs.run_report import RunReport
 from pipeline.core.types import Tracks
@@ -90,13 +92,15 @@ class _Outputs:
 
 def run_track(
     source: str | Path, out: Path | RunDir, cfg: TrackRunConfig, show: bool = False, quiet: bool = False,
-    max_frames: int | None = None,
+    max_frames: int | None = None, on_frame: Callable[[int], None] | None = None,
 ) -> RunSummary:
     """Process a video file into a run folder (created and locked once inputs and models are known good).
 
     Files are complete up to the last processed frame on any stop (end, Ctrl-C, SIGTERM, q); a full disk
-    raises DiskFullError once they are finalised, whole up to the last frame written.
+    raises DiskFullError once they are finalised, whole up to the last frame written. `on_frame(frames done)`
+    follows progress from outside (batch's bar over all videos).
     """
+    started = time.time()  # run.json's start time (wall clock)
     run_dir = out if isinstance(out, RunDir) else RunDir(Path(out), inputs=[Path(source)])
     out_dir = run_dir.path
     check_display(show, "run without --show")
@@ -148,6 +152,8 @@ def run_track(
             if report is not None:
                 report.add(r)
             bar.update(1)
+            if on_frame is not None:
+                on_frame(summary.frames)
             if show and _show(drawn if drawn is not None else proc.annotate(r)):
                 stop.stop = True
             if stop.stop or (max_frames and summary.frames >= max_frames):
@@ -165,6 +171,8 @@ def run_track(
     if report is not None:  # after the video is finalised: the report inlines it
         video_path = out_dir / "annotated.mp4" if cfg.output.video else None
         summary.files += report.write(run_dir, proc, source, summary.lines(), video_path)
+    facts = InputFacts(str(source), info.width, info.height, info.fps, info.frame_count)
+    summary.files = finish_run(run_dir, cfg, facts, started, figures(summary), summary.files)  # Parquet, run.json
     return summary
 
 

@@ -123,6 +123,7 @@ class OutputConfig:
     show_boxes: bool = False  # also a thin dashed forecast end box (off: the end marker reads clearer)
     report: bool = True  # at the end: trajectories.png, heatmap.png and a self-contained report.html
     save_txt: bool = False  # also tracks.txt in MOTChallenge format (--save-txt)
+    format: str = "csv"  # tables written: csv, parquet (typed, units in the schema; the CSVs removed at the end) or both
 
     def __post_init__(self) -> None:
         _check(self.codec == "h264" or len(self.codec) == 4, "output.codec",
@@ -131,6 +132,7 @@ class OutputConfig:
         presets = ("ultrafast", "superfast", "veryfast", "faster", "fast", "medium", "slow", "slower", "veryslow")
         _check(self.preset in presets, "output.preset", f"must be one of {', '.join(presets)}, got {self.preset!r}")
         _check(self.trail_s >= 0, "output.trail_s", "must be >= 0")
+        _check(self.format in ("csv", "parquet", "both"), "output.format", f"must be csv, parquet or both, got {self.format!r}")
 
 
 @dataclass

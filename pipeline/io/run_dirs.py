@@ -18,12 +18,13 @@ from typing import IO
 
 from pipeline.core.errors import UserError
 
-RUN_FILES = ("tracks.csv", "predictions.csv", "annotated.mp4")
+RUN_FILES = ("tracks.csv", "predictions.csv", "annotated.mp4", "tracks.parquet", "run.json")
 MANIFEST = ".run_manifest.json"
 LOCK = ".run.lock"
 # Names a run may write: the fixed files, and live mode's numbered recordings and snapshots.
 _OUR_NAMES = re.compile(r"^(tracks\.csv|predictions\.csv|forecast_scores\.csv|events\.csv|event_scores\.csv|"
                         r"trajectories\.png|heatmap\.png|report\.html|tracks\.txt|"
+                        r"tracks\.parquet|predictions\.parquet|events\.parquet|run\.json|"
                         r"annotated(_\d+)?\.mp4|snapshot_\d+\.png)$")
 
 

@@ -1,0 +1,120 @@
+"""Parquet copies of a run's CSV files: typed columns, each column's unit in the schema metadata.
+
+The CSV writers stay the crash-safe path (whole frames on Ctrl-C or a full disk); at the end of a run each
+finished CSV is converted whole with an explicit schema. `--format parquet` then removes the CSVs, `both`
+keeps them, so a killed run still has its CSV rows and a finished one has only whole Parquet files.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.csv as pacsv
+import pyarrow.parquet as pq
+
+from pipeline.core.errors import UserError
+
+FORMATS = ("csv", "parquet", "both")
+CONVERTED = ("tracks", "predictions", "events")  # the per-frame tables (forecast_scores.csv is a small summary)
+
+_I, _F, _S = pa.int64(), pa.float64(), pa.string()
+# column -> (type, unit); units: px of the input video, s, m, m/s, "1" for a plain ratio, "" for names and ids
+COLUMNS: dict[str, dict[str, tuple[pa.DataType, str]]] = {
+    "tracks": {
+        "frame": (_I, "frame"), "time_s": (_F, "s"), "track_id": (_I, ""), "class_name": (_S, ""),
+        "confidence": (_F, "1"), "x1": (_F, "px"), "y1": (_F, "px"), "x2": (_F, "px"), "y2": (_F, "px"),
+        "cx": (_F, "px"), "cy": (_F, "px"), "x_m": (_F, "m"), "y_m": (_F, "m"), "speed_mps": (_F, "m/s"),
+    },
+    "predictions": {
+        "frame": (_I, "frame"), "time_s": (_F, "s"), "track_id": (_I, ""), "step": (_I, "step"),
+        "t_future_s": (_F, "s"), "t_target_s": (_F, "s"), "pred_cx": (_F, "px"), "pred_cy": (_F, "px"),
+        "pred_x1": (_F, "px"), "pred_y1": (_F, "px"), "pred_x2": (_F, "px"), "pred_y2": (_F, "px"),
+        "std_x": (_F, "px"), "std_y": (_F, "px"), "pred_x_m": (_F, "m"), "pred_y_m": (_F, "m"),
+    },
+    "events": {
+        "frame": (_I, "frame"), "time_s": (_F, "s"), "track_id": (_I, ""), "other_id": (_I, ""), "event": (_S, ""),
+        "name": (_S, ""), "eta_s": (_F, "s"), "probability": (_F, "1"), "distance": (_F, "m, or body heights without --camera"),
+        "direction": (_S, ""),
+    },
+}
+
+
+@dataclass(frozen=True)
+class Converted:
+    """One CSV turned into Parquet: where each lies and how many rows both hold."""
+
+    csv: Path
+    parquet: Path
+    rows: int
+
+
+def check_format(fmt: str) -> str:
+    """Fail fast on an unknown --format / output.format."""
+    if fmt not in FORMATS:
+        raise UserError(f"output format must be csv, parquet or both, got {fmt!r}")
+    return fmt
+
+
+def read_csv(path: Path, kind: str) -> pa.Table:
+    """A run CSV as a typed table; empty fields are nulls; a column this module does not know keeps its inferred type."""
+    known = COLUMNS[kind]
+    opts = pacsv.ConvertOptions(column_types={k: t for k, (t, _) in known.items()}, null_values=[""],
+                                strings_can_be_null=True, quoted_strings_can_be_null=False)
+    try:
+        table = pacsv.read_csv(path, convert_options=opts)
+    except (OSError, pa.ArrowInvalid) as exc:
+        raise UserError(f"cannot convert {path} to Parquet: {str(exc).splitlines()[0]}") from None
+    return with_units(table, kind)
+
+
+def with_units(table: pa.Table, kind: str) -> pa.Table:
+    """The table with each known column's unit as field metadata and all units as JSON in the schema metadata."""
+    known = COLUMNS[kind]
+    fields = [f.with_metadata({"unit": known[f.name][1]}) if f.name in known else f for f in table.schema]
+    units = {f.name: known[f.name][1] for f in table.schema if f.name in known}
+    meta = {"units": json.dumps(units), "table": kind, "written_by": "run.py (video trajectory prediction)"}
+    return pa.Table.from_arrays(table.columns, schema=pa.schema(fields, metadata=meta))
+
+
+def write_table(table: pa.Table, path: Path) -> Path:
+    """Write a Parquet file whole: to a temporary name, then renamed, so a reader never sees half a file."""
+    tmp = path.with_name(f".{path.name}.tmp")
+    try:
+        pq.write_table(table, tmp, compression="zstd")
+        os.replace(tmp, path)
+    except OSError as exc:
+        tmp.unlink(missing_ok=True)
+        raise UserError(f"cannot write {path}: {exc}; the CSV files are kept") from None
+    return path
+
+
+def convert_folder(folder: Path, fmt: str, names: Iterable[str] = CONVERTED) -> list[Converted]:
+    """Convert the folder's CSVs named in `names` to Parquet (not with fmt csv); with fmt parquet remove the CSVs.
+
+    Every conversion is written before any CSV is removed, so a failure leaves the CSVs in place.
+    """
+    if check_format(fmt) == "csv":
+        return []
+    done = []
+    for kind in names:
+        csv_path = folder / f"{kind}.csv"
+        if csv_path.is_file():
+            table = read_csv(csv_path, kind)
+            done.append(Converted(csv_path, write_table(table, folder / f"{kind}.parquet"), table.num_rows))
+    if fmt == "parquet":
+        for c in done:
+            c.csv.unlink()
+    return done
+
+
+def read_run_table(folder: Path, kind: str) -> pa.Table | None:
+    """A run folder's table from its Parquet file, else its CSV (None when it has neither)."""
+    pq_path, csv_path = folder / f"{kind}.parquet", folder / f"{kind}.csv"
+    if pq_path.is_file():
+        return pq.read_table(pq_path)
+    return read_csv(csv_path, kind) if csv_path.is_file() else None
