@@ -217,6 +217,8 @@ def cmd_batch(a: argparse.Namespace) -> int:
         raise UserError("batch needs --out DIR: one folder per video is written under it")
     if a.overwrite:
         raise UserError("batch replaces only its own video folders: use --force to redo the finished videos")
+    if a.workers is not None and a.workers < 1:
+        raise UserError(f"--workers must be >= 1, got {a.workers}")
     cfg = _with_events(a, _track_config(a, _track_overrides(a)))
     _input_paths(a.config, a.camera, a.zones)
     opts = BatchOptions(a.source, Path(a.out), a.workers or 0, a.address or "", a.force, a.quiet, a.max_frames)

@@ -12,6 +12,7 @@ videos finished with the same inputs and settings.
 from __future__ import annotations
 
 import dataclasses
+import datetime as dt
 import fcntl
 import glob
 import hashlib
@@ -178,7 +179,7 @@ def config_hash(cfg: TrackRunConfig, max_frames: int | None) -> str:
 
 
 def _utc_now() -> str:
-    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+    return dt.datetime.now(dt.timezone.utc).isoformat(timespec="milliseconds")
 
 
 class Manifest:
@@ -201,9 +202,9 @@ class Manifest:
                 and e.get("config_hash") == job.config_hash and (out / job.name / "run.json").is_file())
 
     def record(self, o: VideoOutcome) -> None:
-        if o.status != "skipped":
+        if o.status != "skipped":  # a skipped video keeps its entry as it was
             self.videos[o.name] = dataclasses.asdict(o)
-        self.save()
+            self.save()
 
     def save(self) -> None:
         body = {"written_by": "run.py batch", "input_hash": f"sha256 of the file size and its first and last {HASH_BYTES} bytes",
@@ -239,21 +240,20 @@ def plan(opts: BatchOptions, cfg: TrackRunConfig, manifest: Manifest) -> tuple[l
     jobs, known = [], []
     for video, name in zip(videos, folder_names(videos)):
         try:
-            job = VideoJob(video.resolve(), name, input_hash(video), chash, probe(video, cfg, opts.max_frames))
+            job = VideoJob(video.resolve(), name, input_hash(video), chash)
+            if (opts.out / name).exists() and name not in manifest.videos:
+                raise UserError(f"{opts.out / name} exists but was not written by this batch (not in {MANIFEST}): "
+                                "move it or choose another --out")
+            if not opts.force and manifest.finished(job, opts.out):
+                e = manifest.videos[name]
+                known.append(VideoOutcome(name, str(video), "skipped", frames=e.get("frames", 0),
+                                          seconds=e.get("seconds", 0.0)))
+                continue
+            jobs.append(dataclasses.replace(job, frames=probe(video, cfg, opts.max_frames)))
         except OSError as exc:
             known.append(VideoOutcome(name, str(video), "failed", error=f"cannot read {video}: {exc.strerror}"))
-            continue
-        except UserError as exc:  # corrupt or not a video: known here, without starting Ray
+        except UserError as exc:  # corrupt, not a video, or in the way: known here, without starting Ray
             known.append(VideoOutcome(name, str(video), "failed", error=str(exc)))
-            continue
-        if (opts.out / name).exists() and name not in manifest.videos:
-            known.append(VideoOutcome(name, str(video), "failed", error=f"{opts.out / name} exists but was not "
-                                      f"written by this batch (not in {MANIFEST}): move it or choose another --out"))
-        elif not opts.force and manifest.finished(job, opts.out):
-            e = manifest.videos[name]
-            known.append(VideoOutcome(name, str(video), "skipped", frames=e.get("frames", 0), seconds=e.get("seconds", 0.0)))
-        else:
-            jobs.append(job)
     return jobs, known
 
 
