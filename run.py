@@ -57,6 +57,8 @@ def _track_overrides(a: argparse.Namespace) -> dict[str, Any]:
     for key in ("conf", "iou", "imgsz", "device"):
         if getattr(a, key) is not None:
             det[key] = getattr(a, key)
+    if getattr(a, "half", False):
+        det["half"] = True
     pred: dict[str, Any] = {}
     if a.predictor:
         pred["kind"] = a.predictor
@@ -173,7 +175,9 @@ def _detector_and_predictor_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--conf", type=float, help="detection confidence threshold")
     p.add_argument("--iou", type=float, help="NMS IoU threshold of the detector, (0, 1)")
     p.add_argument("--imgsz", type=int, help="detector input size (640 for the OpenVINO exports)")
-    p.add_argument("--device", help="torch device for .pt weights: cpu, cuda:0, ...")
+    p.add_argument("--device", help="auto (default: cuda:0 for .pt weights when a GPU is seen, else cpu), cpu or cuda:N")
+    p.add_argument("--half", action="store_true", help="FP16 inference (.pt weights on CUDA only; ignored with a warning "
+                   "elsewhere)")
     p.add_argument("--tracker", help="bytetrack or botsort, or an ultralytics tracker YAML (e.g. a tuned botsort.yaml)")
     p.add_argument("--predictor", choices=["auto", "lstm", "cv", "kalman"],
                    help="forecaster (default auto: all three scored online, the best on this camera served)")
@@ -298,9 +302,11 @@ def cmd_calibrate(a: argparse.Namespace) -> int:
 def _bench_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "bench", help="time our pipeline against ultralytics' predict and track loops",
-        description="On the same frames and weights: (a) ultralytics predict loop, (b) model.track loop, (c) our "
+        description="On the same frames and weights, in one process: (i) decoding alone, (n) the bare network on "
+        "our letterboxed input (OpenVINO exports), (a) ultralytics predict loop, (b) model.track loop, (c) our "
         "full track pipeline with outputs (and c' with the speed options off), (d) the predictor alone for 1, 10, "
-        "100 tracks. Prints ms/frame (median over repeats after a warm-up), fps, peak RSS and the (c)/(b) speed-up.",
+        "100 tracks; then the start-up of a fresh process to its first frame. Prints the CPU and its instruction "
+        "sets, ms/frame (median over repeats after a warm-up), fps, peak RSS, the (b)/(c) speed-up and (c)/(n).",
     )
     p.add_argument("--source", required=True, help="video file")
     p.add_argument("--config", default=str(DEFAULT_CONFIG), help="YAML config (default: %(default)s)")
@@ -308,23 +314,30 @@ def _bench_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--frames", type=int, default=150, help="frames per repeat (default: %(default)s)")
     p.add_argument("--repeats", type=int, default=3, help="timed repeats after one warm-up (default: %(default)s)")
     p.add_argument("--soak", type=int, default=0, help="instead: loop the video this many times and print RSS over time")
+    p.add_argument("--device", help="auto, cpu or cuda:N (default from config)")
+    p.add_argument("--half", action="store_true", help="FP16 inference (.pt weights on CUDA only)")
+    p.add_argument("--json", help="also write the results (rows, ratios, machine, start-up) to this JSON file")
+    p.add_argument("--no-startup", action="store_true", help="skip the start-up measurement (a fresh process)")
 
 
 def cmd_bench(a: argparse.Namespace) -> int:
-    from pipeline.apps.bench import format_rows, run_bench, soak
+    from pipeline.apps.bench import format_result, run_bench, soak, write_json
     from pipeline.core.config import TrackRunConfig, from_dict, load_yaml, merge
     from pipeline.core.errors import UserError
 
     if a.frames < 10 or a.repeats < 1:
         raise UserError("--frames must be >= 10 and --repeats >= 1")
-    over = {"detector": {"weights": a.weights}} if a.weights else {}
-    cfg = from_dict(TrackRunConfig, merge(load_yaml(a.config), over))
+    det = {k: v for k, v in (("weights", a.weights), ("device", a.device), ("half", a.half or None)) if v}
+    cfg = from_dict(TrackRunConfig, merge(load_yaml(a.config), {"detector": det}))
     if a.soak:
         samples = soak(Path(a.source), cfg, a.soak, a.frames)
         print("frame  rss_mb\n" + "\n".join(f"{k:5d}  {mb:6.0f}" for k, mb in samples))
         return 0
-    rows, speedup = run_bench(Path(a.source), cfg, a.frames, a.repeats)
-    print(format_rows(rows, speedup, Path(a.source), a.frames, a.repeats))
+    startup = None if a.no_startup else [a.config, cfg.detector.weights]
+    res = run_bench(Path(a.source), cfg, a.frames, a.repeats, startup)
+    print(format_result(res))
+    if a.json:
+        write_json(res, Path(a.json))
     return 0
 
 

@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import json
 import os
+import platform
 import statistics
+import subprocess
+import sys
 import tempfile
 import threading
 import time
@@ -71,7 +75,8 @@ def _ultralytics_loop(source: Path, frames: int, cfg: TrackRunConfig, track: boo
     det = YoloDetector(cfg.detector)
     model = det.model
     c = cfg.detector
-    kw = dict(conf=c.conf, iou=c.iou, imgsz=c.imgsz, classes=det.class_ids, verbose=False)
+    kw = dict(conf=c.conf, iou=c.iou, imgsz=c.imgsz, classes=det.class_ids, device=det.device, half=det.half,
+              verbose=False)
 
     def run() -> tuple[int, float]:
         cap, n = cv2.VideoCapture(str(source)), 0
@@ -92,6 +97,47 @@ def _ultralytics_loop(source: Path, frames: int, cfg: TrackRunConfig, track: boo
     return run
 
 
+def _decode_loop(source: Path, frames: int) -> Callable[[], tuple[int, float]]:
+    """Decoding alone (OpenCV), the floor under every loop."""
+
+    def run() -> tuple[int, float]:
+        cap, n = cv2.VideoCapture(str(source)), 0
+        t0 = time.perf_counter()
+        while n < frames and cap.read()[0]:
+            n += 1
+        cap.release()
+        return n, time.perf_counter() - t0
+
+    return run
+
+
+def _bare_inference(source: Path, frames: int, cfg: TrackRunConfig) -> Callable[[], tuple[int, float]] | None:
+    """The network alone on the input our pipeline feeds it (OpenVINO exports: letterboxed frames prepared first)."""
+    from pipeline.perception.detector import OpenVinoYolo, build_detector
+
+    det = build_detector(cfg.detector)
+    if not isinstance(det, OpenVinoYolo):
+        return None
+    cap, inputs = cv2.VideoCapture(str(source)), []
+    while len(inputs) < min(frames, 30):
+        ok, img = cap.read()
+        if not ok:
+            break
+        inputs.append(det._impl.letterbox(img.shape[:2]).apply(img)[None])
+    cap.release()
+    if not inputs:
+        raise UserError(f"no frame of {source} could be decoded")
+    request = det._impl._compiled_for(inputs[0].shape[1:3]).create_infer_request()
+
+    def run() -> tuple[int, float]:
+        t0 = time.perf_counter()
+        for k in range(frames):
+            request.infer({0: inputs[k % len(inputs)]})
+        return frames, time.perf_counter() - t0
+
+    return run
+
+
 def _pipeline(source: Path, frames: int, cfg: TrackRunConfig) -> Callable[[], tuple[int, float]]:
     from pipeline.apps.track_run import run_track
 
@@ -105,15 +151,15 @@ def _pipeline(source: Path, frames: int, cfg: TrackRunConfig) -> Callable[[], tu
 
 
 def predictor_rows(cfg: TrackRunConfig, repeats: int = 50) -> list[Row]:
-    """(d): one batched predictor call for 1, 10 and 100 tracks (features included), on all cores.
+    """(d): one batched predictor call for 1, 10 and 100 tracks (features included), on one torch thread.
 
-    ultralytics sets torch to cpu_count - 1 threads when it picks the device; the predictor alone gets
-    every core here (inside the pipeline it shares the machine with the detector thread).
+    One thread, as inside the pipeline on the OpenVINO path (FrameProcessor): the LSTM's small batches every
+    0.4 s gain little from more threads, which would spin against the detector's inference threads.
     """
     import torch
 
     threads = torch.get_num_threads()
-    torch.set_num_threads(os.cpu_count() or 1)
+    torch.set_num_threads(1)
     try:
         return _predictor_rows(cfg, repeats)
     finally:
@@ -145,19 +191,102 @@ def _one_predictor_rows(pcfg: PredictorConfig, repeats: int) -> list[Row]:
     return rows
 
 
-def run_bench(source: Path, cfg: TrackRunConfig, frames: int, repeats: int) -> tuple[list[Row], float]:
-    """All rows and the speed-up of our full pipeline over the model.track loop."""
+@dataclass
+class BenchResult:
+    """One bench run: rows measured in the same process, their ratios, the machine and start-up time."""
+
+    source: Path
+    frames: int
+    repeats: int
+    rows: list[Row]
+    machine: dict[str, object]
+    startup_s: float | None = None
+
+    def ms(self, prefix: str) -> float | None:
+        return next((r.ms for r in self.rows if r.name.startswith(prefix)), None)
+
+    @property
+    def ratios(self) -> dict[str, float]:
+        """(b)/(c): speed-up over ultralytics' model.track loop; (c)/(n): our frame over bare inference."""
+        out = {}
+        b, c, n = self.ms("(b)"), self.ms("(c)"), self.ms("(n)")
+        if b and c:
+            out["speedup_over_model_track"] = b / c
+        if c and n:
+            out["per_frame_over_bare_inference"] = c / n
+        return out
+
+    def to_json(self) -> dict[str, object]:
+        return {"source": str(self.source), "frames": self.frames, "repeats": self.repeats, "machine": self.machine,
+                "startup_s": self.startup_s, "ratios": self.ratios,
+                "rows": [{"name": r.name, "ms": r.ms, "fps": r.fps, "peak_rss_mb": r.peak_rss_mb} for r in self.rows]}
+
+
+def machine_info() -> dict[str, object]:
+    """CPU model, cores, the instruction sets that matter for INT8 inference, and the load when measured."""
+    model, flags = platform.processor() or platform.machine(), set()
+    info = Path("/proc/cpuinfo")
+    for line in info.read_text().splitlines() if info.is_file() else []:  # Linux; elsewhere no flags
+        key, _, val = line.partition(":")
+        if key.strip() == "model name":
+            model = val.strip()
+        elif key.strip() == "flags":
+            flags = set(val.split())
+            break
+    isa = [f for f in ("avx2", "avx512f", "avx512_vnni", "avx_vnni", "avx512_bf16", "amx_int8") if f in flags]
+    load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
+    return {"cpu": model, "cores": os.cpu_count(), "isa": isa, "load_1min": round(load, 2),
+            "memory_gb": round(psutil.virtual_memory().total / 2**30, 1)}
+
+
+def startup_seconds(source: Path, cfg_args: list[str]) -> float:
+    """Whole-process start-up: from starting a process to its first frame tracked, forecast and drawn.
+
+    A fresh interpreter, so imports and model compilation (or the compiled-model cache) count as a user sees them.
+    """
+    code = (
+        "import time, sys\n"
+        "from pathlib import Path\n"
+        "from pipeline.core.config import TrackRunConfig, from_dict, load_yaml, merge\n"
+        "from pipeline.io.frames import VideoFileSource\n"
+        "from pipeline.apps.processing import FrameProcessor\n"
+        "cfg = from_dict(TrackRunConfig, merge(load_yaml(sys.argv[2]), {'detector': {'weights': sys.argv[3]}}))\n"
+        "src = VideoFileSource(Path(sys.argv[1]))\n"
+        "proc = FrameProcessor(cfg, src.info.fps, (src.info.width, src.info.height))\n"
+        "r = next(iter(proc.results(iter(src))))\n"
+        "proc.annotate(r)\n"
+        "print(time.time())\n"
+    )
+    root = Path(__file__).resolve().parents[2]
+    env = {**os.environ, "PYTHONPATH": str(root), "YOLO_OFFLINE": "1"}
+    t0 = time.time()
+    out = subprocess.run([sys.executable, "-c", code, str(source), *cfg_args], capture_output=True, text=True,
+                         env=env, cwd=root, timeout=300)
+    if out.returncode != 0:
+        raise UserError(f"start-up measurement failed: {(out.stderr.strip().splitlines() or ['?'])[-1]}")
+    return float(out.stdout.strip().splitlines()[-1]) - t0
+
+
+def run_bench(source: Path, cfg: TrackRunConfig, frames: int, repeats: int,
+              startup_args: list[str] | None = None) -> BenchResult:
+    """All rows on the same video and weights, in one process, so their ratios share the machine's state."""
     if not source.is_file():
         raise UserError(f"video not found: {source}")
-    simple = replace(cfg, speed=SpeedConfig(detect_ahead=0, threaded_io=False))
-    rows = [
+    simple = replace(cfg, speed=SpeedConfig(detect_ahead=0, threaded_io=False),
+                     detector=replace(cfg.detector, infer_requests=1))
+    rows = [_timed("(i) decode only", _decode_loop(source, frames), repeats)]
+    bare = _bare_inference(source, frames, cfg)
+    if bare is not None:
+        rows.append(_timed("(n) bare network inference", bare, repeats))
+    rows += [
         _timed("(a) ultralytics predict loop", _ultralytics_loop(source, frames, cfg, track=False), repeats),
         _timed("(b) ultralytics model.track loop", _ultralytics_loop(source, frames, cfg, track=True), repeats),
         _timed("(c) our track pipeline, outputs on", _pipeline(source, frames, cfg), repeats),
         _timed("(c') same, simple path (speed off)", _pipeline(source, frames, simple), repeats),
         *predictor_rows(cfg),
     ]
-    return rows, rows[1].ms / rows[2].ms
+    startup = startup_seconds(source, startup_args) if startup_args else None
+    return BenchResult(source, frames, repeats, rows, machine_info(), startup)
 
 
 def soak(source: Path, cfg: TrackRunConfig, loops: int, frames: int) -> list[tuple[int, float]]:
@@ -186,9 +315,30 @@ def soak(source: Path, cfg: TrackRunConfig, loops: int, frames: int) -> list[tup
     return samples
 
 
-def format_rows(rows: list[Row], speedup: float, source: Path, frames: int, repeats: int) -> str:
-    lines = [f"{source.name}: {frames} frames x {repeats} repeats after warm-up; median ms/frame (per call for (d))",
+def format_result(res: BenchResult) -> str:
+    """The table, the machine and the ratios, as printed by `run.py bench`."""
+    m = res.machine
+    lines = [f"machine: {m['cpu']}, {m['cores']} cores, {m['memory_gb']} GiB; ISA: {' '.join(m['isa']) or '-'}; "
+             f"load average {m['load_1min']} (other processes share the cores: compare ratios, not ms)",
+             f"{res.source.name}: {res.frames} frames x {res.repeats} repeats after warm-up; "
+             "median ms/frame (per call for (d))",
              f"{'stage':<40}{'ms':>9}{'fps':>9}{'peak RSS MB':>13}"]
-    lines += [f"{r.name:<40}{r.ms:>9.1f}{r.fps:>9.1f}{r.peak_rss_mb:>13.0f}" for r in rows]
-    lines.append(f"speed-up of (c) over (b): {speedup:.2f}x")
+    lines += [f"{r.name:<40}{r.ms:>9.1f}{r.fps:>9.1f}{r.peak_rss_mb:>13.0f}" for r in res.rows]
+    ratios = res.ratios
+    if "speedup_over_model_track" in ratios:
+        lines.append(f"speed-up of (c) over (b): {ratios['speedup_over_model_track']:.2f}x")
+    if "per_frame_over_bare_inference" in ratios:
+        lines.append(f"(c) per frame over bare inference (n): {ratios['per_frame_over_bare_inference']:.2f}x")
+    if res.startup_s is not None:
+        lines.append(f"start-up, process start to first frame drawn: {res.startup_s:.2f} s")
     return "\n".join(lines)
+
+
+def write_json(res: BenchResult, path: Path) -> None:
+    """The same numbers as the table, for scripts (written whole: a temporary file renamed)."""
+    tmp = path.with_name(path.name + ".tmp")
+    try:
+        tmp.write_text(json.dumps(res.to_json(), indent=2) + "\n", encoding="utf-8")
+        tmp.replace(path)
+    except OSError as exc:
+        raise UserError(f"cannot write {path}: {exc.strerror}") from None

@@ -32,13 +32,20 @@ class DetectorConfig:
     conf: float = 0.25  # minimum detection confidence
     iou: float = 0.7  # NMS IoU threshold
     imgsz: int = 640  # inference size; OpenVINO exports are fixed at 640
-    device: str = "cpu"  # "cpu", "cuda:0", ...
+    device: str = "auto"  # "auto" (cuda:0 for .pt weights when torch sees a GPU, else cpu), "cpu", "cuda:N"
     classes: list[str] = field(default_factory=lambda: ["person", "bicycle", "car", "motorcycle", "bus", "truck"])
+    half: bool = False  # FP16 inference: only .pt weights on CUDA (ignored with a warning elsewhere: INT8 stays INT8)
+    backend: str = "auto"  # "auto": our OpenVINO path for *_openvino_model folders, ultralytics for the rest; "ultralytics"
+    rect: bool = True  # dynamic exports: letterbox to the stride only (1920x1080 -> 640x384), as ultralytics does for .pt
+    infer_requests: int = 2  # OpenVINO requests in flight: frame N+1 is inferred while frame N is tracked and written
+    cache_dir: str = ""  # OpenVINO compiled-model cache; "" = $XDG_CACHE_HOME or ~/.cache/trajectory-forecast/openvino, "off"
 
     def __post_init__(self) -> None:
         _check(0.0 < self.conf < 1.0, "detector.conf", f"must be in (0, 1), got {self.conf}")
         _check(0.0 < self.iou < 1.0, "detector.iou", f"must be in (0, 1), got {self.iou}")
         _check(self.imgsz >= 32 and self.imgsz % 32 == 0, "detector.imgsz", f"must be a multiple of 32, got {self.imgsz}")
+        _check(self.backend in ("auto", "ultralytics"), "detector.backend", f"must be auto or ultralytics, got {self.backend!r}")
+        _check(1 <= self.infer_requests <= 8, "detector.infer_requests", "must be 1..8")
 
 
 @dataclass

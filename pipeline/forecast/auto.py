@@ -115,10 +115,17 @@ def serve(order: Sequence[str], fcs: Mapping[str, Forecasts], track_order: np.nd
 class SelfScoringForecaster:
     """Forecasts every frame with its member predictors, scores them all, and serves one (see module doc)."""
 
-    def __init__(self, members: Mapping[str, Predictor], settings: AutoSettings | None, max_gap_s: float = 1.0) -> None:
+    def __init__(self, members: Mapping[str, Predictor], settings: AutoSettings | None, max_gap_s: float = 1.0,
+                 at_steps: bool = False) -> None:
         if not members or (settings is None and len(members) != 1):
             raise ValueError("one predictor, or several with auto settings")
         self.members = dict(members)
+        # at_steps: forecast only when the video clock crosses the next point of the models' step grid (0.4 s),
+        # the rate the models were trained at; between steps the last forecasts are held (`fresh` False)
+        self.step_s = min(float(p.step_s) for p in self.members.values()) if at_steps else 0.0
+        self._grid: tuple[float, int, float] | None = None  # (grid origin, last step index, last time)
+        self._held: Forecasts | None = None
+        self.fresh = True  # whether the last update() forecast (False: it returned the held forecasts)
         horizons = score_horizons(min(p.step_s * p.horizon for p in self.members.values()))
         recent = (settings or AutoSettings()).recent
         scored = list(self.members) + ([SERVED] if settings else [])  # what auto really wrote is scored too
@@ -131,15 +138,49 @@ class SelfScoringForecaster:
         return self.selector.served if self.selector else next(iter(self.members))
 
     def update(self, time_s: float, tracks: Tracks, windows: WindowFn) -> Forecasts:
-        """This frame's served forecasts; all members' forecasts go to the scorer first."""
+        """This frame's served forecasts; all members' forecasts go to the scorer first.
+
+        Between steps (at_steps) nothing is forecast: the scorer still sees where the tracks are, and the
+        last forecasts of the tracks still present are returned (`fresh` is False).
+        """
+        self.fresh = self._due(time_s)
+        if not self.fresh:
+            self.scorer.update(time_s, tracks, {}, TrackScale(np.zeros(0, np.int64), np.zeros(0)))
+            return self._hold(tracks)
         fcs, scale = self._forecast_all(windows)
         if self.selector is None:
             self.scorer.update(time_s, tracks, fcs, scale)
-            return fcs[self.served]
+            self._held = fcs[self.served]
+            return self._held
         self.selector.choose(self.scorer.scored(self.horizon_s), self.scorer.recent_ade(self.horizon_s))
         served = serve(self._order(), fcs, tracks.track_id)
         self.scorer.update(time_s, tracks, {**fcs, SERVED: served}, scale)
+        self._held = served
         return served
+
+    def _due(self, time_s: float) -> bool:
+        """True on the first frame at or after each point of the step grid (every frame without at_steps)."""
+        if self.step_s <= 0:
+            return True
+        if self._grid is None or time_s < self._grid[2] - 1e-9:  # first frame, or time went back (a new stream)
+            self._grid = (time_s, 0, time_s)
+            return True
+        origin, last, _ = self._grid
+        k = int(math.floor((time_s - origin) / self.step_s + 1e-6))
+        self._grid = (origin, max(k, last), time_s)
+        return k > last
+
+    def _hold(self, tracks: Tracks) -> Forecasts:
+        """The last forecasts, of the tracks seen in this frame."""
+        held = self._held
+        if held is None:
+            return Forecasts.empty(np.zeros(0))
+        keep = np.isin(held.track_id, tracks.track_id)
+        if keep.all():
+            return held
+        return Forecasts(held.track_id[keep], held.t_future_s, held.centers[keep],
+                         boxes=None if held.boxes is None else held.boxes[keep],
+                         std=None if held.std is None else held.std[keep])
 
     def _forecast_all(self, windows: WindowFn) -> tuple[dict[str, Forecasts], TrackScale]:
         """Each member on its own grid; windows built once per distinct (step_s, obs_len)."""
@@ -182,10 +223,10 @@ class SelfScoringForecaster:
         return head + body + f"; serving {self.served} ({why})"
 
 
-def build_forecaster(cfg: PredictorConfig, max_gap_s: float = 1.0) -> SelfScoringForecaster:
+def build_forecaster(cfg: PredictorConfig, max_gap_s: float = 1.0, at_steps: bool = False) -> SelfScoringForecaster:
     """The configured predictor, or for kind `auto` every member, wrapped for self-scoring."""
     if cfg.kind != "auto":
-        return SelfScoringForecaster({cfg.kind: build_predictor(cfg)}, None, max_gap_s)
+        return SelfScoringForecaster({cfg.kind: build_predictor(cfg)}, None, max_gap_s, at_steps)
     members = {n: build_predictor(replace(cfg, kind=n)) for n in MEMBERS}
     settings = AutoSettings(warmup=cfg.auto_warmup, fallback=cfg.auto_fallback)
-    return SelfScoringForecaster(members, settings, max_gap_s)
+    return SelfScoringForecaster(members, settings, max_gap_s, at_steps)

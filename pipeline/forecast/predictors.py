@@ -10,7 +10,6 @@ from pathlib import Path
 from typing import Protocol
 
 import numpy as np
-import torch
 
 from pipeline.core.config import PredictorConfig
 from pipeline.core.errors import UserError
@@ -24,7 +23,6 @@ from pipeline.forecast.features import (
     velocity_prior,
     window_scale,
 )
-from pipeline.forecast.model import load_checkpoint
 from pipeline.core.types import Forecasts
 
 
@@ -123,6 +121,8 @@ class LSTMPredictor:
     """The trained TrajectoryLSTM; one batched forward pass for all windows."""
 
     def __init__(self, checkpoint: str, horizon_s: float | None = None) -> None:
+        from pipeline.forecast.model import load_checkpoint  # torch: imported only when an LSTM is used
+
         self.model, self.spec, self.meta = load_checkpoint(checkpoint)
         self.step_s, self.obs_len = self.spec.step_s, self.spec.obs_len
         max_s = self.spec.pred_len * self.spec.step_s
@@ -133,15 +133,17 @@ class LSTMPredictor:
                 f"pass --horizon {max_s:g} (or lower predictor.horizon_s in the config)"
             )
 
-    @torch.no_grad()
     def predict(self, win: Window) -> tuple[np.ndarray, np.ndarray]:
+        import torch
+
         if len(win.xywh) == 0:
             return np.zeros((0, self.horizon, 4)), np.zeros((0, self.horizon, 2))
         win = win.last(self.obs_len)  # a longer window (an evaluation protocol's) is cut to what the model reads
         frame = canonical(win, self.spec)
         feats = torch.from_numpy(encode(win, self.spec, frame))
         prior = torch.from_numpy(velocity_prior(win, self.spec, self.spec.pred_len, frame))
-        mean, sigma = self.model(feats, prior)
+        with torch.no_grad():
+            mean, sigma = self.model(feats, prior)
         h = self.horizon
         xywh = targets_to_xywh(win, mean.numpy()[:, :h], self.spec, frame)
         return xywh, frame.std_to_source(sigma.numpy()[:, :h].astype(np.float64))

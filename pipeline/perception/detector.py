@@ -1,9 +1,15 @@
-"""The only place that talks to ultralytics' YOLO: resolves weights, runs it, returns `Detections`."""
+"""The detector boundary: resolves weights, picks the backend, returns `Detections`.
+
+*_openvino_model folders run on our own OpenVINO path (openvino_detector.py: no torch, inference overlapped with
+the rest of the pipeline, the same detections as ultralytics' predict); everything else (.pt, .onnx, ...) and
+`detector.backend: ultralytics` runs ultralytics' YOLO.
+"""
 
 from __future__ import annotations
 
 import os
 import re
+import sys
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 
@@ -134,6 +140,8 @@ class YoloDetector:
         self.config = config
         source = self.source = resolve_weights(config.weights)
         check_weights_file(source)
+        self.device = resolve_device(config.device, openvino=False)  # before loading: a bad --device fails fast
+        self.half = use_half(config.half, self.device, openvino=is_openvino(source))
         self._loaded = False
         try:
             self.model = YOLO(source, task=_task_for(source))
@@ -156,23 +164,18 @@ class YoloDetector:
         self.class_ids = self._class_ids(config.classes)
 
     def _class_ids(self, classes: list[str]) -> list[int] | None:
-        if not classes:
-            return None
-        by_name = {v: k for k, v in self.names.items()}
-        by_name.update({str(k): k for k in self.names})  # COCO indexes too, as ultralytics users type them (0 = person)
-        unknown = [c for c in classes if c.strip() not in by_name]
-        if unknown:
-            sample = ", ".join(list(self.names.values())[:12])
-            raise UserError(f"unknown class name(s) {', '.join(unknown)}; this model knows e.g.: {sample}, ... "
-                            f"(or their indexes 0..{max(self.names)})")
-        return sorted({by_name[c.strip()] for c in classes})
+        return class_ids(self.names, classes)
+
+    def prepare(self, frame_size: tuple[int, int]) -> None:
+        """Nothing to do ahead: ultralytics sets its model up at the first prediction (warm-up)."""
 
     def detect(self, image: np.ndarray) -> Detections:
         """Detect objects in one BGR image."""
         c = self.config
         try:
             result = self.model.predict(
-                image, conf=c.conf, iou=c.iou, imgsz=c.imgsz, device=c.device, classes=self.class_ids, verbose=False
+                image, conf=c.conf, iou=c.iou, imgsz=c.imgsz, device=self.device, classes=self.class_ids, verbose=False,
+                half=self.half,
             )[0]
         except Exception as exc:
             if self._loaded:
@@ -183,20 +186,124 @@ class YoloDetector:
         boxes = result.boxes.cpu().numpy()
         return Detections(boxes.xyxy, boxes.conf, boxes.cls.astype(np.int64))
 
+    def stream(self, frames: Iterable[Frame], ahead: int = 0) -> Iterator[tuple[Frame, Detections]]:
+        """Frames with their detections, in order.
 
-def detections_stream(
-    detector: YoloDetector, frames: Iterable[Frame], ahead: int = 0
-) -> Iterator[tuple[Frame, Detections]]:
-    """Frames paired with their detections, in order.
+        With ahead > 0, decoding and detection run in one background thread up to `ahead` frames before the
+        consumer (inference releases the GIL), so tracking and writing overlap with it. The detector is
+        ultralytics' own synchronous call either way, so the detections are identical.
+        """
+        pairs = ((f, self.detect(f.image)) for f in frames)
+        if ahead <= 0:
+            yield from pairs
+        else:
+            from pipeline.io.io_threads import prefetch
 
-    With ahead > 0, decoding and detection run in one background thread up to `ahead` frames before the
-    consumer (inference releases the GIL), so tracking and writing overlap with it. The detector is
-    ultralytics' own synchronous call either way, so the detections are identical.
+            yield from prefetch(pairs, ahead)
+
+
+def class_ids(names: dict[int, str], classes: list[str]) -> list[int] | None:
+    """Class names or COCO indexes (as ultralytics users type them, 0 = person) -> sorted ids; None keeps all."""
+    if not classes:
+        return None
+    by_name = {v: k for k, v in names.items()}
+    by_name.update({str(k): k for k in names})
+    unknown = [c for c in classes if c.strip() not in by_name]
+    if unknown:
+        sample = ", ".join(list(names.values())[:12])
+        raise UserError(f"unknown class name(s) {', '.join(unknown)}; this model knows e.g.: {sample}, ... "
+                        f"(or their indexes 0..{max(names)})")
+    return sorted({by_name[c.strip()] for c in classes})
+
+
+def resolve_device(device: str, openvino: bool) -> str:
+    """auto | cpu | cuda:N (or N) -> the device to run on; one-line errors for what this machine cannot do.
+
+    OpenVINO exports run on the CPU here. torch is imported only to look for a GPU (.pt weights import it anyway).
     """
-    pairs = ((f, detector.detect(f.image)) for f in frames)
-    if ahead <= 0:
-        yield from pairs
-    else:
-        from pipeline.io.io_threads import prefetch
+    d = device.strip().lower()
+    if d in ("", "auto"):
+        if openvino:
+            return "cpu"
+        import torch
 
-        yield from prefetch(pairs, ahead)
+        return "cuda:0" if torch.cuda.is_available() else "cpu"
+    if d == "cpu":
+        return "cpu"
+    m = re.fullmatch(r"(?:cuda:)?(\d+)|cuda", d)
+    if m is None:
+        raise UserError(f"--device must be auto, cpu or cuda:N, got {device!r}")
+    if openvino:
+        raise UserError(f"--device {device}: *_openvino_model weights run on the CPU here; use --device cpu (or auto), "
+                        "or .pt weights (e.g. --weights yolo11n.pt) to detect on the GPU")
+    import torch
+
+    index = int(m.group(1) or 0)
+    if not torch.cuda.is_available():
+        raise UserError(f"--device {device}: no CUDA GPU is available on this machine (torch sees none); "
+                        "use --device cpu or auto")
+    if index >= torch.cuda.device_count():
+        raise UserError(f"--device {device}: this machine has {torch.cuda.device_count()} CUDA GPU(s), "
+                        f"cuda:0..cuda:{torch.cuda.device_count() - 1}")
+    return f"cuda:{index}"
+
+
+def use_half(half: bool, device: str, openvino: bool) -> bool:
+    """FP16 only where it exists (.pt weights on CUDA); elsewhere one warning line and full precision/INT8."""
+    if not half:
+        return False
+    if device.startswith("cuda") and not openvino:
+        return True
+    what = "an INT8/FP OpenVINO export runs as exported" if openvino else "FP16 on the CPU is slower, not faster"
+    print(f"warning: --half ignored on {device} ({what}); it applies to .pt weights on CUDA", file=sys.stderr)
+    return False
+
+
+def is_openvino(source: str) -> bool:
+    p = Path(source)
+    return p.is_dir() and p.name.endswith("_openvino_model")
+
+
+class OpenVinoYolo:
+    """An *_openvino_model export on our own OpenVINO path (see openvino_detector.py), with this module's checks."""
+
+    def __init__(self, config: DetectorConfig, source: str) -> None:
+        from pipeline.perception.openvino_detector import OpenVinoDetector
+
+        self.config, self.source = config, source
+        self.device = resolve_device(config.device, openvino=True)
+        self.half = use_half(config.half, self.device, openvino=True)
+        self._impl = OpenVinoDetector(Path(source), config.conf, config.iou, config.imgsz, rect=config.rect,
+                                      cache_dir=config.cache_dir, requests=config.infer_requests)
+        self.names = self._impl.names
+        self.class_ids = class_ids(self.names, config.classes)
+        self._impl.set_classes(self.class_ids)
+
+    def prepare(self, frame_size: tuple[int, int]) -> None:
+        """Compile for frames of (width, height) in the background while the other stages load."""
+        self._impl.prepare((frame_size[1], frame_size[0]))
+
+    def detect(self, image: np.ndarray) -> Detections:
+        """Detect objects in one BGR image (synchronously)."""
+        return self._impl.detect(image)
+
+    def stream(self, frames: Iterable[Frame], ahead: int = 0) -> Iterator[tuple[Frame, Detections]]:
+        """Frames with detections, in order; inference of the next frame overlaps the caller's work on this one."""
+        return self._impl.stream(frames, ahead)
+
+
+Detector = YoloDetector | OpenVinoYolo
+
+
+def build_detector(config: DetectorConfig) -> Detector:
+    """Our OpenVINO path for *_openvino_model folders (unless detector.backend is ultralytics), else ultralytics."""
+    source = resolve_weights(config.weights)
+    if config.backend == "auto" and is_openvino(source):
+        check_weights_file(source)
+        return OpenVinoYolo(config, source)
+    return YoloDetector(config)
+
+
+def detections_stream(detector: Detector, frames: Iterable[Frame], ahead: int = 0) -> Iterator[tuple[Frame, Detections]]:
+    """Frames paired with their detections, in order (see each detector's `stream`)."""
+    return detector.stream(frames, ahead)

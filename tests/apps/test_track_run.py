@@ -77,13 +77,14 @@ def test_every_track_with_enough_history_is_forecast(vtest_run):
         if tid not in start or (k - 1) / fps - last[tid] / fps > 2.0:
             start[tid] = k
         last[tid] = k
-        if k / fps - start[tid] / fps >= need_s - 1e-6:
+        on_step = abs(k / fps / lstm.step_s - round(k / fps / lstm.step_s)) < 1e-6  # forecasts at the model's step
+        if k / fps - start[tid] / fps >= need_s - 1e-6 and on_step:
             expected.add((r["frame"], tid))
     preds = _rows(out / "predictions.csv", PREDICTION_COLUMNS)
     steps = defaultdict(list)
     for r in preds:
         steps[(r["frame"], r["track_id"])].append(int(r["step"]))
-    assert len(expected) > 1000
+    assert len(expected) > 250
     assert set(steps) == expected
     assert all(s == list(range(1, lstm.horizon + 1)) for s in steps.values())
     last_t = {float(r["t_future_s"]) for r in preds if r["step"] == str(lstm.horizon)}
@@ -222,11 +223,12 @@ def test_full_disk_at_a_csv_cuts_both_csvs_back_to_the_last_whole_frame(tmp_path
     lines = [ln for ln in proc.stderr.splitlines() if ln.strip()]
     assert proc.returncode == 5, proc.stderr
     assert len(lines) == 1 and lines[0].startswith("error: ") and "Traceback" not in proc.stderr, proc.stderr
-    assert "predictions.csv" in lines[0] and "disk is full" in lines[0]
+    assert ("predictions.csv" in lines[0] or "tracks.csv" in lines[0]) and "disk is full" in lines[0]
     tracks = _rows(out / "tracks.csv", TRACK_COLUMNS)
     preds = _rows(out / "predictions.csv", PREDICTION_COLUMNS)
     last = max(int(r["frame"]) for r in tracks)
-    assert last == max(int(r["frame"]) for r in preds) and last >= 5
+    last_pred = max(int(r["frame"]) for r in preds)  # forecasts are written every 0.4 s: every 4th vtest frame
+    assert last_pred <= last < last_pred + 4 and last >= 5
     per_key = defaultdict(int)
     for r in preds:
         per_key[(r["frame"], r["track_id"])] += 1
