@@ -84,8 +84,8 @@ class FrameProcessor:
         # across a longer stall a forecast point is not scored
         self.detector = build_detector(cfg.detector)
         self.detector.prepare(frame_size)  # compiles in the background while the forecaster and tracker load
-        self.forecaster: SelfScoringForecaster = build_forecaster(cfg.predictor, max_gap_s=max(1.0, 2.5 / fps),
-                                                                  at_steps=True)
+        self.forecaster: SelfScoringForecaster = build_forecaster(
+            cfg.predictor, max_gap_s=max(1.0, 2.5 / fps), at_steps=True, device=self.detector.device)
         self._scores_file: ScoresFile | None = None
         if isinstance(self.detector, OpenVinoYolo):
             # torch then only runs the LSTM: a small batch every 0.4 s is fastest on one thread, and more threads

@@ -223,10 +223,11 @@ class SelfScoringForecaster:
         return head + body + f"; serving {self.served} ({why})"
 
 
-def build_forecaster(cfg: PredictorConfig, max_gap_s: float = 1.0, at_steps: bool = False) -> SelfScoringForecaster:
-    """The configured predictor, or for kind `auto` every member, wrapped for self-scoring."""
+def build_forecaster(cfg: PredictorConfig, max_gap_s: float = 1.0, at_steps: bool = False,
+                     device: str = "cpu") -> SelfScoringForecaster:
+    """The configured predictor, or for kind `auto` every member, wrapped for self-scoring (the LSTM on `device`)."""
     if cfg.kind != "auto":
-        return SelfScoringForecaster({cfg.kind: build_predictor(cfg)}, None, max_gap_s, at_steps)
-    members = {n: build_predictor(replace(cfg, kind=n)) for n in MEMBERS}
+        return SelfScoringForecaster({cfg.kind: build_predictor(cfg, device)}, None, max_gap_s, at_steps)
+    members = {n: build_predictor(replace(cfg, kind=n), device) for n in MEMBERS}
     settings = AutoSettings(warmup=cfg.auto_warmup, fallback=cfg.auto_fallback)
     return SelfScoringForecaster(members, settings, max_gap_s, at_steps)

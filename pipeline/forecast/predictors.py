@@ -120,10 +120,13 @@ class KalmanPredictor:
 class LSTMPredictor:
     """The trained TrajectoryLSTM; one batched forward pass for all windows."""
 
-    def __init__(self, checkpoint: str, horizon_s: float | None = None) -> None:
+    def __init__(self, checkpoint: str, horizon_s: float | None = None, device: str = "cpu") -> None:
         from pipeline.forecast.model import load_checkpoint  # torch: imported only when an LSTM is used
 
         self.model, self.spec, self.meta = load_checkpoint(checkpoint)
+        self.device = device  # "cuda:N" with a GPU detector: features are built on the CPU, the network runs there
+        if device != "cpu":
+            self.model.to(device)
         self.step_s, self.obs_len = self.spec.step_s, self.spec.obs_len
         max_s = self.spec.pred_len * self.spec.step_s
         self.horizon = self.spec.pred_len if horizon_s is None else _horizon(horizon_s, self.step_s)
@@ -140,10 +143,10 @@ class LSTMPredictor:
             return np.zeros((0, self.horizon, 4)), np.zeros((0, self.horizon, 2))
         win = win.last(self.obs_len)  # a longer window (an evaluation protocol's) is cut to what the model reads
         frame = canonical(win, self.spec)
-        feats = torch.from_numpy(encode(win, self.spec, frame))
-        prior = torch.from_numpy(velocity_prior(win, self.spec, self.spec.pred_len, frame))
+        feats = torch.from_numpy(encode(win, self.spec, frame)).to(self.device)
+        prior = torch.from_numpy(velocity_prior(win, self.spec, self.spec.pred_len, frame)).to(self.device)
         with torch.no_grad():
-            mean, sigma = self.model(feats, prior)
+            mean, sigma = (o.cpu() for o in self.model(feats, prior))
         h = self.horizon
         xywh = targets_to_xywh(win, mean.numpy()[:, :h], self.spec, frame)
         return xywh, frame.std_to_source(sigma.numpy()[:, :h].astype(np.float64))
@@ -160,10 +163,10 @@ def resolve_checkpoint(path: str) -> str:
     return str(PROJECT_ROOT / p)
 
 
-def build_predictor(cfg: PredictorConfig) -> Predictor:
-    """The predictor the config names."""
+def build_predictor(cfg: PredictorConfig, device: str = "cpu") -> Predictor:
+    """The predictor the config names (an LSTM on `device`)."""
     if cfg.kind == "lstm":
-        return LSTMPredictor(resolve_checkpoint(cfg.weights), cfg.horizon_s)
+        return LSTMPredictor(resolve_checkpoint(cfg.weights), cfg.horizon_s, device)
     horizon = _horizon(cfg.horizon_s, cfg.step_s)
     if cfg.kind == "cv":
         return ConstantVelocityPredictor(cfg.step_s, cfg.obs_steps, horizon, cfg.cv_steps, cfg.cv_gain,

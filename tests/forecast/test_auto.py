@@ -128,6 +128,27 @@ def test_members_run_on_their_own_grids_and_the_best_is_served_after_the_warm_up
     assert f.summary_line().endswith("; serving lstm (switches: 1)")
 
 
+def test_at_steps_forecasts_on_the_step_grid_and_holds_the_last_forecasts_between():
+    """At 25 fps and 0.4 s steps: a forecast every 10th frame; between, the last one of the tracks still present."""
+    f = SelfScoringForecaster({"cv": _Fake(0.4, 3, 5, 0.0)}, None, at_steps=True)
+    history, fresh, made = TrackHistory(HistoryConfig(), 25.0), [], []
+    for k in range(120):
+        t = k / 25.0
+        tracks = _tracks(t, [1, 2] if k < 45 else [2])  # track 1 leaves at frame 45
+        history.update(tracks, t)
+        fc = f.update(t, tracks, lambda step, n, t=t, tracks=tracks: history.windows(tracks.track_id, t, step, n, (640, 480)))
+        fresh.append(f.fresh)
+        made.append(fc)
+    assert [k for k, x in enumerate(fresh) if x] == list(range(0, 120, 10))
+    assert made[23] is made[20] and made[20].track_id.tolist() == [1, 2]  # held unchanged
+    assert made[47].track_id.tolist() == [2]  # a track that left is no longer drawn
+    np.testing.assert_array_equal(made[47].centers[0], made[40].centers[1])
+    assert f.scorer.scored(2.0) > 0  # observations between steps still score the forecasts
+    f.update(0.0, _tracks(0.0, [1]), lambda step, n: (np.zeros(0, np.int64), Window(np.zeros((0, n, 4)),
+             np.zeros((0, n)), np.zeros(0, bool), np.zeros((0, 2)))))
+    assert f.fresh  # time went back (a new stream): the grid restarts
+
+
 # --- a real run ---------------------------------------------------------------------------------------------
 
 
