@@ -123,16 +123,15 @@ def _bare_inference(source: Path, frames: int, cfg: TrackRunConfig) -> Callable[
         ok, img = cap.read()
         if not ok:
             break
-        inputs.append(det._impl.letterbox(img.shape[:2]).apply(img)[None])
+        inputs.append(det.network_input(img))
     cap.release()
     if not inputs:
         raise UserError(f"no frame of {source} could be decoded")
-    request = det._impl._compiled_for(inputs[0].shape[1:3]).create_infer_request()
 
     def run() -> tuple[int, float]:
         t0 = time.perf_counter()
         for k in range(frames):
-            request.infer({0: inputs[k % len(inputs)]})
+            det.infer_raw(inputs[k % len(inputs)])
         return frames, time.perf_counter() - t0
 
     return run

@@ -287,6 +287,14 @@ class OpenVinoYolo:
         """Detect objects in one BGR image (synchronously)."""
         return self._impl.detect(image)
 
+    def network_input(self, image: np.ndarray) -> np.ndarray:
+        """The letterboxed uint8 input the network sees for this frame."""
+        return self._impl.letterbox(image.shape[:2]).apply(image)
+
+    def infer_raw(self, x: np.ndarray) -> np.ndarray:
+        """The network alone on a `network_input` (for the bench's bare-inference row)."""
+        return self._impl.infer_raw(x)
+
     def stream(self, frames: Iterable[Frame], ahead: int = 0) -> Iterator[tuple[Frame, Detections]]:
         """Frames with detections, in order; inference of the next frame overlaps the caller's work on this one."""
         return self._impl.stream(frames, ahead)

@@ -171,6 +171,7 @@ class OpenVinoDetector:
         self._model = self._with_preprocessing(ov, model)
         self._compiled: dict[tuple[int, int], Any] = {}
         self._compiling: dict[tuple[int, int], tuple[threading.Thread, dict[str, Any]]] = {}
+        self._sync: dict[tuple[int, int], Any] = {}  # one request per shape for detect()
         self._boxes: dict[tuple[int, int], Letterbox] = {}
 
     def _set_cache(self, cache_dir: str) -> str:
@@ -261,10 +262,16 @@ class OpenVinoDetector:
     def detect(self, image: np.ndarray) -> Detections:
         """Detect objects in one BGR image (synchronously)."""
         box = self.letterbox(image.shape[:2])
-        x = box.apply(image)
-        request = self._compiled_for(box.shape).create_infer_request()
+        return self._result(self.infer_raw(box.apply(image)), box)
+
+    def infer_raw(self, x: np.ndarray) -> np.ndarray:
+        """The network alone on one letterboxed uint8 HWC input: its raw output (also the bench's bare inference)."""
+        shape = (int(x.shape[0]), int(x.shape[1]))
+        if shape not in self._sync:
+            self._sync[shape] = self._compiled_for(shape).create_infer_request()
+        request = self._sync[shape]
         request.infer({0: x[None]})
-        return self._result(request.get_output_tensor(0).data, box)
+        return request.get_output_tensor(0).data
 
     def stream(self, frames: Iterable[Frame], ahead: int = 2) -> Iterator[tuple[Frame, Detections]]:
         """Frames with their detections, in order; up to `requests` frames are inferred while the caller works.
@@ -279,23 +286,28 @@ class OpenVinoDetector:
             from pipeline.io.io_threads import prefetch
 
             inputs = prefetch(inputs, ahead)
-        pool: dict[tuple[int, int], list[Any]] = {}
         pending: deque[_Slot] = deque()
         free: dict[tuple[int, int], deque[Any]] = {}
-        for frame, box, x in inputs:
-            if box.shape not in pool:
-                compiled = self._compiled_for(box.shape)
-                pool[box.shape] = [compiled.create_infer_request() for _ in range(self._requests)]
-                free[box.shape] = deque(pool[box.shape])
-            while not free[box.shape]:
+        try:
+            for frame, box, x in inputs:
+                if box.shape not in free:  # one set of requests per input shape (a stream may change size)
+                    compiled = self._compiled_for(box.shape)
+                    free[box.shape] = deque(compiled.create_infer_request() for _ in range(self._requests))
+                while not free[box.shape]:
+                    yield self._finish(pending.popleft(), free)
+                request = free[box.shape].popleft()
+                request.start_async({0: x[None]})
+                pending.append(_Slot(frame, request, box, x))
+                if len(pending) >= self._requests:
+                    yield self._finish(pending.popleft(), free)
+            while pending:
                 yield self._finish(pending.popleft(), free)
-            request = free[box.shape].popleft()
-            request.start_async({0: x[None]})
-            pending.append(_Slot(frame, request, box, x))
-            if len(pending) >= self._requests:
-                yield self._finish(pending.popleft(), free)
-        while pending:
-            yield self._finish(pending.popleft(), free)
+        finally:  # the caller stopped early (max frames, Ctrl-C): nothing left running on our buffers
+            for slot in pending:
+                slot.request.wait()
+            close = getattr(inputs, "close", None)
+            if close is not None:
+                close()
 
     def _finish(self, slot: _Slot, free: dict[tuple[int, int], deque[Any]]) -> tuple[Frame, Detections]:
         slot.request.wait()

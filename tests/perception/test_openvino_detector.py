@@ -127,3 +127,24 @@ def test_device_and_half_fail_or_warn_in_one_line(capsys):
     assert use_half(True, "cpu", openvino=True) is False
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "--half ignored" in err
+
+
+def test_a_stream_stopped_early_closes_its_source_and_leaves_the_detector_usable():
+    det = build_detector(DetectorConfig(weights=str(DYNAMIC), classes=CLASSES))
+    images = _frames(VTEST, 6, 5)
+    closed = []
+
+    def source():
+        try:
+            for i, img in enumerate(images * 4):
+                yield Frame(i, i / 10, img)
+        finally:
+            closed.append(True)
+
+    for ahead in (0, 2):
+        closed.clear()
+        stream = det.stream(source(), ahead)
+        got = [next(stream)[0].index for _ in range(3)]
+        stream.close()  # as track does at --max-frames or Ctrl-C, with requests still in flight
+        assert got == [0, 1, 2] and closed == [True]
+    _same(det.detect(images[1]), build_detector(DetectorConfig(weights=str(DYNAMIC), classes=CLASSES)).detect(images[1]))
