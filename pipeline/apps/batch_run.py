@@ -389,12 +389,13 @@ def run_jobs(jobs: list[VideoJob], opts: BatchOptions, cfg: TrackRunConfig, say:
     import ray
 
     owned = not ray.is_initialized()  # a caller (a test, a notebook) may have started Ray already
+    running: dict[Any, VideoJob] = {}
     workers = start_ray(opts) if owned else opts.workers or max(1, int(ray.cluster_resources().get("CPU", 1)))
     try:
         task = ray.remote(num_cpus=1, max_retries=RETRIES, retry_exceptions=False)(process_video)
         progress = ray.remote(num_cpus=0)(Progress).remote()
         total = sum(j.frames for j in jobs) or None
-        queue, running = deque(jobs), {}
+        queue: deque[VideoJob] = deque(jobs)
         with tqdm(total=total, unit="frame", disable=opts.quiet, dynamic_ncols=True) as bar:
             while queue or running:
                 while queue and len(running) < workers:
@@ -413,7 +414,9 @@ def run_jobs(jobs: list[VideoJob], opts: BatchOptions, cfg: TrackRunConfig, say:
                 bar.set_postfix_str(f"videos {len(jobs) - len(queue) - len(running)}/{len(jobs)}", refresh=True)
     finally:
         if owned:
-            ray.shutdown()
+            ray.shutdown()  # stops the videos still running (Ctrl-C): their partial folders go too
+            for job in running.values():
+                shutil.rmtree(opts.out / f".{job.name}.partial", ignore_errors=True)
 
 
 def probe(path: Path, cfg: TrackRunConfig, max_frames: int | None) -> int:
