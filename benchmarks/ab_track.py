@@ -55,12 +55,14 @@ def main() -> None:
     p.add_argument("--pairs", type=int, default=3)
     p.add_argument("--max-frames", type=int, default=0, help="0: the whole video")
     p.add_argument("--json", help="append the result as one JSON line to this file")
+    p.add_argument("--config", help="our track's --config (e.g. one with output.report: false, to see its cost)")
     a = p.parse_args()
     ratios, ours_s, theirs_s = [], [], []
     with tempfile.TemporaryDirectory() as d:
         for k in range(a.pairs):
             ours = [sys.executable, "run.py", "track", "--source", a.source, "--weights", a.weights, "--quiet",
-                    "--out", str(Path(d) / f"run{k}"), *(["--max-frames", str(a.max_frames)] if a.max_frames else [])]
+                    "--out", str(Path(d) / f"run{k}"), *(["--max-frames", str(a.max_frames)] if a.max_frames else []),
+                    *(["--config", a.config] if a.config else [])]
             theirs = [sys.executable, "-c", LOOP, a.source, a.weights, str(a.max_frames)]
             if k % 2 == 0:
                 o, t = _run(ours), _run(theirs)
@@ -74,7 +76,7 @@ def main() -> None:
     print(f"{Path(a.source).name}: median of {a.pairs} pairs: our track is {med:.2f}x the speed of the model.track loop")
     if a.json:
         with open(a.json, "a", encoding="utf-8") as fh:
-            fh.write(json.dumps({"source": Path(a.source).name, "ours_s": ours_s, "model_track_s": theirs_s,
+            fh.write(json.dumps({"source": Path(a.source).name, "config": a.config, "ours_s": ours_s, "model_track_s": theirs_s,
                                  "ratios": ratios, "median_ratio": med, "load_1min": os.getloadavg()[0]}) + "\n")
 
 
