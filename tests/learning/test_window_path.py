@@ -55,7 +55,7 @@ def test_pipeline_windows_equal_the_training_windows_of_its_own_tracks_csv(serve
                 np.testing.assert_allclose(q_cut, q_run, atol=0.02)  # the 16 quantities the encoder lifts to 512
                 moving += 1
             compared += 1
-    assert compared > 300 and moving > 100  # a real number of windows, from many tracks
+    assert compared > 100 and moving > 30  # a real number of windows (forecasts every 0.4 s), from many tracks
     assert len({int(t) for _, ids, _ in seen for t in ids}) > 5
 
 
@@ -66,4 +66,4 @@ def test_training_cuts_a_window_at_every_frame_the_pipeline_forecast(served):
     spec = FeatureSpec(step_s=0.4, obs_len=6, pred_len=1)
     ok = [track_windows(trajs[str(tid)], np.array([now]), spec)[2][0]
           for now, ids, _ in seen for tid in ids.tolist() if trajs[str(tid)].times[-1] >= now + 0.4]
-    assert len(ok) > 300 and np.mean(ok) > 0.95
+    assert len(ok) > 100 and np.mean(ok) > 0.95  # forecasts are made every 0.4 s: every 4th vtest frame
