@@ -270,7 +270,7 @@ class OpenVinoDetector:
         if shape not in self._sync:
             self._sync[shape] = self._compiled_for(shape).create_infer_request()
         request = self._sync[shape]
-        request.infer({0: x[None]})
+        request.infer({0: x[None]}, share_inputs=True)
         return request.get_output_tensor(0).data
 
     def stream(self, frames: Iterable[Frame], ahead: int = 2) -> Iterator[tuple[Frame, Detections]]:
@@ -296,7 +296,7 @@ class OpenVinoDetector:
                 while not free[box.shape]:
                     yield self._finish(pending.popleft(), free)
                 request = free[box.shape].popleft()
-                request.start_async({0: x[None]})
+                request.start_async({0: x[None]}, share_inputs=True)  # x lives in the slot until done
                 pending.append(_Slot(frame, request, box, x))
                 if len(pending) >= self._requests:
                     yield self._finish(pending.popleft(), free)
