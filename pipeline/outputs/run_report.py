@@ -69,7 +69,8 @@ class RunReport:
         """The two PNGs and report.html, under the folder's lock; signals wait until they are whole."""
         if self.poster is None:
             return []
-        pngs = {name: _encode(".png", img, [cv2.IMWRITE_PNG_COMPRESSION, 9]) for name, img in (
+        # zlib level 3: a 1080p picture in 0.14 s and 1.4 MB; level 9 took 2.5 s for 1.2 MB (18x the time for 15 %)
+        pngs = {name: _encode(".png", img, [cv2.IMWRITE_PNG_COMPRESSION, 3]) for name, img in (
             (PICTURES[0], self.pictures.trajectories()), (PICTURES[1], self.pictures.heatmap()))}
         poster = _encode(".jpg", proc.annotate(self.poster), [cv2.IMWRITE_JPEG_QUALITY, 85])
         with run_dir.relocked(), StopFlag().installed():
