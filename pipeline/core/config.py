@@ -125,7 +125,7 @@ class OutputConfig:
     video: bool = True  # write the annotated video
     codec: str = "h264"  # h264 (PyAV/libx264: small, browsers play it) or an OpenCV FourCC such as mp4v
     crf: int = 26  # h264 quality: 0 lossless .. 51 worst; +6 about halves the size, -6 doubles it
-    preset: str = "veryfast"  # h264 speed/size trade-off: ultrafast .. veryslow (slower: a little smaller)
+    preset: str = "auto"  # h264 speed/size: ultrafast .. veryslow; auto: veryfast up to 720p, superfast above
     trail_s: float = 2.0  # seconds of past positions drawn behind each object
     show_boxes: bool = False  # also a thin dashed forecast end box (off: the end marker reads clearer)
     report: bool = True  # at the end: trajectories.png, heatmap.png and a self-contained report.html
@@ -136,7 +136,7 @@ class OutputConfig:
         _check(self.codec == "h264" or len(self.codec) == 4, "output.codec",
                f"must be h264 or a 4-character FourCC such as mp4v, got {self.codec!r}")
         _check(isinstance(self.crf, int) and 0 <= self.crf <= 51, "output.crf", f"must be an integer 0..51, got {self.crf!r}")
-        presets = ("ultrafast", "superfast", "veryfast", "faster", "fast", "medium", "slow", "slower", "veryslow")
+        presets = ("auto", "ultrafast", "superfast", "veryfast", "faster", "fast", "medium", "slow", "slower", "veryslow")
         _check(self.preset in presets, "output.preset", f"must be one of {', '.join(presets)}, got {self.preset!r}")
         _check(self.trail_s >= 0, "output.trail_s", "must be >= 0")
         _check(self.format in ("csv", "parquet", "both"), "output.format", f"must be csv, parquet or both, got {self.format!r}")

@@ -199,7 +199,7 @@ class VideoSink:
     """
 
     def __init__(self, path: Path, fps: float, size: tuple[int, int], codec: str = H264, crf: int = 26,
-                 preset: str = "veryfast") -> None:
+                 preset: str = "auto") -> None:
         self.path, self.fps, self.size, self.codec = path, fps, size, codec
         self.crf, self.preset = crf, preset
         self._enc: H264Encoder | OpenCvEncoder | None = None
