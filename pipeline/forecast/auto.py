@@ -125,6 +125,7 @@ class SelfScoringForecaster:
         self.step_s = min(float(p.step_s) for p in self.members.values()) if at_steps else 0.0
         self._grid: tuple[float, int, float] | None = None  # (grid origin, last step index, last time)
         self._held: Forecasts | None = None
+        self._held_at = 0.0  # video time the held forecasts were made
         self.fresh = True  # whether the last update() forecast (False: it returned the held forecasts)
         horizons = score_horizons(min(p.step_s * p.horizon for p in self.members.values()))
         recent = (settings or AutoSettings()).recent
@@ -146,7 +147,8 @@ class SelfScoringForecaster:
         self.fresh = self._due(time_s)
         if not self.fresh:
             self.scorer.update(time_s, tracks, {}, TrackScale(np.zeros(0, np.int64), np.zeros(0)))
-            return self._hold(tracks)
+            return self._hold(tracks, time_s)
+        self._held_at = time_s
         fcs, scale = self._forecast_all(windows)
         if self.selector is None:
             self.scorer.update(time_s, tracks, fcs, scale)
@@ -170,15 +172,19 @@ class SelfScoringForecaster:
         self._grid = (origin, max(k, last), time_s)
         return k > last
 
-    def _hold(self, tracks: Tracks) -> Forecasts:
-        """The last forecasts, of the tracks seen in this frame."""
+    def _hold(self, tracks: Tracks, time_s: float) -> Forecasts:
+        """The last forecasts, of the tracks seen in this frame, on this frame's clock.
+
+        The points stay where they were forecast; their times count from now (made 0.1 s ago, the 1 s point is
+        0.9 s ahead), so drawn time ticks, ETAs and events stay right between steps. Held for less than a step,
+        so every point is still ahead.
+        """
         held = self._held
         if held is None:
             return Forecasts.empty(np.zeros(0))
         keep = np.isin(held.track_id, tracks.track_id)
-        if keep.all():
-            return held
-        return Forecasts(held.track_id[keep], held.t_future_s, held.centers[keep],
+        t_future = held.t_future_s - max(0.0, time_s - self._held_at)
+        return Forecasts(held.track_id[keep], t_future, held.centers[keep],
                          boxes=None if held.boxes is None else held.boxes[keep],
                          std=None if held.std is None else held.std[keep])
 

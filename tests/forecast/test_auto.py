@@ -140,7 +140,10 @@ def test_at_steps_forecasts_on_the_step_grid_and_holds_the_last_forecasts_betwee
         fresh.append(f.fresh)
         made.append(fc)
     assert [k for k, x in enumerate(fresh) if x] == list(range(0, 120, 10))
-    assert made[23] is made[20] and made[20].track_id.tolist() == [1, 2]  # held unchanged
+    assert made[23].track_id.tolist() == made[20].track_id.tolist() == [1, 2]  # held
+    np.testing.assert_array_equal(made[23].centers, made[20].centers)  # the points stay where they were forecast
+    np.testing.assert_allclose(made[23].t_future_s, made[20].t_future_s - 3 / 25.0)  # their times count from now
+    assert made[29].t_future_s[0] > 0  # held for less than a step: every point still ahead
     assert made[47].track_id.tolist() == [2]  # a track that left is no longer drawn
     np.testing.assert_array_equal(made[47].centers[0], made[40].centers[1])
     assert f.scorer.scored(2.0) > 0  # observations between steps still score the forecasts
