@@ -14,6 +14,7 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import fcntl
+import functools
 import glob
 import hashlib
 import json
@@ -27,13 +28,16 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, TYPE_CHECKING, Any
 
 from tqdm import tqdm
 
 from pipeline.core.config import TrackRunConfig
 from pipeline.core.errors import UserError
 from pipeline.core.redact import mask_credentials
+
+if TYPE_CHECKING:
+    from pipeline.apps.processing import DetectorCache
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 MANIFEST = "batch.json"
@@ -305,6 +309,15 @@ class Progress:
         return sum(self.frames.values())
 
 
+@functools.cache
+def worker_detectors() -> DetectorCache:
+    """The detectors this worker process has loaded: Ray reuses a worker for later videos, which then skip
+    loading and compiling the model (each worker process has its own)."""
+    from pipeline.apps.processing import DetectorCache
+
+    return DetectorCache()
+
+
 def process_video(job: VideoJob, cfg: TrackRunConfig, out: Path, max_frames: int | None, progress: Any) -> VideoOutcome:
     """One video through `run_track` into out/.NAME.partial, renamed to out/NAME when whole (runs in a Ray worker).
 
@@ -325,7 +338,7 @@ def process_video(job: VideoJob, cfg: TrackRunConfig, out: Path, max_frames: int
 
     try:
         summary = run_track(job.source, RunDir(tmp, inputs=[job.source]), cfg, quiet=True, max_frames=max_frames,
-                            on_frame=on_frame)
+                            on_frame=on_frame, detector=worker_detectors().get(cfg.detector))
     except UserError as exc:
         shutil.rmtree(tmp, ignore_errors=True)
         outcome.error = str(exc)

@@ -12,8 +12,8 @@ from pathlib import Path
 
 import numpy as np
 
-from pipeline.core.config import TrackRunConfig
-from pipeline.perception.detector import OpenVinoYolo, build_detector, detections_stream
+from pipeline.core.config import DetectorConfig, TrackRunConfig
+from pipeline.perception.detector import Detector, OpenVinoYolo, build_detector, detections_stream
 from pipeline.core.errors import UserError
 from pipeline.events.engine import EventEngine
 from pipeline.events.types import EventFrame
@@ -72,17 +72,35 @@ class FrameResult:
     shown: Forecasts | None = None
 
 
+class DetectorCache:
+    """Detectors kept across runs in one process, one per detector config: a batch worker loads its model once.
+
+    A detector holds no per-video state (tracks live in the tracker); `prepare` re-fits it to each video's size.
+    """
+
+    def __init__(self) -> None:
+        self._loaded: dict[str, Detector] = {}
+
+    def get(self, cfg: DetectorConfig) -> Detector:
+        key = repr(cfg)
+        if key not in self._loaded:
+            self._loaded[key] = build_detector(cfg)
+        return self._loaded[key]
+
+
 class FrameProcessor:
     """Per-frame logic shared by file and live modes; holds all per-run state."""
 
-    def __init__(self, cfg: TrackRunConfig, fps: float, frame_size: tuple[int, int]) -> None:
+    def __init__(self, cfg: TrackRunConfig, fps: float, frame_size: tuple[int, int],
+                 detector: Detector | None = None) -> None:
+        """`detector`: one already loaded for cfg.detector (a batch worker keeps its own across videos)."""
         self.cfg = cfg
         # zones and the camera are checked against the frame before any model loads or output exists
         self.events = EventEngine(cfg.events, frame_size, cfg.history.max_lost_s) if cfg.events.active else None
         self._event_scores: Path | None = None
         # self-scoring interpolates the truth between processed frames up to 1 s apart (live drops frames);
         # across a longer stall a forecast point is not scored
-        self.detector = build_detector(cfg.detector)
+        self.detector = detector if detector is not None else build_detector(cfg.detector)
         self.detector.prepare(frame_size)  # compiles in the background while the forecaster and tracker load
         self.forecaster: SelfScoringForecaster = build_forecaster(
             cfg.predictor, max_gap_s=max(1.0, 2.5 / fps), at_steps=True, device=self.detector.device)

@@ -22,6 +22,7 @@ from pipeline.io.run_dirs import RunDir
 from pipeline.io.run_meta import InputFacts, figures, finish_run
 from pipeline.apps.processing import FrameProcessor, FrameResult, StopFlag, check_display
 from pipeline.outputs.run_report import RunReport
+from pipeline.perception.detector import Detector
 from pipeline.core.types import Tracks
 from pipeline.io.writers import EventsCsv, MotTxt, PredictionsCsv, TracksCsv, VideoSink, whole_frame
 
@@ -92,13 +93,13 @@ class _Outputs:
 
 def run_track(
     source: str | Path, out: Path | RunDir, cfg: TrackRunConfig, show: bool = False, quiet: bool = False,
-    max_frames: int | None = None, on_frame: Callable[[int], None] | None = None,
+    max_frames: int | None = None, on_frame: Callable[[int], None] | None = None, detector: Detector | None = None,
 ) -> RunSummary:
     """Process a video file into a run folder (created and locked once inputs and models are known good).
 
     Files are complete up to the last processed frame on any stop (end, Ctrl-C, SIGTERM, q); a full disk
     raises DiskFullError once they are finalised, whole up to the last frame written. `on_frame(frames done)`
-    follows progress from outside (batch's bar over all videos).
+    follows progress from outside (batch's bar over all videos); `detector` is one already loaded (batch's workers).
     """
     started = time.time()  # run.json's start time (wall clock)
     run_dir = out if isinstance(out, RunDir) else RunDir(Path(out), inputs=[Path(source)])
@@ -110,7 +111,7 @@ def run_track(
     if first is None:
         raise UserError(f"no frame of {source} could be decoded: the file is empty or corrupt")
     info = src.info
-    proc = FrameProcessor(cfg, info.fps, (info.width, info.height))
+    proc = FrameProcessor(cfg, info.fps, (info.width, info.height), detector)
     proc.warmup(first.image)  # model compilation is start-up, not per-frame time
     run_dir.open()
     proc.save_scores(run_dir.file("forecast_scores.csv"))

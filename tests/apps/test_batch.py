@@ -206,3 +206,32 @@ def test_sources_names_and_input_hash(tmp_path: Path) -> None:
         fh.seek(-1, os.SEEK_END)
         fh.write(b"z")
     assert input_hash(big) != h
+
+
+def test_a_worker_loads_its_detector_once_for_all_its_videos(tmp_path: Path, monkeypatch) -> None:
+    """process_video is what each Ray task runs: two videos in one process build the detector once, and both are whole."""
+    import dataclasses
+
+    from pipeline.apps import batch_run, processing
+    from pipeline.core.config import DetectorConfig, TrackRunConfig
+
+    built = []
+    real = processing.build_detector
+    monkeypatch.setattr(processing, "build_detector", lambda cfg: built.append(cfg) or real(cfg))
+    batch_run.worker_detectors.cache_clear()
+
+    class Progress:  # what the Ray actor's handle offers: report.remote(name, frames)
+        class report:  # noqa: N801 (mirrors the actor method)
+            @staticmethod
+            def remote(name: str, frames: int) -> None:
+                pass
+
+    cfg = TrackRunConfig(detector=DetectorConfig(weights=str(DETECTOR)))
+    cfg = dataclasses.replace(cfg, predictor=dataclasses.replace(cfg.predictor, kind="cv"))
+    for name, start in (("clip_a", 0), ("clip_b", 200)):
+        job = batch_run.VideoJob(_clip(tmp_path / f"{name}.avi", start), name, "hash", "cfg")
+        outcome = batch_run.process_video(job, cfg, tmp_path / "out", None, Progress())
+        assert outcome.status == "done", outcome.error
+        _assert_whole(tmp_path / "out" / name)
+    assert len(built) == 1
+    batch_run.worker_detectors.cache_clear()
