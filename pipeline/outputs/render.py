@@ -32,21 +32,63 @@ def color_for(track_id: int) -> tuple[int, int, int]:
     return _PALETTE[((int(track_id) * 2654435761) % 2**32) * len(_PALETTE) >> 32]
 
 
-def _translucent(out: np.ndarray, shapes: list[np.ndarray], draw: Callable[[np.ndarray, tuple[int, int]], None],
-                 alpha: float, pad: int) -> None:
-    """Blend what `draw` paints (given a layer and its origin) at `alpha`, only over the shapes' bounding box."""
-    if not shapes:
-        return
-    allp = np.vstack(shapes)
+Paint = Callable[[np.ndarray, tuple[int, int]], None]  # draws on a layer whose top-left is at the given origin
+
+
+def disjoint_groups(rects: np.ndarray) -> list[np.ndarray]:
+    """Indexes of rectangles (x0, y0, x1, y1, end exclusive) grouped so that the groups' bounding rectangles
+    do not overlap: each group is then blended once, and no pixel is blended twice."""
+    groups = [np.array([i]) for i in range(len(rects))]
+    rects = np.asarray(rects, np.int64)
+    while len(rects) > 1:
+        r = rects
+        ov = ((r[:, None, 0] < r[None, :, 2]) & (r[None, :, 0] < r[:, None, 2])
+              & (r[:, None, 1] < r[None, :, 3]) & (r[None, :, 1] < r[:, None, 3]))
+        np.fill_diagonal(ov, False)
+        if not ov.any():
+            break
+        label = np.full(len(r), -1)
+        for seed in range(len(r)):  # connected components of the overlap graph
+            if label[seed] >= 0:
+                continue
+            label[seed], todo = seed, [seed]
+            while todo:
+                nxt = np.flatnonzero(ov[todo.pop()] & (label < 0))
+                label[nxt] = seed
+                todo.extend(nxt.tolist())
+        keys = np.unique(label)
+        groups = [np.concatenate([groups[k] for k in np.flatnonzero(label == key)]) for key in keys]
+        rects = np.array([[r[label == key, 0].min(), r[label == key, 1].min(), r[label == key, 2].max(),
+                           r[label == key, 3].max()] for key in keys])
+    return groups
+
+
+def _translucent(out: np.ndarray, items: list[tuple[np.ndarray, Paint]], alpha: float, pad: int) -> None:
+    """Blend what each item paints at `alpha`, only over its points' bounding box (+ pad).
+
+    Items whose boxes overlap are painted on one layer and blended once, so overlaps stay readable; apart
+    they are blended separately, so a 1080p frame with people all over it blends their few pixels, not the
+    whole frame (the result is the same: outside the painted pixels a blend changes nothing).
+    """
     h, w = out.shape[:2]
-    x0, y0 = (max(0, int(v) - pad) for v in allp.min(0))
-    x1, y1 = min(w, int(allp[:, 0].max()) + pad + 1), min(h, int(allp[:, 1].max()) + pad + 1)
-    if x1 <= x0 or y1 <= y0:
+    rects, keep = [], []
+    for k, (pts, _) in enumerate(items):
+        x0, y0 = (max(0, int(v) - pad) for v in pts.min(0))
+        x1, y1 = min(w, int(pts[:, 0].max()) + pad + 1), min(h, int(pts[:, 1].max()) + pad + 1)
+        if x1 > x0 and y1 > y0:
+            rects.append((x0, y0, x1, y1))
+            keep.append(k)
+    if not rects:
         return
-    sub = out[y0:y1, x0:x1]
-    layer = sub.copy()
-    draw(layer, (x0, y0))
-    cv2.addWeighted(layer, alpha, sub, 1 - alpha, 0, dst=sub)
+    r = np.array(rects)
+    for group in disjoint_groups(r):
+        x0, y0 = int(r[group, 0].min()), int(r[group, 1].min())
+        x1, y1 = int(r[group, 2].max()), int(r[group, 3].max())
+        sub = out[y0:y1, x0:x1]
+        layer = sub.copy()
+        for g in np.sort(group):  # in the given order, as one layer would be painted
+            items[keep[g]][1](layer, (x0, y0))
+        cv2.addWeighted(layer, alpha, sub, 1 - alpha, 0, dst=sub)
 
 
 def dashed_segments(pts: np.ndarray, dash: float, gap: float) -> list[np.ndarray]:
@@ -144,7 +186,7 @@ class Annotator:
 
     @staticmethod
     def _cones(out: np.ndarray, fc: Forecasts, paths: dict[int, tuple[int, np.ndarray]], thick: int) -> None:
-        """All cones on one translucent layer: overlapping cones stay readable, and it costs one blend."""
+        """Translucent cones; overlapping ones share one layer and one blend, so overlaps stay readable."""
         if fc.std is None or not paths:
             return
         polys = {}
@@ -153,15 +195,16 @@ class Annotator:
             if np.all(np.isfinite(std)):
                 polys[tid] = (cone_polygon(path, std), path[-1], std[-1])
 
-        def draw(layer: np.ndarray, org: tuple[int, int]) -> None:
-            for tid, (poly, end, sd) in polys.items():
+        def paint(tid: int, poly: np.ndarray, end: np.ndarray, sd: np.ndarray) -> Paint:
+            def draw(layer: np.ndarray, org: tuple[int, int]) -> None:
                 col = color_for(tid)
                 cv2.fillPoly(layer, [np.round(poly - org).astype(np.int32)], col, cv2.LINE_AA)
                 axes = (max(1, int(sd[0])), max(1, int(sd[1])))
                 cv2.ellipse(layer, tuple(int(v) for v in np.round(end - org)), axes, 0, 0, 360, col, -1, cv2.LINE_AA)
+            return draw
 
-        shapes = [np.vstack([p, e - s, e + s]) for p, e, s in polys.values()]
-        _translucent(out, shapes, draw, _CONE_ALPHA, 2)
+        items = [(np.vstack([poly, end - sd, end + sd]), paint(tid, poly, end, sd)) for tid, (poly, end, sd) in polys.items()]
+        _translucent(out, items, _CONE_ALPHA, 2)
 
     @staticmethod
     def _trails(out: np.ndarray, trails: dict[int, np.ndarray], thick: int) -> None:
@@ -174,11 +217,13 @@ class Annotator:
             for k in range(3):
                 if cut[k + 1] > cut[k]:
                     thirds[k].append((tid, np.round(pts[cut[k]:cut[k + 1] + 1]).astype(np.int32)))
+        def paint(tid: int, p: np.ndarray) -> Paint:
+            def draw(layer: np.ndarray, org: tuple[int, int]) -> None:
+                cv2.polylines(layer, [p - np.array(org, np.int32)], False, color_for(tid), thick, cv2.LINE_AA)
+            return draw
+
         for k, alpha in enumerate(_TRAIL_FADE):
-            def draw(layer: np.ndarray, org: tuple[int, int], part: list = thirds[k]) -> None:
-                for tid, p in part:
-                    cv2.polylines(layer, [p - np.array(org, np.int32)], False, color_for(tid), thick, cv2.LINE_AA)
-            _translucent(out, [p for _, p in thirds[k]], draw, alpha, thick + 1)
+            _translucent(out, [(p, paint(tid, p)) for tid, p in thirds[k]], alpha, thick + 1)
         for tid, p in thirds[2]:
             cv2.polylines(out, [p], False, color_for(tid), thick + 1, cv2.LINE_AA)
 

@@ -85,3 +85,41 @@ def test_legend_is_drawn_in_the_bottom_left_corner():
     assert patch.shape[0] < 100 and patch.shape[1] < 260
     corner = out[360 - patch.shape[0]:, :patch.shape[1]]
     assert corner.mean() < GREY - 40
+
+
+def test_disjoint_groups_never_overlap_and_cover_every_rectangle():
+    from pipeline.outputs.render import disjoint_groups
+
+    rng = np.random.default_rng(0)
+    xy = rng.integers(0, 1800, (60, 2))
+    rects = np.hstack([xy, xy + rng.integers(5, 200, (60, 2))])
+    groups = disjoint_groups(rects)
+    assert sorted(np.concatenate(groups).tolist()) == list(range(60)) and 1 < len(groups) < 60
+    bounds = np.array([[rects[g, 0].min(), rects[g, 1].min(), rects[g, 2].max(), rects[g, 3].max()] for g in groups])
+    for i in range(len(bounds)):
+        for j in range(i + 1, len(bounds)):
+            a, b = bounds[i], bounds[j]
+            assert a[2] <= b[0] or b[2] <= a[0] or a[3] <= b[1] or b[3] <= a[1]
+    chain = np.array([[0, 0, 10, 10], [8, 0, 20, 10], [18, 0, 30, 10], [100, 100, 110, 110]])
+    assert sorted(sorted(g.tolist()) for g in disjoint_groups(chain)) == [[0, 1, 2], [3]]
+
+
+def test_blending_only_where_drawn_gives_the_same_frame_as_one_whole_frame_blend(monkeypatch):
+    """Real vtest frames, tracks and forecasts: per-group blending is pixel-identical to one big blend."""
+    from pipeline.apps.processing import FrameProcessor
+    from pipeline.core.config import DetectorConfig, PredictorConfig, TrackRunConfig
+    from pipeline.io.frames import VideoFileSource
+    from pipeline.outputs import render
+    from tests.conftest import DETECTOR, VTEST
+
+    cfg = TrackRunConfig(detector=DetectorConfig(weights=str(DETECTOR)), predictor=PredictorConfig(kind="kalman"))
+    src = VideoFileSource(VTEST)
+    proc = FrameProcessor(cfg, src.info.fps, (src.info.width, src.info.height))
+    results = [proc.update(f, proc.detector.detect(f.image)) for f, _ in zip(src, range(60))]
+    last = results[-1]
+    assert len(last.tracks) >= 5 and len(last.shown) >= 4
+    fast = proc.annotator.draw(last.frame.image, last.tracks, last.trails, last.shown)
+    monkeypatch.setattr(render, "disjoint_groups", lambda rects: [np.arange(len(rects))])
+    whole = proc.annotator.draw(last.frame.image, last.tracks, last.trails, last.shown)
+    assert np.array_equal(fast, whole)
+    assert not np.array_equal(whole, last.frame.image)
