@@ -125,7 +125,7 @@ class OutputConfig:
     video: bool = True  # write the annotated video
     codec: str = "h264"  # h264 (PyAV/libx264: small, browsers play it) or an OpenCV FourCC such as mp4v
     crf: int = 26  # h264 quality: 0 lossless .. 51 worst; +6 about halves the size, -6 doubles it
-    preset: str = "auto"  # h264 speed/size: ultrafast .. veryslow; auto: veryfast up to 720p, superfast above
+    preset: str = "auto"  # h264 speed/size: ultrafast .. veryslow; auto: veryfast up to 720p, ultrafast above
     trail_s: float = 2.0  # seconds of past positions drawn behind each object
     show_boxes: bool = False  # also a thin dashed forecast end box (off: the end marker reads clearer)
     report: bool = True  # at the end: trajectories.png, heatmap.png and a self-contained report.html

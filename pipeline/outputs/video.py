@@ -27,12 +27,13 @@ LARGE_FRAME = 1280 * 720  # pixels: above this, `auto` trades size for speed
 
 
 def resolve_preset(preset: str, size: tuple[int, int]) -> str:
-    """x264 preset for `auto`: veryfast up to 720p; superfast above, where veryfast took 33 ms of CPU for an
-    annotated 1080p frame (superfast 22 ms at 1.9x the bytes, still 2.4x smaller than mp4v; ultrafast 13 ms but
-    only 1.8x smaller than mp4v) and so limited the whole run on 2 cores."""
+    """x264 preset for `auto`: veryfast up to 720p; ultrafast above, where veryfast took 33 ms of CPU for an
+    annotated 1080p frame and limited the whole run on 2 cores (superfast 22 ms, ultrafast 13 ms; the file
+    2.7x veryfast's, still 0.6x mp4v's). Measured on oxford 1080p, whole process against the model.track loop:
+    ultrafast 1.59x, superfast 1.46x."""
     if preset != AUTO_PRESET:
         return preset
-    return "veryfast" if size[0] * size[1] <= LARGE_FRAME else "superfast"
+    return "veryfast" if size[0] * size[1] <= LARGE_FRAME else "ultrafast"
 
 
 def yuv_bytes(size: tuple[int, int]) -> int:

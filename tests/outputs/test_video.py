@@ -102,7 +102,7 @@ def test_bad_output_settings_are_one_line_errors(key, value):
 
 def test_auto_preset_trades_size_for_speed_only_above_720p(tmp_path):
     assert video.resolve_preset("auto", (1280, 720)) == "veryfast"
-    assert video.resolve_preset("auto", (1920, 1080)) == "superfast"
+    assert video.resolve_preset("auto", (1920, 1080)) == "ultrafast"
     assert video.resolve_preset("medium", (1920, 1080)) == "medium"
     enc = video.H264Encoder(tmp_path / "big.mp4", 25.0, (1920, 1080), 26, "auto")
     enc.write(np.zeros((1080, 1920, 3), np.uint8))
