@@ -97,7 +97,7 @@ def test_tracker_accepts_an_ultralytics_tracker_yaml(tmp_path):
     shipped = Path(ultralytics.__file__).parent / "cfg" / "trackers" / "botsort.yaml"
     cfg = _config("--tracker", str(shipped)).tracker
     assert (cfg.type, cfg.gmc_method, cfg.track_buffer_s, cfg.proximity_thresh) == ("botsort", "sparseOptFlow", 1.0, 0.5)
-    tuned = yaml.safe_load(shipped.read_text()) | {"track_buffer": 90, "match_thresh": 0.6, "gmc_method": "none"}
+    tuned = yaml.safe_load(shipped.read_text(encoding="utf-8")) | {"track_buffer": 90, "match_thresh": 0.6, "gmc_method": "none"}
     path = tmp_path / "tuned.yaml"
     path.write_text(yaml.safe_dump(tuned))
     cfg = _config("--tracker", str(path)).tracker
