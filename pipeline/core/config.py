@@ -101,7 +101,7 @@ class PredictorConfig:
     cv_std_rate: list[float] = field(default_factory=lambda: [0.226, 0.167])  # cv 1-sigma growth along/across, body heights/s
     kalman_meas_std: float = 0.02  # kalman: measurement noise, body heights
     kalman_accel_std: float = 0.1  # kalman: acceleration noise, body heights/s^2
-    auto_warmup: int = 30  # auto: scored windows before the best member is served
+    auto_warmup: int = 8  # auto: scored windows before the best member is served
     auto_fallback: str = "kalman"  # auto: the member served until then (the safe choice: lstm loses badly on some cameras)
 
     def __post_init__(self) -> None:

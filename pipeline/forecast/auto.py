@@ -30,11 +30,11 @@ WindowFn = Callable[[float, int], tuple[np.ndarray, Window]]  # (step_s, obs_len
 class AutoSettings:
     """How `auto` picks its member."""
 
-    warmup: int = 30  # scored windows before the scores are trusted; the fallback is served until then
+    warmup: int = 8  # scored windows before the scores are trusted; the fallback is served until then
     fallback: str = "kalman"
     margin: float = 0.05  # switch only to a member better by more than this fraction
-    recent: int = 1000  # the comparison looks at this many most recent scored windows (~20 s of a busy scene)
-    dwell: int = 100  # after a switch, at least this many newly scored windows before the next one
+    recent: int = 250  # the comparison looks at this many most recent scored windows (~20 s of a busy scene)
+    dwell: int = 25  # after a switch, at least this many newly scored windows before the next one
 
 
 class AutoSelector:
