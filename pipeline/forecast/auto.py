@@ -33,7 +33,7 @@ class AutoSettings:
     warmup: int = 8  # scored windows before the scores are trusted; the fallback is served until then
     fallback: str = "kalman"
     margin: float = 0.05  # switch only to a member better by more than this fraction
-    recent: int = 250  # the comparison looks at this many most recent scored windows (~20 s of a busy scene)
+    recent: int = 250  # the comparison looks at this many most recent scored windows (10-20 s of a busy scene)
     dwell: int = 25  # after a switch, at least this many newly scored windows before the next one
 
 
