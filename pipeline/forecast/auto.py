@@ -126,6 +126,7 @@ class SelfScoringForecaster:
         self._grid: tuple[float, int, float] | None = None  # (grid origin, last step index, last time)
         self._held: Forecasts | None = None
         self._held_at = 0.0  # video time the held forecasts were made
+        self._held_from: dict[int, np.ndarray] = {}  # track id -> its centre when they were made
         self.fresh = True  # whether the last update() forecast (False: it returned the held forecasts)
         horizons = score_horizons(min(p.step_s * p.horizon for p in self.members.values()))
         recent = (settings or AutoSettings()).recent
@@ -149,6 +150,7 @@ class SelfScoringForecaster:
             self.scorer.update(time_s, tracks, {}, TrackScale(np.zeros(0, np.int64), np.zeros(0)))
             return self._hold(tracks, time_s)
         self._held_at = time_s
+        self._held_from = dict(zip(tracks.track_id.tolist(), tracks.centers))  # where each track was
         fcs, scale = self._forecast_all(windows)
         if self.selector is None:
             self.scorer.update(time_s, tracks, fcs, scale)
@@ -173,19 +175,29 @@ class SelfScoringForecaster:
         return k > last
 
     def _hold(self, tracks: Tracks, time_s: float) -> Forecasts:
-        """The last forecasts, of the tracks seen in this frame, on this frame's clock.
+        """The last forecasts, of the tracks seen in this frame, on this frame's clock and from where they are now.
 
-        The points stay where they were forecast; their times count from now (made 0.1 s ago, the 1 s point is
-        0.9 s ahead), so drawn time ticks, ETAs and events stay right between steps. Held for less than a step,
-        so every point is still ahead.
+        Their times count from now (made 0.1 s ago, the 1 s point is 0.9 s ahead), so drawn time ticks, ETAs
+        and events stay right between steps; each path is moved by how far the object now is from where that
+        forecast put it at this moment, so it starts at the object (for steady motion: what a fresh forecast
+        would say). Held for less than a step, so every point is still ahead.
         """
         held = self._held
         if held is None:
             return Forecasts.empty(np.zeros(0))
+        age = max(0.0, time_s - self._held_at)
         keep = np.isin(held.track_id, tracks.track_id)
-        t_future = held.t_future_s - max(0.0, time_s - self._held_at)
-        return Forecasts(held.track_id[keep], t_future, held.centers[keep],
-                         boxes=None if held.boxes is None else held.boxes[keep],
+        ids = held.track_id[keep]
+        now = dict(zip(tracks.track_id.tolist(), tracks.centers))
+        times = np.concatenate([[0.0], held.t_future_s])
+        shift = np.zeros((len(ids), 2))
+        for r, (tid, path) in enumerate(zip(ids.tolist(), held.centers[keep])):
+            if tid in self._held_from:
+                full = np.vstack([self._held_from[tid][None], path[:, :2]])
+                expected = np.array([np.interp(age, times, full[:, c]) for c in range(2)])
+                shift[r] = now[tid] - expected
+        boxes = None if held.boxes is None else held.boxes[keep] + np.tile(shift, 2)[:, None, :]
+        return Forecasts(ids, held.t_future_s - age, held.centers[keep] + shift[:, None, :], boxes=boxes,
                          std=None if held.std is None else held.std[keep])
 
     def _forecast_all(self, windows: WindowFn) -> tuple[dict[str, Forecasts], TrackScale]:
