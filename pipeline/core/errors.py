@@ -4,6 +4,9 @@ The CLI prints its message as a single line and exits non-zero; everything else 
 traceback.
 """
 
+import errno
+from pathlib import Path
+
 from pipeline.core.redact import mask_credentials
 
 
@@ -35,3 +38,14 @@ class DiskFullError(UserError):
     """A write failed (or would have) for lack of space; outputs are whole up to the last complete frame."""
 
     exit_code = 5
+
+
+# A write that failed for lack of space: no space on the disk, the process's file size limit, a quota.
+FULL_ERRNOS = frozenset({errno.ENOSPC, errno.EFBIG, errno.EDQUOT})
+
+
+def disk_full_error(path: Path, exc: OSError) -> DiskFullError:
+    """The one line for a write that failed because the disk (or the file size limit) is full."""
+    why = exc.strerror + (": the file size limit is reached" if exc.errno == errno.EFBIG else "")
+    return DiskFullError(f"cannot write {path}: the disk is full ({why}); the run stopped and its outputs are whole "
+                         "up to the last complete frame: free some space and run again")

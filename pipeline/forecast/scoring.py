@@ -19,7 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
-from pipeline.core.errors import UserError
+from pipeline.core.errors import FULL_ERRNOS, UserError, disk_full_error
 from pipeline.core.types import Forecasts, Tracks
 
 HORIZONS_S = (1.0, 2.0, 3.0)
@@ -272,6 +272,9 @@ def write_scores_csv(path: Path, scores: Sequence[HorizonScore], served: str) ->
                             int(s.predictor == served)])
         os.replace(tmp, path)
     except OSError as exc:
+        tmp.unlink(missing_ok=True)  # the last complete table stays in place
+        if exc.errno in FULL_ERRNOS:
+            raise disk_full_error(path, exc) from None
         raise UserError(f"cannot write {path}: {exc.strerror}") from None
 
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import csv
-import errno
 import io
 import os
 import resource
@@ -14,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
-from pipeline.core.errors import DiskFullError, UserError
+from pipeline.core.errors import FULL_ERRNOS, DiskFullError, UserError, disk_full_error
 from pipeline.core.types import Forecasts, Tracks
 from pipeline.outputs.video import H264, INDEX_BYTES_PER_FRAME, MUXER_BYTES, H264Encoder, OpenCvEncoder, open_encoder
 
@@ -27,8 +26,6 @@ PREDICTION_COLUMNS = [
 ]
 TRACK_GROUND_COLUMNS = ["x_m", "y_m", "speed_mps"]  # appended with --camera: foot point on the ground, speed
 PREDICTION_GROUND_COLUMNS = ["pred_x_m", "pred_y_m"]  # appended with --camera: forecast foot point on the ground
-# A write that failed for lack of space: no space on the disk, the process's file size limit, a quota.
-FULL_ERRNOS = frozenset({errno.ENOSPC, errno.EFBIG, errno.EDQUOT})
 
 
 def _f(v: float, nd: int = 2) -> str:
@@ -38,13 +35,6 @@ def _f(v: float, nd: int = 2) -> str:
 def _opt(v: float, nd: int) -> str:
     """A number, or empty where there is none (NaN: e.g. a point beyond the camera's horizon)."""
     return f"{v:.{nd}f}" if np.isfinite(v) else ""
-
-
-def disk_full_error(path: Path, exc: OSError) -> DiskFullError:
-    """The one line for a write that failed because the disk (or the file size limit) is full."""
-    why = exc.strerror + (": the file size limit is reached" if exc.errno == errno.EFBIG else "")
-    return DiskFullError(f"cannot write {path}: the disk is full ({why}); the run stopped and its outputs are whole "
-                         "up to the last complete frame: free some space and run again")
 
 
 def room_left(path: Path) -> int:

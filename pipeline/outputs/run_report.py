@@ -21,7 +21,7 @@ from pipeline.io.run_dirs import RunDir
 from pipeline.outputs.plots import RunPictures
 from pipeline.apps.processing import FrameProcessor, FrameResult, StopFlag
 from pipeline.outputs.report import ReportInputs, render_report
-from pipeline.io.writers import FULL_ERRNOS, disk_full_error
+from pipeline.core.errors import FULL_ERRNOS, disk_full_error
 
 PICTURES = ("trajectories.png", "heatmap.png")
 REPORT = "report.html"

@@ -284,3 +284,26 @@ def test_cv_run_scores_agree_with_an_offline_computation(tmp_path):
         assert float(r["ade_bh"]) == pytest.approx(ade, abs=2e-4) and float(r["fde_bh"]) == pytest.approx(fde, abs=2e-4)
     line = re.search(r"forecast self-score @2 s: cv ADE ([\d.]+) body heights over (\d+) windows", proc.stdout)
     assert line and int(line[2]) == offline[2.0][0] and float(line[1]) == pytest.approx(offline[2.0][1], abs=1.5e-3)
+
+
+def test_a_full_disk_while_rewriting_the_scores_keeps_the_last_table_and_says_so(tmp_path, monkeypatch):
+    """forecast_scores.csv is replaced atomically: a full disk leaves the previous table whole, no temp file, exit 5."""
+    import errno
+    import os
+
+    from pipeline.core.errors import DiskFullError
+    from pipeline.forecast.scoring import HorizonScore
+
+    path = tmp_path / "forecast_scores.csv"
+    scores = ScoresFile(path)
+    scores.write([HorizonScore("cv", 2.0, 10, 0.2, 0.3)], "cv")
+    before = path.read_text()
+
+    def full(src: object, dst: object) -> None:
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+    monkeypatch.setattr(os, "replace", full)
+    with pytest.raises(DiskFullError, match="the disk is full") as err:
+        scores.write([HorizonScore("cv", 2.0, 20, 0.1, 0.2)], "cv")
+    assert err.value.exit_code == 5 and "forecast_scores.csv" in str(err.value)
+    assert path.read_text() == before and list(tmp_path.iterdir()) == [path]
