@@ -20,6 +20,7 @@ from pipeline.events.types import EVENT_COLUMNS, Event
 from pipeline.io.run_dirs import RunDir
 from pipeline.io.run_meta import InputFacts, finish_run, live_figures
 from pipeline.apps.processing import FrameProcessor, StopFlag, check_display
+from pipeline.outputs.run_report import RunReport
 from pipeline.core.types import Frame
 from pipeline.io.writers import EventsCsv, PredictionsCsv, TracksCsv, VideoSink, whole_frame
 
@@ -145,6 +146,9 @@ class LiveSession:
         self.score_lines: list[str] = []
         self.events_csv: EventsCsv | None = None
         self.meta_files: list[Path] = []  # run.json and Parquet tables, written at the end
+        # with --save: trajectories.png, heatmap.png and report.html at the end (memory bounded however long it runs)
+        self.report = RunReport(self.size) if opts.save and cfg.output.report else None
+        self.report_files: list[Path] = []
 
     def _first_frame(self) -> CapturedFrame:
         self.reader.start()
@@ -182,6 +186,10 @@ class LiveSession:
                 self.stopped_by = f"--max-seconds {self.opts.max_seconds:g} reached"
             elif self.end_reason:
                 self.stopped_by = f"stopped early: {self.end_reason}"
+        if self.report is not None:  # after the video and CSVs are finalised: the report inlines them
+            lines = [ln for ln in self.summary() if not ln.startswith("wrote ")]
+            video = next((f for f in self.recorder.files if f.exists()), None)
+            self.report_files = self.report.write(self.run_dir, self.proc, describe(self.source), lines, video)
         facts = InputFacts(describe(self.source), self.size[0], self.size[1], self.recorder.fps, 0)
         started = time.time() - (time.monotonic() - self.stats.started)
         self.meta_files = finish_run(self.run_dir, self.cfg, facts, started, live_figures(self), [])  # Parquet, run.json
@@ -201,6 +209,8 @@ class LiveSession:
             return True
         frame = Frame(cap.index, cap.captured_at - self.t0, cap.image)
         r = self.proc.update(frame, self.proc.detector.detect(frame.image))
+        if self.report is not None:
+            self.report.add(r)
         latency = time.monotonic() - cap.captured_at
         self.stats.tick(latency)
         if self.opts.events_jsonl and r.events is not None:
@@ -257,5 +267,5 @@ class LiveSession:
             files += [self.out_dir / "tracks.csv", self.out_dir / "predictions.csv", self.out_dir / "forecast_scores.csv"]
             if self.proc.events is not None:
                 files += [self.out_dir / "events.csv", self.out_dir / "event_scores.csv"]
-        files = [f for f in files if f.exists()] + self.meta_files  # --format parquet removed the CSVs
+        files = [f for f in files if f.exists()] + self.report_files + self.meta_files  # parquet removed the CSVs
         return lines + self.score_lines + [f"wrote {p}" for p in files]

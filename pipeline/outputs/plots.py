@@ -19,6 +19,8 @@ SNAPSHOT_EVERY_S = 1.0  # forecasts kept once per second of video; a few are dra
 MOMENTS = 4  # forecast moments drawn on trajectories.png
 BACKGROUND_FRAMES = 7  # frames spread over the run whose median is the pictures' background
 BACKGROUND_WIDTH = 960  # they are kept at most this wide (memory), the median is scaled back up
+MAX_PATH_POINTS = 200_000  # track points held for trajectories.png; beyond, every other one is dropped
+MAX_SNAPSHOTS = 64  # forecast moments held (MOMENTS are drawn); beyond, every other one is dropped
 
 
 @dataclass
@@ -44,6 +46,8 @@ class RunPictures:
         self.track_classes: dict[int, dict[int, int]] = {}  # track id -> class id -> frames
         self._samples: list[np.ndarray] = []
         self._stride = 1
+        # a live run has no end: points and snapshots are thinned (halved, then taken half as often) at a bound
+        self._points, self._path_stride, self._snap_every = 0, 1, SNAPSHOT_EVERY_S
 
     def add_image(self, index: int, image: np.ndarray) -> None:
         """Keep every `stride`-th frame (downscaled); when 2x BACKGROUND_FRAMES are kept, halve them, double the stride.
@@ -68,21 +72,36 @@ class RunPictures:
         """One frame: track centres for the paths, box bottoms (feet) for the heatmap, forecasts once a second."""
         self.frames += 1
         c = tracks.centers
+        on_path = self.frames % self._path_stride == 0
         for tid, cls, (x, y) in zip(tracks.track_id.tolist(), tracks.class_id.tolist(), c.tolist()):
-            self.paths.setdefault(tid, []).append((x, y))
+            path = self.paths.setdefault(tid, [])
+            if on_path or not path:  # every track keeps at least its first point
+                path.append((x, y))
+                self._points += 1
             per = self.track_classes.setdefault(tid, {})
             per[cls] = per.get(cls, 0) + 1
+        if self._points > MAX_PATH_POINTS:
+            self._thin_paths()
         if len(tracks):
             feet = np.stack([c[:, 0], tracks.xyxy[:, 3]], 1) / HEAT_CELL
             ij = np.clip(np.round(feet).astype(int), 0, [self.heat.shape[1] - 1, self.heat.shape[0] - 1])
             np.add.at(self.heat, (ij[:, 1], ij[:, 0]), 1.0)
-        due = not self.snapshots or time_s >= self.snapshots[-1].time_s + SNAPSHOT_EVERY_S
+        due = not self.snapshots or time_s >= self.snapshots[-1].time_s + self._snap_every
         if len(forecasts) and due:
             by_id = {int(t): i for i, t in enumerate(tracks.track_id)}
             keep = [i for i, t in enumerate(forecasts.track_id.tolist()) if t in by_id]
             if keep:
                 start = c[[by_id[int(forecasts.track_id[i])] for i in keep]]
                 self.snapshots.append(_Snapshot(time_s, forecasts.track_id[keep], start, forecasts.centers[keep]))
+                if len(self.snapshots) > MAX_SNAPSHOTS:
+                    self.snapshots, self._snap_every = self.snapshots[::2], 2 * self._snap_every
+
+    def _thin_paths(self) -> None:
+        """Every other point of every path (each keeps its last), and half as many points from now on."""
+        for tid, pts in self.paths.items():
+            self.paths[tid] = pts[::2] + ([pts[-1]] if len(pts) % 2 == 0 else [])
+        self._points = sum(len(p) for p in self.paths.values())
+        self._path_stride *= 2
 
     def class_counts(self, names: dict[int, str]) -> dict[str, tuple[int, int]]:
         """class name -> (tracks whose most frequent class it is, detections in tracks)."""

@@ -119,6 +119,10 @@ def test_headless_stream_writes_csvs_with_capture_clock_times(stream, tmp_path):
     _csv_rows(out / "predictions.csv", PREDICTION_COLUMNS)
     n = _frames(out / "annotated.mp4")
     assert n >= fig["processed"]  # paced by capture time: dropped frames are filled, playback is real time
+    html = (out / "report.html").read_text(encoding="utf-8")  # the run's pictures, as `track` writes them
+    assert "annotated.mp4" in html or "<video" in html
+    for png in ("trajectories.png", "heatmap.png"):
+        assert (out / png).stat().st_size > 1000 and f"wrote {out / png}" in stdout
 
 
 class FakeCapture:

@@ -113,3 +113,27 @@ def test_heatmap_is_brightest_where_objects_stood():
     assert lum[200, 200] > lum[200, 60] > lum[100, 60]
     assert pics.class_counts({0: "person"}) == {"person": (1, 40)}
     assert len(pics._samples) < 14 and pics.trajectories().shape == (240, 320, 3)
+
+
+def test_run_pictures_stay_bounded_on_an_endless_run(monkeypatch):
+    """A live run has no end: track points and forecast moments are thinned at a bound, first and last kept."""
+    import numpy as np
+
+    from pipeline.core.types import Forecasts, Tracks
+    from pipeline.outputs import plots
+
+    monkeypatch.setattr(plots, "MAX_PATH_POINTS", 500)
+    monkeypatch.setattr(plots, "MAX_SNAPSHOTS", 8)
+    pics = plots.RunPictures((640, 480))
+    for k in range(3000):  # 5 minutes at 10 fps, 4 people walking
+        t = k / 10
+        xy = np.array([[50 + (k % 500) + 30 * i, 100 + 60 * i] for i in range(4)], float)
+        tracks = Tracks(np.hstack([xy - 10, xy + 10]), np.ones(4), np.zeros(4), np.arange(1, 5))
+        fc = Forecasts(np.arange(1, 5), [0.4, 0.8], np.stack([xy + 5, xy + 10], axis=1))
+        pics.add(t, tracks, fc)
+        pics.add_image(k, np.full((480, 640, 3), k % 255, np.uint8))
+    points = sum(len(p) for p in pics.paths.values())
+    assert points <= 500 + 4 and points > 100
+    assert pics.paths[1][0] == (50.0, 100.0)  # the first point survives thinning
+    assert len(pics.snapshots) <= 8 + 1 and pics.snapshots[-1].time_s > 200
+    assert pics.trajectories().shape == (480, 640, 3)
