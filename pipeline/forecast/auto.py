@@ -113,7 +113,7 @@ def serve(order: Sequence[str], fcs: Mapping[str, Forecasts], track_order: np.nd
 
 
 class SelfScoringForecaster:
-    """Forecasts every frame with its member predictors, scores them all, and serves one (see module doc)."""
+    """Forecasts with its member predictors (every frame, or at each model step), scores them all, serves one."""
 
     def __init__(self, members: Mapping[str, Predictor], settings: AutoSettings | None, max_gap_s: float = 1.0,
                  at_steps: bool = False) -> None:
@@ -186,16 +186,21 @@ class SelfScoringForecaster:
         if held is None:
             return Forecasts.empty(np.zeros(0))
         age = max(0.0, time_s - self._held_at)
+        if not len(held.t_future_s):
+            return held
         keep = np.isin(held.track_id, tracks.track_id)
         ids = held.track_id[keep]
         now = dict(zip(tracks.track_id.tolist(), tracks.centers))
+        known = np.array([tid in self._held_from for tid in ids.tolist()], bool)
+        start = np.array([self._held_from.get(tid, now[tid]) for tid in ids.tolist()]).reshape(-1, 2)
+        # every path at the same age: one interpolation weight for all of them
         times = np.concatenate([[0.0], held.t_future_s])
-        shift = np.zeros((len(ids), 2))
-        for r, (tid, path) in enumerate(zip(ids.tolist(), held.centers[keep])):
-            if tid in self._held_from:
-                full = np.vstack([self._held_from[tid][None], path[:, :2]])
-                expected = np.array([np.interp(age, times, full[:, c]) for c in range(2)])
-                shift[r] = now[tid] - expected
+        full = np.concatenate([start[:, None], held.centers[keep]], axis=1)
+        k = int(np.clip(np.searchsorted(times, age, side="right"), 1, len(times) - 1))
+        f = float(np.clip((age - times[k - 1]) / (times[k] - times[k - 1]), 0.0, 1.0))
+        expected = full[:, k - 1] * (1 - f) + full[:, k] * f
+        current = np.array([now[tid] for tid in ids.tolist()]).reshape(-1, 2)
+        shift = np.where(known[:, None], current - expected, 0.0)
         boxes = None if held.boxes is None else held.boxes[keep] + np.tile(shift, 2)[:, None, :]
         return Forecasts(ids, held.t_future_s - age, held.centers[keep] + shift[:, None, :], boxes=boxes,
                          std=None if held.std is None else held.std[keep])
