@@ -103,6 +103,9 @@ class PredictorConfig:
     kalman_accel_std: float = 0.1  # kalman: acceleration noise, body heights/s^2
     auto_warmup: int = 8  # auto: scored windows before the best member is served
     auto_fallback: str = "kalman"  # auto: the member served until then (the safe choice: lstm loses badly on some cameras)
+    # tracks younger than the models' window (obs_steps - 1 steps, 2 s) but followed this long get a Kalman
+    # forecast from what there is (0.8 s: 3 points), so alerts cover people soon after they appear; >= 2 s: off
+    min_history_s: float = 0.8
 
     def __post_init__(self) -> None:
         _check(self.kind in ("auto", "lstm", "cv", "kalman"), "predictor.kind",
@@ -116,6 +119,8 @@ class PredictorConfig:
         _check(self.cv_gain > 0, "predictor.cv_gain", "must be > 0")
         _check(len(self.cv_std_rate) == 2 and min(self.cv_std_rate) > 0, "predictor.cv_std_rate", "must be two numbers > 0")
         _check(self.kalman_meas_std > 0 and self.kalman_accel_std > 0, "predictor.kalman_*", "noise must be > 0")
+        _check(self.min_history_s >= self.step_s, "predictor.min_history_s",
+               f"must be at least one step ({self.step_s:g} s): a velocity needs two points")
 
 
 @dataclass

@@ -10,7 +10,7 @@ same class, so every run is self-scored.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
 
 import numpy as np
@@ -116,10 +116,13 @@ class SelfScoringForecaster:
     """Forecasts with its member predictors (every frame, or at each model step), scores them all, serves one."""
 
     def __init__(self, members: Mapping[str, Predictor], settings: AutoSettings | None, max_gap_s: float = 1.0,
-                 at_steps: bool = False) -> None:
+                 at_steps: bool = False, young: Predictor | None = None) -> None:
         if not members or (settings is None and len(members) != 1):
             raise ValueError("one predictor, or several with auto settings")
         self.members = dict(members)
+        # forecasts the tracks too young for every member's window; served, never scored (no member has them)
+        self.young = young
+        self.young_forecasts = 0  # tracks forecast by `young` so far (one per track and step)
         # at_steps: forecast only when the video clock crosses the next point of the models' step grid (0.4 s),
         # the rate the models were trained at; between steps the last forecasts are held (`fresh` False)
         self.step_s = min(float(p.step_s) for p in self.members.values()) if at_steps else 0.0
@@ -154,13 +157,25 @@ class SelfScoringForecaster:
         fcs, scale = self._forecast_all(windows)
         if self.selector is None:
             self.scorer.update(time_s, tracks, fcs, scale)
-            self._held = fcs[self.served]
-            return self._held
-        self.selector.choose(self.scorer.scored(self.horizon_s), self.scorer.recent_ade(self.horizon_s))
-        served = serve(self._order(), fcs, tracks.track_id)
-        self.scorer.update(time_s, tracks, {**fcs, SERVED: served}, scale)
-        self._held = served
-        return served
+            served = fcs[self.served]
+        else:
+            self.selector.choose(self.scorer.scored(self.horizon_s), self.scorer.recent_ade(self.horizon_s))
+            served = serve(self._order(), fcs, tracks.track_id)
+            self.scorer.update(time_s, tracks, {**fcs, SERVED: served}, scale)
+        self._held = self._with_young(served, windows, tracks.track_id)
+        return self._held
+
+    def _with_young(self, served: Forecasts, windows: WindowFn, track_order: np.ndarray) -> Forecasts:
+        """`served` plus the young predictor's forecasts of the tracks no member could forecast yet."""
+        if self.young is None:
+            return served
+        ids, win = windows(self.young.step_s, self.young.obs_len)
+        new = ~np.isin(ids, served.track_id)
+        if not new.any():
+            return served
+        young = forecast(self.young, ids[new], win.take(new))
+        self.young_forecasts += len(young)
+        return serve(["served", "young"], {"served": served, "young": young}, track_order)
 
     def _due(self, time_s: float) -> bool:
         """True on the first frame at or after each point of the step grid (every frame without at_steps)."""
@@ -239,18 +254,35 @@ class SelfScoringForecaster:
         else:
             ade = {s.predictor: s.ade_bh for s in self.scorer.scores() if s.horizon_s == h}
             body = " / ".join(f"{k} ADE {v:.3f}" for k, v in ade.items()) + f" body heights over {n} windows"
+        young = ""
+        if self.young is not None and self.young_forecasts:
+            young = (f"; {self.young_forecasts} forecasts of tracks younger than the models' window by kalman on "
+                     f"{self.young.step_s * (self.young.obs_len - 1):g} s of history (not scored)")
         if self.selector is None:
-            return head + body
+            return head + body + young
         sel = self.selector
         why = f"fallback until {sel.settings.warmup} windows are scored" if not sel.warm(n) else f"switches: {sel.switches}"
-        return head + body + f"; serving {self.served} ({why})"
+        return head + body + f"; serving {self.served} ({why})" + young
 
 
 def build_forecaster(cfg: PredictorConfig, max_gap_s: float = 1.0, at_steps: bool = False,
                      device: str = "cpu") -> SelfScoringForecaster:
     """The configured predictor, or for kind `auto` every member, wrapped for self-scoring (the LSTM on `device`)."""
     if cfg.kind != "auto":
-        return SelfScoringForecaster({cfg.kind: build_predictor(cfg, device)}, None, max_gap_s, at_steps)
+        members = {cfg.kind: build_predictor(cfg, device)}
+        return SelfScoringForecaster(members, None, max_gap_s, at_steps, young_predictor(cfg, members.values()))
     members = {n: build_predictor(replace(cfg, kind=n), device) for n in MEMBERS}
     settings = AutoSettings(warmup=cfg.auto_warmup, fallback=cfg.auto_fallback)
-    return SelfScoringForecaster(members, settings, max_gap_s, at_steps)
+    return SelfScoringForecaster(members, settings, max_gap_s, at_steps, young_predictor(cfg, members.values()))
+
+
+def young_predictor(cfg: PredictorConfig, members: Iterable[Predictor]) -> Predictor | None:
+    """Kalman on the last `min_history_s` (at the cv/kalman step), or None when no member needs more history.
+
+    Kalman with 3 points (0.8 s) forecasts old tracks about as well as with 6 (benchmarks/README.md), and a
+    track's first 2 s are when many people reach a zone: without it they would get no forecast at all.
+    """
+    obs = int(math.floor(cfg.min_history_s / cfg.step_s + 1e-6)) + 1
+    if cfg.step_s * (obs - 1) >= max(p.step_s * (p.obs_len - 1) for p in members) - 1e-9:
+        return None
+    return build_predictor(replace(cfg, kind="kalman", obs_steps=obs, cv_steps=min(cfg.cv_steps, obs - 1)), "cpu")

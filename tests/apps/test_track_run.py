@@ -62,12 +62,15 @@ def test_vtest_yields_long_tracks_and_a_playable_video(vtest_run):
 
 
 def test_every_track_with_enough_history_is_forecast(vtest_run):
-    """A (frame, track) has enough history once the track has been followed for obs_len-1 model steps."""
+    """A (frame, track) has enough history once the track has been followed for predictor.min_history_s (0.8 s):
+    younger than the models' 2 s window it gets the young-track Kalman's forecast, on the same grid."""
+    from pipeline.core.config import PredictorConfig
     from pipeline.forecast.predictors import LSTMPredictor
 
     out, _ = vtest_run
     lstm = LSTMPredictor(str(LSTM_CKPT), horizon_s=2.0)
-    need_s = (lstm.obs_len - 1) * lstm.step_s
+    need_s = PredictorConfig().min_history_s
+    assert need_s < (lstm.obs_len - 1) * lstm.step_s
     tracks = _rows(out / "tracks.csv", TRACK_COLUMNS)
     fps = 10.0  # vtest; times are frame / fps, exactly as the pipeline computes them
     start, last, expected = {}, {}, set()

@@ -192,3 +192,45 @@ def test_auto_run_scores_every_member_on_the_same_windows_and_names_the_served_o
     line = re.search(r"forecast self-score @2 s: lstm ADE [\d.]+ / cv ADE [\d.]+ / kalman ADE [\d.]+ / auto ADE "
                      r"[\d.]+ body heights over \d+ windows; serving (\w+)", proc.stdout)
     assert line and line[1] == served.pop(), proc.stdout
+
+
+# --- tracks younger than the models' window ---------------------------------------------------------------------
+
+
+def test_young_tracks_get_a_kalman_forecast_after_min_history_and_are_never_scored():
+    """Track 1 from t=0, track 2 from t=3: between 0.8 and 2 s old track 2 is forecast by the short Kalman, before
+    0.8 s not at all; the scores count only windows every member forecast, with or without young forecasts."""
+    from pipeline.core.config import PredictorConfig
+    from pipeline.forecast.auto import build_forecaster
+
+    def run(cfg: PredictorConfig) -> tuple[SelfScoringForecaster, dict[float, list[int]]]:
+        f = build_forecaster(cfg, at_steps=True)
+        history, seen = TrackHistory(HistoryConfig(), 10.0), {}
+        for k in range(80):
+            t = k / 10.0
+            tracks = _tracks(t, [1] if t < 3.0 - 1e-9 else [1, 2])
+            history.update(tracks, t)
+            fc = f.update(t, tracks, lambda s, n, t=t, tracks=tracks: history.windows(tracks.track_id, t, s, n, (640, 480)))
+            if f.fresh:
+                seen[round(t, 1)] = fc.track_id.tolist()
+                assert not len(fc) or (np.all(np.isfinite(fc.centers)) and fc.std is not None and np.all(fc.std > 0))
+        return f, seen
+
+    young, seen = run(PredictorConfig(kind="cv"))
+    assert young.young is not None and young.young.obs_len == 3
+    assert seen[0.4] == [] and seen[0.8] == [1]  # track 1 young from 0.8 s
+    assert seen[3.2] == [1] and seen[3.6] == [1]  # track 2 seen for 0.2 and 0.6 s: too young
+    assert seen[4.0] == [1, 2] and seen[4.8] == [1, 2] and seen[5.2] == [1, 2]  # 1.0 s (young), 1.8 s, 2.2 s
+    assert young.young_forecasts == 6  # track 1 at 0.8, 1.2, 1.6 s, track 2 at 4.0, 4.4, 4.8 s
+    assert "6 forecasts of tracks younger than the models' window by kalman on 0.8 s" in young.summary_line()
+    old, seen_old = run(PredictorConfig(kind="cv", min_history_s=2.0))
+    assert old.young is None and seen_old[1.6] == [] and seen_old[4.8] == [1] and seen_old[5.2] == [1, 2]
+    assert [s.windows for s in young.scorer.scores()] == [s.windows for s in old.scorer.scores()]
+    assert [s.ade_bh for s in young.scorer.scores()] == [s.ade_bh for s in old.scorer.scores()]
+
+
+def test_min_history_shorter_than_a_step_is_a_one_line_error():
+    from pipeline.core.config import PredictorConfig
+
+    with pytest.raises(UserError, match="min_history_s.*at least one step"):
+        PredictorConfig(min_history_s=0.2)

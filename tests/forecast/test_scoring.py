@@ -239,6 +239,8 @@ def _offline_scores(out: Path, step_s: float, obs_len: int, horizons: tuple[floa
         t = np.array([p[0] for p in pts])
         if f + round(t[-1] * FPS) > last_frame:
             continue  # its future had not fully arrived when the run stopped
+        if min(obs[tid]) > f - round((obs_len - 1) * step_s * FPS):
+            continue  # a track younger than the window: its forecast is the young-track Kalman's, never scored
         frames = np.array(sorted(k for k in obs[tid] if k <= f))
         heights = np.array([obs[tid][k][2] for k in frames])
         grid = f / FPS - step_s * np.arange(obs_len - 1, -1, -1)
