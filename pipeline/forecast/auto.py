@@ -280,7 +280,7 @@ def young_predictor(cfg: PredictorConfig, members: Iterable[Predictor]) -> Predi
     """Kalman on the last `min_history_s` (at the cv/kalman step), or None when that is no shorter than the
     longest member window (every track old enough for it is forecast by a member already).
 
-    Kalman on 3 points (0.8 s) forecasts old tracks about as well as on 6 (README, `--predictor auto`), and a
+    Kalman on 3 points (0.8 s) forecasts old tracks about as well as on 6 (benchmarks/young_tracks.py), and a
     track's first 2 s are when many people reach a zone: without it they would get no forecast at all.
     """
     obs = int(math.floor(cfg.min_history_s / cfg.step_s + 1e-6)) + 1
