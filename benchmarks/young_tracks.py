@@ -21,7 +21,7 @@ sys.path.insert(0, str(ROOT))
 from pipeline.core.config import PredictorConfig  # noqa: E402
 from pipeline.forecast.features import FeatureSpec, Window, window_scale  # noqa: E402
 from pipeline.forecast.predictors import KalmanPredictor  # noqa: E402
-from pipeline.learning.datasets import Trajectory, anchor_times, track_windows  # noqa: E402
+from pipeline.learning.datasets import Trajectory, anchor_times, concat_windows, track_windows  # noqa: E402
 from pipeline.learning.loso_bench import SOURCES, load_sources  # noqa: E402
 
 STEP, HORIZON = 0.4, 5  # 2 s ahead
@@ -52,10 +52,7 @@ def windows(trajs: list[Trajectory], obs: int, min_age: float, max_age: float) -
             win, fut, ok = track_windows(tr, now, spec)
             if ok.any():
                 parts.append((win.take(ok), fut[ok]))
-    if not parts:
-        return Window(np.zeros((0, obs, 4)), np.zeros((0, obs)), np.zeros(0, bool), np.zeros((0, 2))), np.zeros((0, HORIZON, 4))
-    win = Window(*(np.concatenate([getattr(p[0], k) for p in parts]) for k in ("xywh", "gap_s", "has_box", "frame_size")))
-    fut = np.concatenate([p[1] for p in parts])
+    win, fut = concat_windows(parts, spec)
     if len(fut) > CAP:
         keep = np.sort(np.random.default_rng(0).choice(len(fut), CAP, replace=False))
         win, fut = win.take(keep), fut[keep]
