@@ -84,7 +84,9 @@ class Forecasts:
     """Future positions of N tracks at H future times (seconds after the current frame).
 
     `centers` is (N, H, 2) in the source's units (pixels for video); `boxes` (N, H, 4) xyxy is optional
-    because some predictors only forecast centres; `std` (N, H, 2) is an optional 1-sigma uncertainty.
+    because some predictors only forecast centres; `std` (N, H, 2) is an optional 1-sigma uncertainty: the
+    semi-axes of the ellipse meant to hold the true position 39.3 % of the time. `std2` (N, H, 2), optional, is
+    the 2-sigma region (86.5 %): 2 x std for Gaussian errors, wider when recalibration found heavier tails.
     """
 
     track_id: np.ndarray
@@ -92,6 +94,7 @@ class Forecasts:
     centers: np.ndarray
     boxes: np.ndarray | None = None
     std: np.ndarray | None = None
+    std2: np.ndarray | None = None
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "track_id", np.asarray(self.track_id, np.int64).reshape(-1))
@@ -103,6 +106,10 @@ class Forecasts:
             object.__setattr__(self, "boxes", np.asarray(self.boxes, np.float64).reshape(n, h, 4))
         if self.std is not None:
             object.__setattr__(self, "std", np.asarray(self.std, np.float64).reshape(n, h, 2))
+        if self.std2 is not None:
+            if self.std is None:
+                raise ValueError("std2 (the 2-sigma region) needs std (the 1-sigma region) too")
+            object.__setattr__(self, "std2", np.asarray(self.std2, np.float64).reshape(n, h, 2))
         if h and np.any(np.diff(self.t_future_s) <= 0):
             raise ValueError("t_future_s must be strictly increasing")
 

@@ -2,8 +2,9 @@
 
 It sits after forecasting (frame -> tracks -> forecasts -> events) and turns each frame's tracks and
 forecasts into an `EventFrame`: rows for events.csv, ground columns for the CSVs, and what the video shows.
-Forecast uncertainty enters as sample paths: a forecast's 1-sigma spread scales one standard-normal draw per
-sample, the same along the whole path (errors of a forecast grow together, they do not jitter step to step).
+Forecast uncertainty enters as sample paths drawn from the published spread (the bivariate t of std and std2,
+recalibrated on the camera by default): one radius quantile and one direction per sample, the same along the
+whole path (errors of a forecast grow together, they do not jitter step to step).
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from pipeline.events.conflicts import ConflictMonitor
 from pipeline.events.scoring import AlertScorer, key_of
 from pipeline.events.types import PREDICTED, Event, EventFrame, Overlay
 from pipeline.events.zones import ZoneMonitor, build_geometry, to_pixels
+from pipeline.forecast.calibration import sample_offsets
 from pipeline.core.types import Forecasts, Tracks
 
 DENSE_STEP_S = 0.1  # forecasts are tested on this time grid (crossings between forecast steps count too)
@@ -108,7 +110,8 @@ class EventEngine:
         rows = np.array([by_id[int(tid)] for tid in fc.track_id[keep]], dtype=np.int64)
         ids = fc.track_id[keep]
         now_px = foot_points(tracks.xyxy[rows])
-        times, paths = self._sample_paths(now_px, pred_px[keep], None if fc.std is None else fc.std[keep], fc.t_future_s)
+        spread = None if fc.std is None else (fc.std[keep], (2 * fc.std if fc.std2 is None else fc.std2)[keep])
+        times, paths = self._sample_paths(now_px, pred_px[keep], spread, fc.t_future_s)
         horizon = float(fc.t_future_s[-1])
         if self.camera is not None:
             paths = self.camera.to_ground(paths)
@@ -121,7 +124,7 @@ class EventEngine:
             self.scorer.add_alert(e, horizon)
         return zev + cev, Overlay(self.static.zones, self.static.lines, tuple(alerts), tuple(marks), self.static.unit)
 
-    def _sample_paths(self, now: np.ndarray, mean: np.ndarray, std: np.ndarray | None,
+    def _sample_paths(self, now: np.ndarray, mean: np.ndarray, spread: tuple[np.ndarray, np.ndarray] | None,
                       t_future: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """(T,) dense times from 0 (now) to the horizon and (M, S, T, 2) pixel sample paths; sample 0 is the mean."""
         times = np.concatenate([[0.0], t_future])
@@ -131,13 +134,17 @@ class EventEngine:
         f = (pos - k0)[None, :, None]
         full = np.concatenate([now[:, None], mean], axis=1)  # (M, H+1, 2)
         m = full[:, k0] * (1 - f) + full[:, k0 + 1] * f
-        if std is None or self.cfg.samples == 1:
+        if spread is None or self.cfg.samples == 1:
             return dense, m[:, None]
-        s_full = np.concatenate([np.zeros_like(now)[:, None], std], axis=1)
-        s = s_full[:, k0] * (1 - f) + s_full[:, k0 + 1] * f
-        z = self._rng.standard_normal((len(now), self.cfg.samples, 1, 2))
-        z[:, 0] = 0.0
-        return dense, m[:, None] + z * s[:, None]
+
+        def on_dense(a: np.ndarray) -> np.ndarray:
+            full_a = np.concatenate([np.zeros_like(now)[:, None], a], axis=1)
+            return full_a[:, k0] * (1 - f) + full_a[:, k0 + 1] * f
+
+        u = self._rng.random((len(now), self.cfg.samples))
+        theta = self._rng.random((len(now), self.cfg.samples)) * 2 * np.pi
+        u[:, 0] = 0.0  # sample 0 is the mean path
+        return dense, m[:, None] + sample_offsets(on_dense(spread[0]), on_dense(spread[1]), u, theta)
 
     def summary_lines(self, served: str) -> list[str]:
         """Speeds, event counts and alert scores for the closing summary."""

@@ -2,7 +2,9 @@
 
 Why: an alert nobody can trust is noise. Precision = share of alerts whose event really happened within the
 alert's horizon (plus a tolerance); recall = share of real events, of tracks that had a forecast before the
-event, that an alert announced within the horizon before it; ETA error = real time minus predicted time.
+event, that an alert announced within the horizon before it (recall_all: of every real event); ETA error = real
+time minus predicted time. An alert's probability is a promise too: the Brier score and a reliability table
+(alerts, mean probability and the share that came true per probability bin) say whether it is kept.
 Memory is bounded: only alerts whose horizon has not passed, and real events within the last horizon, are held.
 """
 
@@ -11,14 +13,17 @@ from __future__ import annotations
 import csv
 import os
 from collections import deque
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from pipeline.core.errors import UserError
 from pipeline.events.types import REAL_OF, Event
 
+BINS = ((0.5, 0.7), (0.7, 0.9), (0.9, 1.0))  # reliability table: alert probability bins (the last one closed)
 SCORE_COLUMNS = ["event", "name", "alerts", "hits", "precision", "real_events", "forecastable", "detected", "recall",
-                 "eta_mae_s", "eta_bias_s", "unscored"]
+                 "eta_mae_s", "eta_bias_s", "unscored", "announced", "recall_all", "mean_probability", "brier",
+                 *(f"{c}_{round(lo * 100)}_{round(hi * 100)}" for lo, hi in BINS
+                   for c in ("alerts", "probability", "came_true"))]
 PREDICTED_OF = {real: predicted for predicted, real in REAL_OF.items()}
 Key = tuple  # (real kind, track, zone/line name) or ("conflict", a, b)
 
@@ -35,14 +40,31 @@ class Tally:
     eta_abs: float = 0.0
     eta_signed: float = 0.0
     unscored: int = 0
+    announced: int = 0  # real events an alert announced, forecastable or not (recall over every real event)
+    prob_sum: float = 0.0
+    brier_sum: float = 0.0
+    bins: list[list[float]] = field(default_factory=lambda: [[0, 0.0, 0] for _ in BINS])  # alerts, prob sum, true
+
+    def add_scored(self, probability: float, came_true: bool) -> None:
+        """One scored alert in the probability tallies (Brier score and reliability bins)."""
+        self.prob_sum += probability
+        self.brier_sum += (probability - float(came_true)) ** 2
+        for b, (lo, hi) in zip(self.bins, BINS):
+            if lo <= probability < hi or (hi == BINS[-1][1] and probability == hi):
+                b[0] += 1
+                b[1] += probability
+                b[2] += came_true
 
     def row(self, kind: str, name: str) -> list[str]:
-        def ratio(a: float, b: int) -> str:
+        def ratio(a: float, b: float) -> str:
             return f"{a / b:.3f}" if b else ""
 
+        rel = [v for n, p, t in self.bins for v in (str(int(n)), ratio(p, n), ratio(t, n))]
         return [kind, name, str(self.alerts), str(self.hits), ratio(self.hits, self.alerts), str(self.real),
                 str(self.forecastable), str(self.detected), ratio(self.detected, self.forecastable),
-                ratio(self.eta_abs, self.hits), ratio(self.eta_signed, self.hits), str(self.unscored)]
+                ratio(self.eta_abs, self.hits), ratio(self.eta_signed, self.hits), str(self.unscored),
+                str(self.announced), ratio(self.announced, self.real), ratio(self.prob_sum, self.alerts),
+                ratio(self.brier_sum, self.alerts), *rel]
 
 
 def key_of(e: Event) -> Key:
@@ -82,6 +104,7 @@ class AlertScorer:
             tl.real += 1
             tl.forecastable += forecastable
             tl.detected += forecastable and announced
+            tl.announced += announced
 
     def update(self, t: float) -> None:
         """Score the alerts whose horizon (plus tolerance) has passed; forget what no alert can need."""
@@ -99,6 +122,7 @@ class AlertScorer:
         real = [w for w in self._real.get(key_of(e), ()) if e.time_s - 1e-9 <= w <= e.time_s + horizon_s + self.tol]
         for tl in self._tally(e.event, e.name):
             tl.alerts += 1
+            tl.add_scored(float(e.probability if e.probability is not None else 1.0), bool(real))
             if real:
                 tl.hits += 1
                 err = real[0] - (e.time_s + (e.eta_s or 0.0))
@@ -121,9 +145,15 @@ class AlertScorer:
             if name != "*" or not kind.endswith("_predicted"):
                 continue
             p = f"{tl.hits / tl.alerts:.2f} ({tl.hits}/{tl.alerts})" if tl.alerts else "- (no alert scored)"
-            r = f"{tl.detected / tl.forecastable:.2f} ({tl.detected}/{tl.forecastable})" if tl.forecastable else "- (none)"
+            r = (f"{tl.detected / tl.forecastable:.2f} ({tl.detected}/{tl.forecastable} of the real events of tracks "
+                 f"already forecast)" if tl.forecastable else "- (none)")
+            r_all = f", {tl.announced / tl.real:.2f} of all {tl.real} real events" if tl.real else ""
             eta = f", ETA error mean {tl.eta_abs / tl.hits:.2f} s (bias {tl.eta_signed / tl.hits:+.2f} s)" if tl.hits else ""
-            out.append(f"alerts {kind} (from {served} forecasts): precision {p}, recall {r}{eta}")
+            rel = ""
+            if tl.alerts:
+                rel = (f"; probability said {tl.prob_sum / tl.alerts:.2f} on average, came true {tl.hits / tl.alerts:.2f}, "
+                       f"Brier {tl.brier_sum / tl.alerts:.3f}")
+            out.append(f"alerts {kind} (from {served} forecasts): precision {p}, recall {r}{r_all}{eta}{rel}")
         return out
 
     def write(self, path: Path) -> None:

@@ -16,6 +16,7 @@ from dataclasses import dataclass, replace
 import numpy as np
 
 from pipeline.core.config import PredictorConfig
+from pipeline.forecast.calibration import CalibrationSettings, SpreadCalibrator, gaussian_regions
 from pipeline.forecast.features import Window
 from pipeline.forecast.predictors import Predictor, build_predictor, forecast
 from pipeline.forecast.scoring import ForecastScorer, HorizonScore, TrackScale, score_horizons, selection_horizon
@@ -23,6 +24,7 @@ from pipeline.core.types import Forecasts, Tracks
 
 MEMBERS = ("lstm", "cv", "kalman")
 SERVED = "auto"  # the scores of the forecasts auto actually served (its members' picks over time)
+YOUNG = "young"  # forecasts of tracks too young for the members' window (recalibrated on their own)
 WindowFn = Callable[[float, int], tuple[np.ndarray, Window]]  # (step_s, obs_len) -> (track ids, windows)
 
 
@@ -75,10 +77,13 @@ def body_height(win: Window) -> np.ndarray:
     return np.where(win.has_box, np.maximum(med, 1e-3), 1.0)
 
 
-def _on_grid(fc: Forecasts, t: np.ndarray) -> tuple[np.ndarray, np.ndarray | None, np.ndarray | None]:
-    """A member's centres, boxes and std on another member's future times (linear, held at the ends)."""
+Grid = tuple[np.ndarray, np.ndarray | None, np.ndarray | None, np.ndarray | None]
+
+
+def _on_grid(fc: Forecasts, t: np.ndarray) -> Grid:
+    """A member's centres, boxes, std and std2 on another member's future times (linear, held at the ends)."""
     if len(fc.t_future_s) == len(t) and np.allclose(fc.t_future_s, t, atol=1e-6):
-        return fc.centers, fc.boxes, fc.std
+        return fc.centers, fc.boxes, fc.std, fc.std2
 
     def interp(a: np.ndarray | None) -> np.ndarray | None:
         if a is None:
@@ -89,7 +94,7 @@ def _on_grid(fc: Forecasts, t: np.ndarray) -> tuple[np.ndarray, np.ndarray | Non
                 out[i, :, c] = np.interp(t, fc.t_future_s, a[i, :, c])
         return out
 
-    return interp(fc.centers), interp(fc.boxes), interp(fc.std)
+    return interp(fc.centers), interp(fc.boxes), interp(fc.std), interp(fc.std2)
 
 
 def serve(order: Sequence[str], fcs: Mapping[str, Forecasts], track_order: np.ndarray) -> Forecasts:
@@ -109,14 +114,16 @@ def serve(order: Sequence[str], fcs: Mapping[str, Forecasts], track_order: np.nd
     centers = np.stack([g[0][r] for g, r in picks])
     boxes = np.stack([g[1][r] for g, r in picks]) if all(g[1] is not None for g, _ in picks) else None
     std = np.stack([g[2][r] for g, r in picks]) if all(g[2] is not None for g, _ in picks) else None
-    return Forecasts(np.asarray(ids, np.int64), t, centers, boxes=boxes, std=std)
+    std2 = np.stack([g[3][r] for g, r in picks]) if std is not None and all(g[3] is not None for g, _ in picks) else None
+    return Forecasts(np.asarray(ids, np.int64), t, centers, boxes=boxes, std=std, std2=std2)
 
 
 class SelfScoringForecaster:
     """Forecasts with its member predictors (every frame, or at each model step), scores them all, serves one."""
 
     def __init__(self, members: Mapping[str, Predictor], settings: AutoSettings | None, max_gap_s: float = 1.0,
-                 at_steps: bool = False, young: Predictor | None = None) -> None:
+                 at_steps: bool = False, young: Predictor | None = None,
+                 calibration: CalibrationSettings | None = None) -> None:
         if not members or (settings is None and len(members) != 1):
             raise ValueError("one predictor, or several with auto settings")
         self.members = dict(members)
@@ -134,7 +141,10 @@ class SelfScoringForecaster:
         horizons = score_horizons(min(p.step_s * p.horizon for p in self.members.values()))
         recent = (settings or AutoSettings()).recent
         scored = list(self.members) + ([SERVED] if settings else [])  # what auto really wrote is scored too
-        self.scorer = ForecastScorer(scored, horizons, recent=recent, max_gap_s=max_gap_s)
+        # calibration None: the trained spreads are written as they are (std2 = 2 std, a Gaussian)
+        self.calibrator = SpreadCalibrator(calibration) if calibration is not None else None
+        self.scorer = ForecastScorer(scored, horizons, recent=recent, max_gap_s=max_gap_s,
+                                     extra=[YOUNG] if young is not None else [], calibrator=self.calibrator)
         self.horizon_s = selection_horizon(horizons)
         self.selector = AutoSelector(list(self.members), settings) if settings else None
 
@@ -154,28 +164,39 @@ class SelfScoringForecaster:
             return self._hold(tracks, time_s)
         self._held_at = time_s
         self._held_from = dict(zip(tracks.track_id.tolist(), tracks.centers))  # where each track was
-        fcs, scale = self._forecast_all(windows)
+        raw, scale = self._forecast_all(windows)
+        fcs = {n: self._publish(n, f) for n, f in raw.items()}
+        raw_std = {n: f.std for n, f in raw.items()}
         if self.selector is None:
-            self.scorer.update(time_s, tracks, fcs, scale)
             served = fcs[self.served]
         else:
             self.selector.choose(self.scorer.scored(self.horizon_s), self.scorer.recent_ade(self.horizon_s))
-            served = serve(self._order(), fcs, tracks.track_id)
-            self.scorer.update(time_s, tracks, {**fcs, SERVED: served}, scale)
-        self._held = self._with_young(served, windows, tracks.track_id)
+            order = self._order()
+            served = serve(order, fcs, tracks.track_id)
+            fcs[SERVED], raw_std[SERVED] = served, serve(order, raw, tracks.track_id).std
+        young = self._young(served, windows)
+        if young is not None:
+            fcs[YOUNG], raw_std[YOUNG] = self._publish(YOUNG, young), young.std
+            served = serve(["served", YOUNG], {"served": served, YOUNG: fcs[YOUNG]}, tracks.track_id)
+        self.scorer.update(time_s, tracks, fcs, scale, raw_std)
+        self._held = served
         return self._held
 
-    def _with_young(self, served: Forecasts, windows: WindowFn, track_order: np.ndarray) -> Forecasts:
-        """`served` plus the young predictor's forecasts of the tracks no member could forecast yet."""
+    def _publish(self, name: str, fc: Forecasts) -> Forecasts:
+        """A forecast with the spread it is written with: recalibrated on this camera, or the trained one."""
+        return self.calibrator.apply(name, fc) if self.calibrator is not None else gaussian_regions(fc)
+
+    def _young(self, served: Forecasts, windows: WindowFn) -> Forecasts | None:
+        """The young predictor's forecasts of the tracks no member could forecast yet (None: there are none)."""
         if self.young is None:
-            return served
+            return None
         ids, win = windows(self.young.step_s, self.young.obs_len)
         new = ~np.isin(ids, served.track_id)
         if not new.any():
-            return served
+            return None
         young = forecast(self.young, ids[new], win.take(new))
         self.young_forecasts += len(young)
-        return serve(["served", "young"], {"served": served, "young": young}, track_order)
+        return young
 
     def _due(self, time_s: float) -> bool:
         """True on the first frame at or after each point of the step grid (every frame without at_steps)."""
@@ -218,7 +239,8 @@ class SelfScoringForecaster:
         shift = np.where(known[:, None], current - expected, 0.0)
         boxes = None if held.boxes is None else held.boxes[keep] + np.tile(shift, 2)[:, None, :]
         return Forecasts(ids, held.t_future_s - age, held.centers[keep] + shift[:, None, :], boxes=boxes,
-                         std=None if held.std is None else held.std[keep])
+                         std=None if held.std is None else held.std[keep],
+                         std2=None if held.std2 is None else held.std2[keep])
 
     def _forecast_all(self, windows: WindowFn) -> tuple[dict[str, Forecasts], TrackScale]:
         """Each member on its own grid; windows built once per distinct (step_s, obs_len)."""
@@ -259,21 +281,40 @@ class SelfScoringForecaster:
             young = (f"; {self.young_forecasts} forecasts of tracks younger than the models' window by kalman on "
                      f"{self.young.step_s * (self.young.obs_len - 1):g} s of history (not scored)")
         if self.selector is None:
-            return head + body + young
+            return head + body + young + self.spread_line()
         sel = self.selector
         why = f"fallback until {sel.settings.warmup} windows are scored" if not sel.warm(n) else f"switches: {sel.switches}"
-        return head + body + f"; serving {self.served} ({why})" + young
+        return head + body + f"; serving {self.served} ({why})" + young + self.spread_line()
+
+    def spread_score(self) -> HorizonScore | None:
+        """The written forecasts' score at the selection horizon (auto's when auto serves), None before any."""
+        name = SERVED if self.selector is not None else self.served
+        row = next((s for s in self.scorer.scores() if s.predictor == name and s.horizon_s == self.horizon_s), None)
+        return row if row is not None and math.isfinite(row.in_1sigma) else None
+
+    def spread_line(self) -> str:
+        """e.g. `\nforecast spread @2 s (served): 1-sigma holds 0.40, 2-sigma 0.86 (0.393 / 0.865 if honest);
+        trained spread 0.08 / 0.30; NLL -1.20 (trained 3.10)`."""
+        s = self.spread_score()
+        if s is None:
+            return ""
+        how = "recalibrated on this camera" if self.calibrator is not None else "trained, not recalibrated"
+        return (f"\nforecast spread @{s.horizon_s:g} s ({how}): 1-sigma holds {s.in_1sigma:.2f}, 2-sigma "
+                f"{s.in_2sigma:.2f} of true positions (0.39 / 0.86 when honest; trained spread {s.in_1sigma_raw:.2f} / "
+                f"{s.in_2sigma_raw:.2f}); NLL {s.nll:.2f} (trained {s.nll_raw:.2f}) over {s.spread_windows} windows"
+                f"{' after the warm-up' if self.calibrator is not None else ''}")
 
 
 def build_forecaster(cfg: PredictorConfig, max_gap_s: float = 1.0, at_steps: bool = False,
                      device: str = "cpu") -> SelfScoringForecaster:
     """The configured predictor, or for kind `auto` every member, wrapped for self-scoring (the LSTM on `device`)."""
+    cal = CalibrationSettings(cfg.recalibrate_window, cfg.recalibrate_warmup) if cfg.recalibrate else None
     if cfg.kind != "auto":
         members = {cfg.kind: build_predictor(cfg, device)}
-        return SelfScoringForecaster(members, None, max_gap_s, at_steps, young_predictor(cfg, members.values()))
+        return SelfScoringForecaster(members, None, max_gap_s, at_steps, young_predictor(cfg, members.values()), cal)
     members = {n: build_predictor(replace(cfg, kind=n), device) for n in MEMBERS}
     settings = AutoSettings(warmup=cfg.auto_warmup, fallback=cfg.auto_fallback)
-    return SelfScoringForecaster(members, settings, max_gap_s, at_steps, young_predictor(cfg, members.values()))
+    return SelfScoringForecaster(members, settings, max_gap_s, at_steps, young_predictor(cfg, members.values()), cal)
 
 
 def young_predictor(cfg: PredictorConfig, members: Iterable[Predictor]) -> Predictor | None:

@@ -21,11 +21,14 @@ import numpy as np
 
 from pipeline.core.errors import FULL_ERRNOS, UserError, disk_full_error
 from pipeline.core.types import Forecasts, Tracks
+from pipeline.forecast.calibration import SpreadCalibrator, inside, nll
 
 HORIZONS_S = (1.0, 2.0, 3.0)
 SELECT_HORIZON_S = 2.0
 EPS_S = 1e-6  # two times closer than this are the same instant
-SCORE_COLUMNS = ["predictor", "horizon_s", "windows", "ade_bh", "fde_bh", "served"]
+SCORE_COLUMNS = ["predictor", "horizon_s", "windows", "ade_bh", "fde_bh", "served", "spread_windows", "in_1sigma",
+                 "in_2sigma", "nll", "in_1sigma_raw", "in_2sigma_raw", "nll_raw"]
+SPREAD_KEYS = ("in_1sigma", "in_2sigma", "nll", "in_1sigma_raw", "in_2sigma_raw", "nll_raw")
 
 
 def score_horizons(max_future_s: float) -> tuple[float, ...]:
@@ -59,13 +62,25 @@ class TrackScale:
 
 @dataclass(frozen=True)
 class HorizonScore:
-    """One predictor at one horizon: windows scored, mean displacement errors in body heights (NaN: none)."""
+    """One predictor at one horizon: windows scored, mean displacement errors in body heights (NaN: none), and
+    how honest its spread was at the horizon point: the share of true positions inside the written 1-sigma
+    (std) and 2-sigma (std2) ellipses, a calibrated forecast giving 0.393 and 0.865, and the mean negative
+    log-likelihood in body heights of the published distribution; `_raw`: the same for the trained spread
+    (Gaussian, 2-sigma = 2 std), before recalibration. Spreads are scored on `spread_windows`: the windows
+    forecast after every predictor's recalibration had warmed up (all windows without recalibration)."""
 
     predictor: str
     horizon_s: float
     windows: int
     ade_bh: float
     fde_bh: float
+    spread_windows: int = 0
+    in_1sigma: float = math.nan
+    in_2sigma: float = math.nan
+    nll: float = math.nan
+    in_1sigma_raw: float = math.nan
+    in_2sigma_raw: float = math.nan
+    nll_raw: float = math.nan
 
 
 def _lookup(ids: np.ndarray, table_ids: np.ndarray, values: np.ndarray) -> np.ndarray:
@@ -105,6 +120,8 @@ class _Member:
     t: np.ndarray  # (H,) seconds after the frame
     t_idx: np.ndarray  # (H,) index of each step in the frame's target times
     at_h: np.ndarray  # (M, n_h, 2) forecast centres at the scored horizons
+    std_raw: np.ndarray | None = None  # (M, H, 2) the trained 1-sigma spread (what recalibration learns from)
+    spread_h: np.ndarray | None = None  # (3, M, n_h, 2) written std, std2 and trained std at the horizons
 
 
 @dataclass
@@ -119,6 +136,7 @@ class _Pending:
     members: dict[str, _Member]
     obs: np.ndarray  # (M, K, 2) observed centres; NaN until observed, or when the track was not there
     done: np.ndarray  # (K,) the target time has passed
+    warm: bool = True  # every predictor's spread had been recalibrated (past the warm-up) when these were made
 
 
 def _key(t: np.ndarray) -> np.ndarray:
@@ -135,11 +153,14 @@ class ForecastScorer:
 
     def __init__(
         self, names: Sequence[str], horizons_s: Sequence[float], recent: int = 200, max_gap_s: float = 1.0,
-        max_pending: int = 4096,
+        max_pending: int = 4096, extra: Sequence[str] = (), calibrator: SpreadCalibrator | None = None,
     ) -> None:
         if not names or not horizons_s or recent < 1 or max_gap_s <= 0 or max_pending < 1:
             raise ValueError("need predictor names, horizons, recent >= 1, max_gap_s > 0 and max_pending >= 1")
         self.names = list(names)
+        self.extra = list(extra)  # forecasts only fed to the calibrator (e.g. young tracks'), not in the tables
+        self.calibrator = calibrator
+        self._cal_names = set(self.names) - {"auto"}  # auto serves its members' spreads: warm when they all are
         self.horizons = tuple(float(h) for h in horizons_s)
         self.max_gap_s = max_gap_s
         self._pending: deque[_Pending] = deque(maxlen=max_pending)
@@ -148,6 +169,8 @@ class ForecastScorer:
         self.windows = np.zeros(n_h, np.int64)
         self._ade_sum = np.zeros((n_p, n_h))
         self._fde_sum = np.zeros((n_p, n_h))
+        self._spread_n = np.zeros((n_p, n_h), np.int64)  # windows whose forecast had a spread
+        self._spread_sum = np.zeros((len(SPREAD_KEYS), n_p, n_h))
         self._recent = [deque(maxlen=recent) for _ in self.horizons]  # per horizon: (n_p,) ADE per window
 
     @property
@@ -155,14 +178,21 @@ class ForecastScorer:
         """Frames whose forecasts still wait for their future."""
         return len(self._pending)
 
-    def update(self, time_s: float, tracks: Tracks, forecasts: Mapping[str, Forecasts], scale: TrackScale) -> None:
-        """Score what this frame's tracks make observable, then hold this frame's forecasts."""
+    def update(self, time_s: float, tracks: Tracks, forecasts: Mapping[str, Forecasts], scale: TrackScale,
+               raw_std: Mapping[str, np.ndarray | None] | None = None) -> None:
+        """Score what this frame's tracks make observable, then hold this frame's forecasts.
+
+        `raw_std`: each forecast's trained spread (rows as its forecast's) when `forecasts` carry recalibrated
+        ones; without it the written std is taken as the trained one."""
         if self._prev is not None and time_s < self._prev[0] - EPS_S:  # time went back: a new stream
             self._pending.clear()
             self._prev = None
+        cal = self.calibrator  # whether the spreads were recalibrated is what they were made with: before observing
+        warm = cal is None or all(cal.warm(n, len(f.t_future_s)) for n, f in forecasts.items() if n in self._cal_names)
         self._observe(time_s, tracks)
-        rec = self._record(time_s, forecasts, scale)
+        rec = self._record(time_s, forecasts, scale, raw_std or {})
         if rec is not None:
+            rec.warm = warm
             self._pending.append(rec)
 
     def _observe(self, time_s: float, tracks: Tracks) -> None:
@@ -186,8 +216,9 @@ class ForecastScorer:
             self._finish(self._pending.popleft())
         self._prev = (time_s, ids, xy)
 
-    def _record(self, time_s: float, forecasts: Mapping[str, Forecasts], scale: TrackScale) -> _Pending | None:
-        unknown = set(forecasts) - set(self.names)
+    def _record(self, time_s: float, forecasts: Mapping[str, Forecasts], scale: TrackScale,
+                raw_std: Mapping[str, np.ndarray | None]) -> _Pending | None:
+        unknown = set(forecasts) - set(self.names) - set(self.extra)
         if unknown:
             raise ValueError(f"forecasts of unknown predictors {sorted(unknown)}; scorer knows {self.names}")
         fcs = {n: f for n, f in forecasts.items() if len(f)}
@@ -199,23 +230,63 @@ class ForecastScorer:
         ids = np.unique(np.concatenate([f.track_id for f in fcs.values()]))
         targets = np.unique(_key(np.concatenate([*(f.t_future_s for f in fcs.values()), self.horizons])))
         h_idx = np.searchsorted(targets, _key(self.horizons))
-        members = {n: self._member(ids, f, targets) for n, f in fcs.items()}
+        members = {n: self._member(ids, f, targets, raw_std.get(n, f.std)) for n, f in fcs.items()}
         k = len(targets)
         return _Pending(float(time_s), ids, scale.of(ids), targets, h_idx, members,
                         np.full((len(ids), k, 2), np.nan), np.zeros(k, bool))
 
-    def _member(self, ids: np.ndarray, fc: Forecasts, targets: np.ndarray) -> _Member:
+    def _member(self, ids: np.ndarray, fc: Forecasts, targets: np.ndarray, raw: np.ndarray | None) -> _Member:
         rows = np.searchsorted(ids, fc.track_id)
         has = np.zeros(len(ids), bool)
         has[rows] = True
-        centers = np.full((len(ids), len(fc.t_future_s), 2), np.nan)
-        centers[rows] = fc.centers
+
+        def aligned(a: np.ndarray) -> np.ndarray:
+            out = np.full((len(ids), len(fc.t_future_s), 2), np.nan)
+            out[rows] = a
+            return out
+
+        centers = aligned(fc.centers)
         t_idx = np.searchsorted(targets, _key(fc.t_future_s))
-        return _Member(has, centers, fc.t_future_s, t_idx, _at_times(fc.t_future_s, centers, self.horizons))
+        m = _Member(has, centers, fc.t_future_s, t_idx, _at_times(fc.t_future_s, centers, self.horizons))
+        if fc.std is not None and raw is not None:
+            std2 = fc.std2 if fc.std2 is not None else 2.0 * fc.std
+            m.std_raw = aligned(raw)
+            m.spread_h = np.stack([_at_times(fc.t_future_s, aligned(a), self.horizons) for a in (fc.std, std2, raw)])
+        return m
+
+    def _calibrate(self, rec: _Pending) -> None:
+        """Every member's observed points, as radii under its trained spread, to the calibrator (any window:
+        the calibration of one predictor does not need the others to have forecast the track)."""
+        if self.calibrator is None:
+            return
+        for name, m in rec.members.items():
+            if m.std_raw is None:
+                continue
+            err = m.centers - rec.obs[:, m.t_idx]
+            r = np.sqrt(((err / np.maximum(m.std_raw, 1e-9)) ** 2).sum(axis=2))  # (M, H)
+            ok = np.isfinite(r) & m.has[:, None]
+            if ok.any():
+                self.calibrator.observe(name, np.nonzero(ok)[1], r[ok])
+
+    def _spread_scores(self, i: int, j: int, m: _Member, obs: np.ndarray, scale: np.ndarray, ok: np.ndarray) -> None:
+        """Coverage and NLL (body heights) of one member's windows `ok` at horizon j, written and trained spread."""
+        if m.spread_h is None:
+            return
+        err = (m.at_h[:, j] - obs) / scale[:, None]
+        std, std2, raw = (a[:, j] / scale[:, None] for a in m.spread_h)
+        good = ok & np.isfinite(err).all(1) & np.isfinite(std).all(1) & np.isfinite(raw).all(1)
+        if not good.any():
+            return
+        e, std, std2, raw = err[good], std[good], std2[good], raw[good]
+        vals = (inside(e, std), inside(e, std2), nll(e, std, std2), inside(e, raw), inside(e, 2 * raw), nll(e, raw))
+        self._spread_n[i, j] += int(good.sum())
+        for k, v in enumerate(vals):
+            self._spread_sum[k, i, j] += float(np.sum(v))
 
     def _finish(self, rec: _Pending) -> None:
         """Fold a frame whose future has fully arrived into the totals (same windows for every predictor)."""
-        if set(rec.members) != set(self.names):
+        self._calibrate(rec)
+        if not set(self.names) <= set(rec.members):
             return  # a predictor made no forecast at this frame: no window of it is comparable
         scale = np.where(rec.scale > 0, rec.scale, np.nan)[:, None]
         for j, h in enumerate(self.horizons):
@@ -228,6 +299,9 @@ class ForecastScorer:
                 ade[i] = err[:, upto].mean(axis=1) if upto.any() else np.nan
                 fde[i] = np.linalg.norm(m.at_h[:, j] - rec.obs[:, rec.h_idx[j]], axis=1) / scale[:, 0]
             ok = np.isfinite(ade).all(axis=0) & np.isfinite(fde).all(axis=0)
+            for i, name in enumerate(self.names):
+                if rec.warm:  # spreads are scored after the warm-up only: before it they are the trained ones
+                    self._spread_scores(i, j, rec.members[name], rec.obs[:, rec.h_idx[j]], scale[:, 0], ok)
             self.windows[j] += int(ok.sum())
             self._ade_sum[:, j] += ade[:, ok].sum(axis=1)
             self._fde_sum[:, j] += fde[:, ok].sum(axis=1)
@@ -240,7 +314,9 @@ class ForecastScorer:
             for j, h in enumerate(self.horizons):
                 n = int(self.windows[j])
                 ade, fde = (self._ade_sum[i, j] / n, self._fde_sum[i, j] / n) if n else (math.nan, math.nan)
-                out.append(HorizonScore(name, h, n, float(ade), float(fde)))
+                ns = int(self._spread_n[i, j])
+                spread = self._spread_sum[:, i, j] / ns if ns else np.full(len(SPREAD_KEYS), math.nan)
+                out.append(HorizonScore(name, h, n, float(ade), float(fde), ns, *(float(v) for v in spread)))
         return out
 
     def scored(self, horizon_s: float) -> int:
@@ -269,7 +345,7 @@ def write_scores_csv(path: Path, scores: Sequence[HorizonScore], served: str) ->
             w.writerow(SCORE_COLUMNS)
             for s in scores:
                 w.writerow([s.predictor, f"{s.horizon_s:g}", s.windows, _fmt(s.ade_bh), _fmt(s.fde_bh),
-                            int(s.predictor == served)])
+                            int(s.predictor == served), s.spread_windows, *(_fmt(getattr(s, k)) for k in SPREAD_KEYS)])
         os.replace(tmp, path)
     except OSError as exc:
         tmp.unlink(missing_ok=True)  # the last complete table stays in place

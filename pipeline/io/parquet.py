@@ -34,7 +34,7 @@ COLUMNS: dict[str, dict[str, tuple[pa.DataType, str]]] = {
         "frame": (_I, "frame"), "time_s": (_F, "s"), "track_id": (_I, ""), "step": (_I, "step"),
         "t_future_s": (_F, "s"), "t_target_s": (_F, "s"), "pred_cx": (_F, "px"), "pred_cy": (_F, "px"),
         "pred_x1": (_F, "px"), "pred_y1": (_F, "px"), "pred_x2": (_F, "px"), "pred_y2": (_F, "px"),
-        "std_x": (_F, "px"), "std_y": (_F, "px"), "pred_x_m": (_F, "m"), "pred_y_m": (_F, "m"),
+        "std_x": (_F, "px"), "std_y": (_F, "px"), "std2_x": (_F, "px"), "std2_y": (_F, "px"), "pred_x_m": (_F, "m"), "pred_y_m": (_F, "m"),
     },
     "events": {
         "frame": (_I, "frame"), "time_s": (_F, "s"), "track_id": (_I, ""), "other_id": (_I, ""), "event": (_S, ""),

@@ -22,7 +22,7 @@ TRACK_COLUMNS = [
 ]
 PREDICTION_COLUMNS = [
     "frame", "time_s", "track_id", "step", "t_future_s", "t_target_s", "pred_cx", "pred_cy",
-    "pred_x1", "pred_y1", "pred_x2", "pred_y2", "std_x", "std_y",
+    "pred_x1", "pred_y1", "pred_x2", "pred_y2", "std_x", "std_y", "std2_x", "std2_y",
 ]
 TRACK_GROUND_COLUMNS = ["x_m", "y_m", "speed_mps"]  # appended with --camera: foot point on the ground, speed
 PREDICTION_GROUND_COLUMNS = ["pred_x_m", "pred_y_m"]  # appended with --camera: forecast foot point on the ground
@@ -147,6 +147,7 @@ class PredictionsCsv(_CsvSink):
             for k, t in enumerate(fc.t_future_s.tolist()):
                 box = [_f(v) for v in fc.boxes[i, k]] if fc.boxes is not None else ["", "", "", ""]
                 std = [_f(v) for v in fc.std[i, k]] if fc.std is not None else ["", ""]
+                std += [_f(v) for v in fc.std2[i, k]] if fc.std2 is not None else ["", ""]
                 extra = [] if ground is None else [_opt(v, 3) for v in ground[i, k]]
                 rows.append([str(frame), _f(time_s, 4), str(tid), str(k + 1), _f(t, 3), _f(time_s + t, 4),
                              _f(fc.centers[i, k, 0]), _f(fc.centers[i, k, 1]), *box, *std, *extra])

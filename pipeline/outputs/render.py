@@ -9,6 +9,7 @@ import numpy as np
 
 from pipeline.events.types import Overlay
 from pipeline.core.types import Forecasts, Tracks
+from pipeline.forecast.calibration import region
 
 # 20 BGR colours far apart in hue and brightness; a track keeps its colour for its whole life (by id).
 _PALETTE = [
@@ -20,6 +21,7 @@ _PALETTE = [
 TICKS_S = (1.0, 2.0, 3.0)  # forecast time ticks, seconds ahead
 _TRAIL_FADE = (0.25, 0.55)  # opacity of the oldest and middle thirds of a trail (the newest third is solid)
 _CONE_ALPHA = 0.16
+CONE_LEVEL = 0.8  # the cone is the region that holds this share of true positions (stated in the legend)
 _OUTLINE = (20, 20, 20)
 _FONT = cv2.FONT_HERSHEY_SIMPLEX
 
@@ -112,7 +114,7 @@ def _normals(pts: np.ndarray) -> np.ndarray:
 
 
 def cone_polygon(path: np.ndarray, std: np.ndarray) -> np.ndarray:
-    """The +-1 sigma band around a forecast path: `path` (K, 2) from now, `std` (K, 2) per point (0 at now)."""
+    """The band around a forecast path: `path` (K, 2) from now, `std` (K, 2) semi-axes per point (0 at now)."""
     n = _normals(path)
     w = np.sqrt((n[:, 0] * std[:, 0]) ** 2 + (n[:, 1] * std[:, 1]) ** 2)[:, None]
     return np.vstack([path + n * w, (path - n * w)[::-1]])
@@ -154,8 +156,9 @@ class Annotator:
     """Draws each object so the kinds of line cannot be confused, and a legend that says which is which.
 
     Past trail: solid, fading with age. Forecast: dashed, with a tick at +1, +2, +3 s and a small ringed dot
-    at its end (a box there looked like a detection). Uncertainty: a translucent +-1 sigma cone from the
-    forecast's std. Labels stay inside the frame; an object's colour comes from its track id.
+    at its end (a box there looked like a detection). Uncertainty: a translucent cone, the region that holds
+    CONE_LEVEL (80 %) of true positions under the forecast's published spread (std and std2, recalibrated on
+    the camera by default). Labels stay inside the frame; an object's colour comes from its track id.
     """
 
     def __init__(self, names: dict[int, str], show_forecast_boxes: bool = False) -> None:
@@ -180,7 +183,7 @@ class Annotator:
             self._forecast(out, tid, t, path, forecasts, i, thick)
         for box, conf, cls, tid in zip(tracks.xyxy, tracks.confidence, tracks.class_id, tracks.track_id):
             self._box(out, box, f"{self.names.get(int(cls), cls)} #{tid} {conf:.2f}", color_for(tid), thick)
-        horizon = f"+{forecasts.t_future_s[-1]:g} s" if len(forecasts.t_future_s) else ""
+        horizon = f"+{forecasts.t_future_s[-1]:.1f} s" if len(forecasts.t_future_s) else ""
         self._legend(out, thick, horizon)
         return out
 
@@ -190,8 +193,9 @@ class Annotator:
         if fc.std is None or not paths:
             return
         polys = {}
+        reg = region(fc.std, fc.std2, CONE_LEVEL)
         for tid, (i, path) in paths.items():
-            std = np.vstack([[0.0, 0.0], fc.std[i]])
+            std = np.vstack([[0.0, 0.0], reg[i]])
             if np.all(np.isfinite(std)):
                 polys[tid] = (cone_polygon(path, std), path[-1], std[-1])
 
@@ -273,7 +277,7 @@ def legend_patch(thick: int, horizon: str) -> np.ndarray:
     """The legend as a small image: one sample of each mark, in a neutral colour, with its meaning."""
     scale, row = 0.16 * thick + 0.2, 7 * thick + 8
     col, sw = (235, 235, 235), 12 * thick + 10
-    items = ["past path (fades)", "forecast, ticks 1 s apart", "uncertainty +-1 sd", f"forecast end {horizon}".strip(),
+    items = ["past path (fades)", "forecast, ticks 1 s apart", f"{CONE_LEVEL:.0%} of positions in the cone", f"forecast end {horizon}".strip(),
              "class #track conf"]
     tw = max(cv2.getTextSize(s, _FONT, scale, 1)[0][0] for s in items)
     patch = np.full((row * len(items) + 8, sw + tw + 18, 3), 25, np.uint8)

@@ -85,8 +85,14 @@ def test_events_csv_has_real_and_predicted_events_that_match_the_tracks(crossing
         before = max(k for k in ys if k < frame)
         assert (ys[before] - 192) * (ys[frame] - 192) <= 0
         assert e["direction"] == ("left_to_right" if ys[before] < 192 else "right_to_left")
-    head, _ = _table(out / "event_scores.csv")
+    head, scores = _table(out / "event_scores.csv")
     assert head == SCORE_COLUMNS
+    for r in (r for r in scores if int(r["alerts"])):  # the reliability table adds up to the alerts scored
+        n = [int(r[f"alerts_{b}"]) for b in ("50_70", "70_90", "90_100")]
+        true = sum(k * float(r[f"came_true_{b}"] or 0) for k, b in zip(n, ("50_70", "70_90", "90_100")))
+        assert sum(n) == int(r["alerts"]) and round(true) == int(r["hits"])
+        assert 0.5 <= float(r["mean_probability"]) <= 1 and 0 <= float(r["brier"]) <= 1
+        assert int(r["announced"]) >= int(r["detected"])
     assert {"events.csv", "event_scores.csv"} <= set(read_manifest(out))
     assert "alerts line_cross_predicted (from auto" in stdout and "precision" in stdout
 
