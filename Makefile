@@ -7,7 +7,7 @@ SOURCE ?=
 SAMPLE := samples/people_walking_768x432.mp4
 ARGS ?=
 
-.PHONY: setup test lint run gallery train own-tracks bench-forecast bench-events bench-videos clean
+.PHONY: setup test lint run gallery train own-tracks bench-forecast bench-events bench-videos bench-calibration clean
 
 setup: $(STAMP)
 
@@ -62,6 +62,10 @@ bench-forecast: setup
 # zone/line alerts on the yellow crossing video: served forecast vs constant velocity (a few minutes)
 bench-events: setup
 	YOLO_OFFLINE=1 $(VPY) benchmarks/events_crosswalk.py
+
+# are the spreads honest? coverage / NLL before and after recalibration on every source and video (about 15 min)
+bench-calibration: setup
+	YOLO_OFFLINE=1 $(VPY) benchmarks/calibration.py | tee benchmarks/calibration.md
 
 clean:
 	rm -rf $(VENV) runs .pytest_cache

@@ -39,6 +39,7 @@ class ReportInputs:
     video: Path | None
     config_yaml: str
     files: Sequence[str] = field(default_factory=list)
+    event_scores_csv: Path | None = None  # event_scores.csv: the alerts' reliability diagram (with --zones)
 
 
 def _data_uri(mime: str, data: bytes) -> str:
@@ -74,8 +75,47 @@ def scores_section(path: Path | None) -> str:
             if cand:
                 best.add(min(cand)[1])
     note = ("<p class=note>Each predictor's own forecasts scored against what then happened: ADE/FDE are the mean/"
-            "final displacement errors in body heights (lower is better); highlighted: best at each horizon.</p>")
+            "final displacement errors in body heights (lower is better); highlighted: best at each horizon. "
+            "in_1sigma / in_2sigma: share of true positions inside the written 1-sigma (std) and 2-sigma (std2) "
+            "ellipses, 0.393 and 0.865 when the spread is honest; nll: negative log-likelihood (lower is better); "
+            "_raw: the trained spread before recalibration, on the same windows (spread_windows, after the "
+            "warm-up).</p>")
     return note + _table(header, rows, best)
+
+
+def reliability_section(path: Path | None) -> str:
+    """Alert probabilities against how often they came true (event_scores.csv), as an SVG diagram and a table."""
+    if path is None or not path.exists():
+        return ""
+    with path.open(newline="", encoding="utf-8") as fh:
+        rows = [r for r in csv.DictReader(fh) if r.get("name") == "*" and int(r.get("alerts") or 0)]
+    if not rows:
+        return "<h2>Alert reliability</h2><p class=note>No alert could be scored yet.</p>"
+    bins = ("50_70", "70_90", "90_100")
+    size, pad = 260, 30
+    colors = ("#d9480f", "#1971c2", "#2f9e44", "#9c36b5")
+
+    def xy(p: float, q: float) -> str:
+        return f"{pad + (p - 0.5) * 2 * size:.1f},{pad + size - q * size:.1f}"
+
+    marks, legend = [], []
+    for k, r in enumerate(rows):
+        pts = [(float(r[f"probability_{b}"]), float(r[f"came_true_{b}"]), int(r[f"alerts_{b}"]))
+               for b in bins if int(r[f"alerts_{b}"] or 0)]
+        col = colors[k % len(colors)]
+        marks += [f'<circle cx="{xy(p, q).split(",")[0]}" cy="{xy(p, q).split(",")[1]}" r="{3 + min(n, 100) ** 0.5:.1f}" '
+                  f'fill="{col}" fill-opacity="0.6"><title>{html.escape(r["event"])}: {n} alerts said {p:.2f}, '
+                  f"{q:.2f} came true</title></circle>" for p, q, n in pts]
+        legend.append(f'<tspan fill="{col}" x="{pad + 4}" dy="14">{html.escape(r["event"])}</tspan>')
+    svg = (f'<svg width="{size + 2 * pad}" height="{size + 2 * pad}" role="img" aria-label="alert reliability">'
+           f'<rect x="{pad}" y="{pad}" width="{size}" height="{size}" fill="none" stroke="#999"/>'
+           f'<line x1="{pad}" y1="{pad + size / 2}" x2="{pad + size}" y2="{pad}" stroke="#999" stroke-dasharray="4"/>'
+           f'{"".join(marks)}<text font-size="11" x="{pad}" y="{pad}">{"".join(legend)}</text>'
+           f'<text font-size="11" x="{pad}" y="{size + 2 * pad - 6}">probability said 0.5 to 1 (x) vs share that '
+           "came true (y); on the dashed line when honest</text></svg>")
+    table = _table(["event", "alerts", "mean probability", "came true", "Brier"],
+                   [[r["event"], r["alerts"], r["mean_probability"], r["precision"], r["brier"]] for r in rows])
+    return f"<h2>Alert reliability</h2>{svg}{table}"
 
 
 def _media(inp: ReportInputs) -> str:
@@ -107,6 +147,7 @@ def render_report(inp: ReportInputs) -> str:
         f"<h2>The whole run</h2><div class=grid>{pics}</div>"
         f"<h2>Objects per class</h2>{_table(['class', 'tracks', 'detections in tracks'], counts)}"
         f"<h2>Forecast self-scores</h2>{scores_section(inp.scores_csv)}"
+        f"{reliability_section(inp.event_scores_csv)}"
         f"<h2>Configuration</h2><pre>{html.escape(inp.config_yaml)}</pre>"
         f"<h2>Files</h2><ul>{files}</ul></body></html>"
     )

@@ -83,7 +83,7 @@ class RunReport:
                 pictures={"Every track, with forecasts made at a few moments": pngs[PICTURES[0]],
                           "Where objects went (heatmap)": pngs[PICTURES[1]]},
                 poster_jpeg=poster, video=video, config_yaml=_config_yaml(proc.cfg),
-                files=list(run_dir.files))
+                files=list(run_dir.files), event_scores_csv=run_dir.path / "event_scores.csv")
             written.append(_save(report, render_report(inp).encode("utf-8")))
         return written
 
