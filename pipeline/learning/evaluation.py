@@ -40,8 +40,9 @@ def at_time(x: np.ndarray, step_s: float, t: float) -> np.ndarray:
 def metrics(pred: np.ndarray, future: np.ndarray, step_s: float, std: np.ndarray | None = None,
             scale: np.ndarray | None = None) -> dict[str, float]:
     """ADE/FDE over the whole horizon and at 1, 2, 3 s; the share of true positions inside the 1 and 2 sigma
-    regions of the forecast spread (a calibrated Gaussian gives 0.39 and 0.86). Errors are divided by `scale` (N,)
-    when given (body heights)."""
+    regions of the forecast spread (a calibrated Gaussian gives 0.39 and 0.86) and its mean Gaussian negative
+    log-likelihood (`nll`, in the units of the errors). Errors are divided by `scale` (N,) when given (body
+    heights). The spread here is the trained one: recalibration is online, per camera (benchmarks/calibration.py)."""
     s = np.ones(len(pred)) if scale is None else scale
     d = np.linalg.norm(pred[:, :, :2] - future[:, :, :2], axis=2) / s[:, None]
     out = {"ade": float(d.mean()), "fde": float(d[:, -1].mean())}
@@ -56,6 +57,8 @@ def metrics(pred: np.ndarray, future: np.ndarray, step_s: float, std: np.ndarray
         z2 = (((pred[:, :, :2] - future[:, :, :2]) / np.maximum(std, 1e-9)) ** 2).sum(axis=2)
         out["within_1sigma"] = float((z2 <= 1).mean())
         out["within_2sigma"] = float((z2 <= 4).mean())
+        sd = np.maximum(std, 1e-9) / s[:, None, None]
+        out["nll"] = float((np.log(2 * np.pi * sd[..., 0] * sd[..., 1]) + 0.5 * z2).mean())
     return out
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -176,12 +177,13 @@ def ratio_at(result: dict[str, Any], method: str = "lstm", key: str = "ade_2s") 
 def format_table(results: dict[str, dict[str, Any]]) -> str:
     """A markdown table: every source, ADE at 1/2/3 s for the three methods, the ratios at 2 s, calibration."""
     head = ("| held-out source | windows | lstm ADE 1/2/3 s | cv ADE 1/2/3 s | kalman ADE 1/2/3 s | "
-            "lstm / best @2 s | auto (picked) / best @2 s | lstm inside 1σ / 2σ |\n|---|---|---|---|---|---|---|---|")
+            "lstm / best @2 s | auto (picked) / best @2 s | lstm inside 1σ / 2σ, NLL (trained spread) |\n"
+            "|---|---|---|---|---|---|---|---|")
     rows = []
     for name, r in results.items():
         sv = r["served"]
         cells = [" / ".join(f"{sv[m][f'ade_{h}s']:.3f}" for h in (1, 2, 3)) for m in ("lstm", "cv", "kalman")]
-        cal = f"{sv['lstm']['within_1sigma']:.2f} / {sv['lstm']['within_2sigma']:.2f}"
+        cal = f"{sv['lstm']['within_1sigma']:.2f} / {sv['lstm']['within_2sigma']:.2f}, {sv['lstm'].get('nll', math.nan):.2f}"
         auto = f"{ratio_at(r, 'auto'):.3f} ({sv['auto']['picked']})"
         rows.append(f"| {name} | {sv['windows']} | {' | '.join(cells)} | {ratio_at(r):.3f} | {auto} | {cal} |")
     return "\n".join([head, *rows])

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 
 import pytest
 import torch
@@ -61,6 +62,7 @@ def test_eval_ethucy_scene_prints_all_three_methods_and_json(tmp_path):
         assert table[m][:2] == pytest.approx([res[m]["ade"], res[m]["fde"]], abs=1e-3)
         assert res[m]["ade_1s"] < res[m]["ade_2s"] < res[m]["ade_3s"] < res[m]["fde_3s"]
         assert 0 < res[m]["within_1sigma"] < res[m]["within_2sigma"] <= 1  # every predictor reports a spread
+        assert math.isfinite(res[m]["nll"])
 
 
 def test_eval_in_body_heights_divides_metres_by_1_7(tmp_path):
