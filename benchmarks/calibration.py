@@ -232,17 +232,17 @@ def videos_table(out_root: Path) -> None:
         if video.name == CROSSING:
             crossing = (on, off)
     print("\n## Alert reliability on the crossing (event_scores.csv, every zone and line)\n")
-    print("| run | kind | alerts | mean probability | came true | Brier | bins 0.5-0.7 / 0.7-0.9 / 0.9-1: alerts "
-          "(said, true) |")
+    print("| run | kind | alerts | mean probability (raw) | came true | Brier (raw) | bins 0-0.5 / 0.5-0.7 / 0.7-0.9 / "
+          "0.9-1: alerts (said, true) |")
     print("|---|---|---|---|---|---|---|")
     for label, run in zip(("recalibrated", "trained spread"), crossing):
         for r in _read(run / "event_scores.csv"):
             if r["name"] != "*" or not int(r["alerts"] or 0):
                 continue
             bins = " / ".join(f"{r[f'alerts_{b}']} ({r[f'probability_{b}'] or '-'}, {r[f'came_true_{b}'] or '-'})"
-                              for b in ("50_70", "70_90", "90_100"))
-            print(f"| {label} | {r['event']} | {r['alerts']} | {r['mean_probability']} | {r['precision']} | "
-                  f"{r['brier']} | {bins} |", flush=True)
+                              for b in ("0_50", "50_70", "70_90", "90_100"))
+            print(f"| {label} | {r['event']} | {r['alerts']} | {r['mean_probability']} ({r['mean_probability_raw']}) | "
+                  f"{r['precision']} | {r['brier']} ({r['brier_raw']}) | {bins} |", flush=True)
 
 
 def main() -> None:

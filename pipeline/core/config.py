@@ -274,6 +274,10 @@ class EventsConfig:
     speed_window_s: float = 0.5  # ground speed smoothed over this many seconds
     samples: int = 64  # forecast samples drawn from each forecast's spread for probabilities
     score_tolerance_s: float = 0.5  # a predicted event counts as happened up to this long after its horizon
+    # alert probabilities mapped to how often this run's own scored alerts of the kind came true (Platt, causal)
+    recalibrate: bool = True
+    recalibrate_window: int = 500  # most recent scored alerts per kind
+    recalibrate_warmup: int = 20  # scored alerts of a kind before its probabilities are recalibrated
 
     def __post_init__(self) -> None:
         _check(0 < self.alert_probability <= 1, "events.alert_probability", "must be in (0, 1]")
@@ -282,6 +286,9 @@ class EventsConfig:
         _check(self.speed_window_s > 0, "events.speed_window_s", "must be > 0")
         _check(1 <= self.samples <= 1000, "events.samples", "must be 1..1000")
         _check(self.score_tolerance_s >= 0, "events.score_tolerance_s", "must be >= 0")
+        _check(self.recalibrate_window >= 1, "events.recalibrate_window", "must be >= 1")
+        _check(1 <= self.recalibrate_warmup <= self.recalibrate_window, "events.recalibrate_warmup",
+               "must be 1..recalibrate_window")
 
     @property
     def active(self) -> bool:

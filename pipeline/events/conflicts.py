@@ -9,6 +9,7 @@ height of the pair), so one threshold suits near and far objects in an uncalibra
 from __future__ import annotations
 
 from collections import deque
+from collections.abc import Callable
 
 import numpy as np
 
@@ -46,8 +47,10 @@ def _first_below(d: np.ndarray, times: np.ndarray, thr: float) -> np.ndarray:
 class ConflictMonitor:
     """Predicted and real conflicts for every pair of tracks; per-track history bounded to `pet_max_s`."""
 
-    def __init__(self, threshold: float, pet_max_s: float, alert_probability: float) -> None:
+    def __init__(self, threshold: float, pet_max_s: float, alert_probability: float,
+                 calibrate: Callable[[str, np.ndarray], np.ndarray] = lambda kind, p: p) -> None:
         self.thr, self.pet_max_s, self.p_alert = threshold, pet_max_s, alert_probability
+        self.calibrate = calibrate  # (kind, raw shares) -> the probabilities alerts carry
         self._active: dict[tuple[int, int], float] = {}  # predicted pair -> alert expiry
         self._hist: dict[int, deque] = {}  # track -> (t, x, y) over the last pet_max_s
         self._open: dict[tuple[int, int], list[float]] = {}  # pair -> [min distance, t at min, min PET]
@@ -72,13 +75,15 @@ class ConflictMonitor:
         ttc = _first_below(mean_d, times, self.thr)
         samp_ttc = _first_below(d, times, self.thr)  # where the mean path stays apart: the samples' median
         ttc = np.where(np.isfinite(ttc), ttc, median_where(samp_ttc, np.isfinite(samp_ttc)))
+        said = self.calibrate("conflict_predicted", prob)
         for p in np.flatnonzero(prob >= self.p_alert):
             a, b = self._key(ids[i[p]], ids[j[p]])
             marks.append(ConflictMark(a, b, float(ttc[p]), float(mean_d[p].min()), foot_px[[i[p], j[p]]]))
             if (a, b) not in self._active:
                 self._active[(a, b)] = t + horizon_s
                 events.append(Event(frame, t, a, "conflict_predicted", "", other_id=b, eta_s=float(ttc[p]),
-                                    probability=float(prob[p]), distance=float(mean_d[p].min())))
+                                    probability=float(said[p]), distance=float(mean_d[p].min()),
+                                    probability_raw=float(prob[p])))
         low = {self._key(ids[i[p]], ids[j[p]]) for p in np.flatnonzero(prob < self.p_alert / 2)}
         self._active = {k: v for k, v in self._active.items() if k not in low}
         return events, marks

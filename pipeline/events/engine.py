@@ -17,6 +17,7 @@ import numpy as np
 from pipeline.core.config import EventsConfig
 from pipeline.events.calibration import Camera, CalibrationReport, GroundMotion, camera_from_config
 from pipeline.events.conflicts import ConflictMonitor
+from pipeline.events.reliability import ProbabilityCalibrator, ReliabilitySettings
 from pipeline.events.scoring import AlertScorer, key_of
 from pipeline.events.types import PREDICTED, Event, EventFrame, Overlay
 from pipeline.events.zones import ZoneMonitor, build_geometry, to_pixels
@@ -41,11 +42,15 @@ class EventEngine:
         if cfg.camera is not None:
             self.camera, self.report = camera_from_config(cfg.camera)
         zones, lines = build_geometry(cfg, self.camera, frame_size)
-        self.zones = ZoneMonitor(zones, lines, cfg.alert_probability, forget_s)
+        # alert probabilities recalibrated from this run's own scored alerts (None: the raw share of sample paths)
+        self.reliability = ProbabilityCalibrator(ReliabilitySettings(cfg.recalibrate_window, cfg.recalibrate_warmup)) \
+            if cfg.recalibrate else None
+        said = self.reliability if self.reliability is not None else (lambda kind, p: p)
+        self.zones = ZoneMonitor(zones, lines, cfg.alert_probability, forget_s, said)
         thr = cfg.conflict_distance_m if self.camera else cfg.conflict_distance_bh
-        self.conflicts = ConflictMonitor(thr, cfg.pet_max_s, cfg.alert_probability)
+        self.conflicts = ConflictMonitor(thr, cfg.pet_max_s, cfg.alert_probability, said)
         self.motion = GroundMotion(cfg.speed_window_s, forget_s) if self.camera else None
-        self.scorer = AlertScorer(cfg.score_tolerance_s)
+        self.scorer = AlertScorer(cfg.score_tolerance_s, self.reliability)
         self.static = Overlay(tuple((z.name, to_pixels(z.polygon, self.camera, z.name)) for z in zones),
                               tuple((ln.name, to_pixels(np.stack([ln.a, ln.b]), self.camera, ln.name)) for ln in lines),
                               unit="m" if self.camera else "bh")

@@ -17,11 +17,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from pipeline.core.errors import UserError
+from pipeline.events.reliability import ProbabilityCalibrator
 from pipeline.events.types import REAL_OF, Event
 
-BINS = ((0.5, 0.7), (0.7, 0.9), (0.9, 1.0))  # reliability table: alert probability bins (the last one closed)
+BINS = ((0.0, 0.5), (0.5, 0.7), (0.7, 0.9), (0.9, 1.0))  # reliability table: probability bins (the last closed)
 SCORE_COLUMNS = ["event", "name", "alerts", "hits", "precision", "real_events", "forecastable", "detected", "recall",
-                 "eta_mae_s", "eta_bias_s", "unscored", "announced", "recall_all", "mean_probability", "brier",
+                 "eta_mae_s", "eta_bias_s", "unscored", "announced", "recall_all", "mean_probability", "brier", "mean_probability_raw", "brier_raw",
                  *(f"{c}_{round(lo * 100)}_{round(hi * 100)}" for lo, hi in BINS
                    for c in ("alerts", "probability", "came_true"))]
 PREDICTED_OF = {real: predicted for predicted, real in REAL_OF.items()}
@@ -43,12 +44,16 @@ class Tally:
     announced: int = 0  # real events an alert announced, forecastable or not (recall over every real event)
     prob_sum: float = 0.0
     brier_sum: float = 0.0
+    raw_sum: float = 0.0  # the same for the raw share of sample paths (before probability recalibration)
+    brier_raw_sum: float = 0.0
     bins: list[list[float]] = field(default_factory=lambda: [[0, 0.0, 0] for _ in BINS])  # alerts, prob sum, true
 
-    def add_scored(self, probability: float, came_true: bool) -> None:
+    def add_scored(self, probability: float, raw: float, came_true: bool) -> None:
         """One scored alert in the probability tallies (Brier score and reliability bins)."""
         self.prob_sum += probability
         self.brier_sum += (probability - float(came_true)) ** 2
+        self.raw_sum += raw
+        self.brier_raw_sum += (raw - float(came_true)) ** 2
         for b, (lo, hi) in zip(self.bins, BINS):
             if lo <= probability < hi or (hi == BINS[-1][1] and probability == hi):
                 b[0] += 1
@@ -64,7 +69,8 @@ class Tally:
                 str(self.forecastable), str(self.detected), ratio(self.detected, self.forecastable),
                 ratio(self.eta_abs, self.hits), ratio(self.eta_signed, self.hits), str(self.unscored),
                 str(self.announced), ratio(self.announced, self.real), ratio(self.prob_sum, self.alerts),
-                ratio(self.brier_sum, self.alerts), *rel]
+                ratio(self.brier_sum, self.alerts), ratio(self.raw_sum, self.alerts),
+                ratio(self.brier_raw_sum, self.alerts), *rel]
 
 
 def key_of(e: Event) -> Key:
@@ -78,8 +84,9 @@ def key_of(e: Event) -> Key:
 class AlertScorer:
     """Scores predicted events against the real ones as the stream goes."""
 
-    def __init__(self, tolerance_s: float) -> None:
+    def __init__(self, tolerance_s: float, reliability: ProbabilityCalibrator | None = None) -> None:
         self.tol = tolerance_s
+        self.reliability = reliability  # learns from every scored alert (its raw probability and the outcome)
         self._pending: deque[tuple[float, Event, float]] = deque()  # (due time, alert, horizon)
         self._real: dict[Key, deque[float]] = {}  # key -> real event times (recent)
         self._issued: dict[Key, deque[tuple[float, float]]] = {}  # key -> (alert time, horizon) (recent)
@@ -120,9 +127,13 @@ class AlertScorer:
 
     def _score(self, e: Event, horizon_s: float) -> None:
         real = [w for w in self._real.get(key_of(e), ()) if e.time_s - 1e-9 <= w <= e.time_s + horizon_s + self.tol]
+        said = float(e.probability if e.probability is not None else 1.0)
+        raw = float(e.probability_raw if e.probability_raw is not None else said)
+        if self.reliability is not None:
+            self.reliability.observe(e.event, raw, bool(real))
         for tl in self._tally(e.event, e.name):
             tl.alerts += 1
-            tl.add_scored(float(e.probability if e.probability is not None else 1.0), bool(real))
+            tl.add_scored(said, raw, bool(real))
             if real:
                 tl.hits += 1
                 err = real[0] - (e.time_s + (e.eta_s or 0.0))
@@ -152,7 +163,8 @@ class AlertScorer:
             rel = ""
             if tl.alerts:
                 rel = (f"; probability said {tl.prob_sum / tl.alerts:.2f} on average, came true {tl.hits / tl.alerts:.2f}, "
-                       f"Brier {tl.brier_sum / tl.alerts:.3f}")
+                       f"Brier {tl.brier_sum / tl.alerts:.3f} (raw share of paths: {tl.raw_sum / tl.alerts:.2f}, Brier "
+                       f"{tl.brier_raw_sum / tl.alerts:.3f})")
             out.append(f"alerts {kind} (from {served} forecasts): precision {p}, recall {r}{r_all}{eta}{rel}")
         return out
 

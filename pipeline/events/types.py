@@ -32,6 +32,7 @@ class Event:
     probability: float | None = None
     distance: float | None = None
     direction: str = ""
+    probability_raw: float | None = None  # predicted events: the share of sample paths, before recalibration
 
     def row(self) -> list[str]:
         def num(v: float | None, nd: int) -> str:

@@ -8,6 +8,7 @@ Why samples: a forecast is a mean and a spread, so "will enter" is a probability
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import cv2
@@ -17,6 +18,9 @@ from pipeline.core.config import EventsConfig
 from pipeline.core.errors import UserError
 from pipeline.events.calibration import Camera
 from pipeline.events.types import Alert, Event
+
+
+Calibrate = Callable[[str, np.ndarray], np.ndarray]
 
 
 @dataclass(frozen=True)
@@ -118,8 +122,10 @@ def _direction(side_before: np.ndarray) -> np.ndarray:
 class ZoneMonitor:
     """Real and predicted zone entries and line crossings for every track; bounded per-track state."""
 
-    def __init__(self, zones: list[Zone], lines: list[Line], alert_probability: float, forget_s: float) -> None:
+    def __init__(self, zones: list[Zone], lines: list[Line], alert_probability: float, forget_s: float,
+                 calibrate: Calibrate = lambda kind, p: p) -> None:
         self.zones, self.lines = zones, lines
+        self.calibrate = calibrate  # (kind, raw shares) -> the probabilities alerts carry
         self.threshold, self.forget_s = alert_probability, forget_s
         self._prev: dict[int, tuple[float, np.ndarray]] = {}  # track -> last (time, position)
         self._active: dict[tuple[int, str], float] = {}  # (track, zone/line) -> alert expiry time
@@ -176,18 +182,20 @@ class ZoneMonitor:
         alerts: list[Alert] = []
         self._active = {k: exp for k, exp in self._active.items() if exp > t}
         for name, prob, eta, direction in self._zone_probs(paths, times) + self._line_probs(paths, times):
+            kind = "zone_enter_predicted" if direction is None else "line_cross_predicted"
+            said = self.calibrate(kind, prob)
             for i in range(len(ids)):
                 key = (int(ids[i]), name)
                 if prob[i] < self.threshold / 2:
                     self._active.pop(key, None)
                 if prob[i] < self.threshold:
                     continue
-                alerts.append(Alert(key[0], name, float(eta[i]), float(prob[i])))
+                alerts.append(Alert(key[0], name, float(eta[i]), float(said[i])))
                 if key not in self._active:
                     self._active[key] = t + horizon_s
-                    kind = "zone_enter_predicted" if direction is None else "line_cross_predicted"
-                    events.append(Event(frame, t, key[0], kind, name, eta_s=float(eta[i]), probability=float(prob[i]),
-                                        direction="in" if direction is None else str(direction[i])))
+                    events.append(Event(frame, t, key[0], kind, name, eta_s=float(eta[i]), probability=float(said[i]),
+                                        direction="in" if direction is None else str(direction[i]),
+                                        probability_raw=float(prob[i])))
         return events, alerts
 
     def _zone_probs(self, paths: np.ndarray, times: np.ndarray) -> list[tuple]:

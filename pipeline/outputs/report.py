@@ -91,17 +91,17 @@ def reliability_section(path: Path | None) -> str:
         rows = [r for r in csv.DictReader(fh) if r.get("name") == "*" and int(r.get("alerts") or 0)]
     if not rows:
         return "<h2>Alert reliability</h2><p class=note>No alert could be scored yet.</p>"
-    bins = ("50_70", "70_90", "90_100")
+    bins = ("0_50", "50_70", "70_90", "90_100")
     size, pad = 260, 30
     colors = ("#d9480f", "#1971c2", "#2f9e44", "#9c36b5")
 
     def xy(p: float, q: float) -> str:
-        return f"{pad + (p - 0.5) * 2 * size:.1f},{pad + size - q * size:.1f}"
+        return f"{pad + p * size:.1f},{pad + size - q * size:.1f}"
 
     marks, legend = [], []
     for k, r in enumerate(rows):
         pts = [(float(r[f"probability_{b}"]), float(r[f"came_true_{b}"]), int(r[f"alerts_{b}"]))
-               for b in bins if int(r[f"alerts_{b}"] or 0)]
+               for b in bins if int(r.get(f"alerts_{b}") or 0)]
         col = colors[k % len(colors)]
         marks += [f'<circle cx="{xy(p, q).split(",")[0]}" cy="{xy(p, q).split(",")[1]}" r="{3 + min(n, 100) ** 0.5:.1f}" '
                   f'fill="{col}" fill-opacity="0.6"><title>{html.escape(r["event"])}: {n} alerts said {p:.2f}, '
@@ -109,12 +109,13 @@ def reliability_section(path: Path | None) -> str:
         legend.append(f'<tspan fill="{col}" x="{pad + 4}" dy="14">{html.escape(r["event"])}</tspan>')
     svg = (f'<svg width="{size + 2 * pad}" height="{size + 2 * pad}" role="img" aria-label="alert reliability">'
            f'<rect x="{pad}" y="{pad}" width="{size}" height="{size}" fill="none" stroke="#999"/>'
-           f'<line x1="{pad}" y1="{pad + size / 2}" x2="{pad + size}" y2="{pad}" stroke="#999" stroke-dasharray="4"/>'
+           f'<line x1="{pad}" y1="{pad + size}" x2="{pad + size}" y2="{pad}" stroke="#999" stroke-dasharray="4"/>'
            f'{"".join(marks)}<text font-size="11" x="{pad}" y="{pad}">{"".join(legend)}</text>'
-           f'<text font-size="11" x="{pad}" y="{size + 2 * pad - 6}">probability said 0.5 to 1 (x) vs share that '
+           f'<text font-size="11" x="{pad}" y="{size + 2 * pad - 6}">probability said (x) vs share that '
            "came true (y); on the dashed line when honest</text></svg>")
-    table = _table(["event", "alerts", "mean probability", "came true", "Brier"],
-                   [[r["event"], r["alerts"], r["mean_probability"], r["precision"], r["brier"]] for r in rows])
+    table = _table(["event", "alerts", "mean probability", "came true", "Brier", "Brier of the raw share of paths"],
+                   [[r["event"], r["alerts"], r["mean_probability"], r["precision"], r["brier"], r.get("brier_raw", "")]
+                    for r in rows])
     return f"<h2>Alert reliability</h2>{svg}{table}"
 
 
