@@ -63,9 +63,10 @@ bench-forecast: setup
 bench-events: setup
 	YOLO_OFFLINE=1 $(VPY) benchmarks/events_crosswalk.py
 
-# are the spreads honest? coverage / NLL before and after recalibration on every source and video (about 15 min)
+# are the spreads and alert probabilities honest? before/after recalibration on every source and video (about 40 min)
 bench-calibration: setup
 	YOLO_OFFLINE=1 $(VPY) benchmarks/calibration.py | tee benchmarks/calibration.md
+	YOLO_OFFLINE=1 $(VPY) benchmarks/calibration_streams.py --minutes 10 | tee benchmarks/calibration_streams.md
 
 clean:
 	rm -rf $(VENV) runs .pytest_cache
