@@ -183,8 +183,12 @@ class SelfScoringForecaster:
         return self._held
 
     def _publish(self, name: str, fc: Forecasts) -> Forecasts:
-        """A forecast with the spread it is written with: recalibrated on this camera, or the trained one."""
-        return self.calibrator.apply(name, fc) if self.calibrator is not None else gaussian_regions(fc)
+        """A forecast with the spread it is written with: recalibrated on this camera, or the trained one. The
+        young tracks' Kalman borrows the Kalman member's recalibration until it has enough points of its own."""
+        if self.calibrator is None:
+            return gaussian_regions(fc)
+        fallback = "kalman" if name == YOUNG and "kalman" in self.members else None
+        return self.calibrator.apply(name, fc, fallback)
 
     def _young(self, served: Forecasts, windows: WindowFn) -> Forecasts | None:
         """The young predictor's forecasts of the tracks no member could forecast yet (None: there are none)."""

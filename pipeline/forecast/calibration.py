@@ -11,7 +11,8 @@ arrived: causal), and publishes two regions by split-conformal quantiles of thos
 - `std2`: the trained ellipse scaled so that it holds 86.5 % (2 sigma's level; 2 x std only for Gaussian errors).
 
 The distribution behind the two regions is the bivariate Student-t whose 39.3 % and 86.5 % ellipses they are
-(a Gaussian when std2 = 2 std): its radius has a closed-form CDF, so NLL and sample paths for the events
+(at most 10 degrees of freedom; the trained spread, std2 = 2 std, stays the Gaussian it was trained as): its
+radius has a closed-form CDF, so NLL and sample paths for the events
 follow from the two written columns alone. Memory: at most `window` radii per predictor and step.
 """
 
@@ -27,6 +28,7 @@ from pipeline.core.types import Forecasts
 
 LEVEL_1SIGMA = 1.0 - math.exp(-0.5)  # 0.393: share inside a 2-D Gaussian's 1-sigma ellipse
 LEVEL_2SIGMA = 1.0 - math.exp(-2.0)  # 0.865: ... inside its 2-sigma ellipse
+NU_MAX = 10  # the lightest tail a recalibrated spread is given (see fit_nu)
 MIN_STD = 1e-6  # source units: a spread is never exactly 0 (a standing object's forecast is still uncertain)
 
 
@@ -44,13 +46,17 @@ def _radius_ratio(nu: np.ndarray) -> np.ndarray:
 
 
 def fit_nu(ratio: np.ndarray) -> np.ndarray:
-    """Degrees of freedom of the bivariate t whose 86.5 % / 39.3 % radius ratio is `ratio`; inf (a Gaussian)
-    where the ratio is 2 or less (the tails are not heavier than a Gaussian's)."""
+    """Degrees of freedom of the bivariate t whose 86.5 % / 39.3 % radius ratio is `ratio`, at most NU_MAX; inf
+    (a Gaussian) only where the ratio is exactly 2, the trained spread as it was trained. A recalibrated pair
+    never gets a lighter tail than t with NU_MAX: every camera has rare gross errors (a box that jumps, an id
+    that switches) that a window of recent points may not have seen yet, and under a Gaussian one of them costs
+    an NLL in the thousands."""
     r = np.asarray(ratio, np.float64)
-    out = np.full(r.shape, np.inf)
-    heavy = np.isfinite(r) & (r > 2.0 + 1e-6)
+    out = np.full(r.shape, float(NU_MAX))
+    out[np.abs(r - 2.0) <= 1e-6] = np.inf
+    heavy = np.isfinite(r) & (r > _radius_ratio(np.array(float(NU_MAX))))
     if heavy.any():
-        lo, hi, rr = np.full(int(heavy.sum()), 0.05), np.full(int(heavy.sum()), 1e4), r[heavy]
+        lo, hi, rr = np.full(int(heavy.sum()), 0.05), np.full(int(heavy.sum()), float(NU_MAX)), r[heavy]
         for _ in range(50):  # bisection in log nu; the ratio falls monotonically towards 2 as nu grows
             mid = np.sqrt(lo * hi)
             wider = _radius_ratio(mid) > rr
@@ -161,12 +167,17 @@ class SpreadCalibrator:
         steps = self._radii.get(name, [])
         return len(steps[0]) if steps else 0
 
-    def apply(self, name: str, fc: Forecasts) -> Forecasts:
-        """`fc` with its std replaced by the 39.3 % region and std2 set to the 86.5 % region (the trained std and
-        2 x it at steps still warming up)."""
+    def apply(self, name: str, fc: Forecasts, fallback: str | None = None) -> Forecasts:
+        """`fc` with its std replaced by the 39.3 % region and std2 set to the 86.5 % region. Steps still warming
+        up take `fallback`'s multipliers where that predictor is warm (one of the same kind, e.g. the Kalman
+        member for the young tracks' Kalman, which sees far fewer points), else the trained std and 2 x it."""
         if fc.std is None:
             return fc
-        return replace(fc, **calibrated(fc.std, self.multipliers(name, len(fc.t_future_s))))
+        mult = self.multipliers(name, len(fc.t_future_s))
+        if fallback is not None:
+            cold = ~np.isfinite(mult).all(axis=1)
+            mult[cold] = self.multipliers(fallback, len(fc.t_future_s))[cold]
+        return replace(fc, **calibrated(fc.std, mult))
 
 
 def calibrated(std_raw: np.ndarray, mult: np.ndarray | None) -> dict[str, np.ndarray]:

@@ -113,11 +113,15 @@ def test_the_published_distribution_holds_what_its_two_regions_say():
 def test_nll_is_the_gaussian_one_at_a_two_to_one_ratio_and_t_degrees_round_trip():
     err, std = np.array([[0.5, -1.0], [3.0, 2.0]]), np.array([[1.0, 2.0], [1.0, 2.0]])
     assert np.allclose(nll(err, std, 2 * std), nll(err, std))
-    nu = np.array([1.5, 3.0, 10.0])
+    nu = np.array([1.5, 3.0, 8.0])
     from pipeline.forecast.calibration import _radius_ratio
 
     assert np.allclose(fit_nu(_radius_ratio(nu)), nu, rtol=1e-4)
-    assert np.isinf(fit_nu(np.array([1.9, 2.0]))).all()
+    # the trained spread (exactly 2:1) stays Gaussian; a recalibrated one is never lighter-tailed than t(10)
+    assert fit_nu(np.array([2.0]))[0] == np.inf
+    assert np.array_equal(fit_nu(np.array([1.5, 1.9, 2.1])), [10.0, 10.0, 10.0])
+    far = np.array([[40.0, 0.0]])  # a box that jumped 40 sigma: t(10) keeps its cost bounded
+    assert nll(far, np.ones((1, 2)), np.full((1, 2), 1.9))[0] < 60 < nll(far, np.ones((1, 2)))[0]
 
 
 @pytest.mark.parametrize("recalibrate", [True, False])
@@ -132,3 +136,12 @@ def test_the_forecaster_writes_both_regions_and_the_config_switch_is_honoured(re
     tracks = Tracks([[10, 0, 30, 50], [10, 0, 30, 50]], [1, 1], [0, 0], ids)
     fc = f.update(0.0, tracks, lambda step_s, obs_len: (ids, win.last(obs_len)))
     assert fc.std is not None and fc.std2 is not None and np.allclose(fc.std2, 2 * fc.std)
+
+
+def test_a_cold_predictor_borrows_a_warm_one_of_its_kind():
+    cal = SpreadCalibrator(CalibrationSettings(window=100, warmup=30))
+    cal.observe("kalman", np.repeat([0, 1], 30), np.full(60, 3.0))
+    fc = Forecasts([7], [0.4, 0.8, 1.2], np.zeros((1, 3, 2)), std=np.ones((1, 3, 2)))
+    cal.observe("young", np.zeros(30, np.int64), np.full(30, 5.0))  # young is warm at its first step only
+    out = cal.apply("young", fc, fallback="kalman")
+    assert np.allclose(out.std[0, :, 0], [5.0, 3.0, 1.0]) and np.allclose(out.std2[0, :, 0], [5.0, 3.0, 2.0])
