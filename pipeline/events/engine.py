@@ -24,6 +24,7 @@ from pipeline.events.zones import ZoneMonitor, build_geometry, to_pixels
 from pipeline.forecast.calibration import sample_offsets
 from pipeline.core.types import Forecasts, Tracks
 
+STATE_FORGET_S = 30.0  # a track's side of each line / zone is kept this long unseen: a re-found id does not count twice
 DENSE_STEP_S = 0.1  # forecasts are tested on this time grid (crossings between forecast steps count too)
 
 
@@ -46,7 +47,8 @@ class EventEngine:
         self.reliability = ProbabilityCalibrator(ReliabilitySettings(cfg.recalibrate_window, cfg.recalibrate_warmup)) \
             if cfg.recalibrate else None
         said = self.reliability if self.reliability is not None else (lambda kind, p: p)
-        self.zones = ZoneMonitor(zones, lines, cfg.alert_probability, forget_s, said)
+        hyst = cfg.hysteresis_m if self.camera else cfg.hysteresis_bh
+        self.zones = ZoneMonitor(zones, lines, cfg.alert_probability, max(forget_s, STATE_FORGET_S), said, hyst)
         thr = cfg.conflict_distance_m if self.camera else cfg.conflict_distance_bh
         self.conflicts = ConflictMonitor(thr, cfg.pet_max_s, cfg.alert_probability, said)
         self.motion = GroundMotion(cfg.speed_window_s, forget_s) if self.camera else None
@@ -90,7 +92,7 @@ class EventEngine:
         return all(self._forecast_since.get(tid, (np.inf,))[0] < when for tid in tids)
 
     def _real(self, frame: int, t: float, ids: np.ndarray, ground: np.ndarray, unit: np.ndarray) -> list[Event]:
-        events = self.zones.real(frame, t, ids, ground)
+        events = self.zones.real(frame, t, ids, ground, unit)
         for e in events:
             if e.event in ("zone_enter", "line_cross"):
                 self.scorer.add_real(key_of(e), e.event, e.name, e.time_s, self._forecastable((e.track_id,), e.time_s))

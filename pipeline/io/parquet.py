@@ -39,7 +39,7 @@ COLUMNS: dict[str, dict[str, tuple[pa.DataType, str]]] = {
     "events": {
         "frame": (_I, "frame"), "time_s": (_F, "s"), "track_id": (_I, ""), "other_id": (_I, ""), "event": (_S, ""),
         "name": (_S, ""), "eta_s": (_F, "s"), "probability": (_F, "1"), "distance": (_F, "m, or body heights without --camera"),
-        "direction": (_S, ""),
+        "direction": (_S, ""), "dwell_s": (_F, "s"),
     },
 }
 

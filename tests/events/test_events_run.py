@@ -76,15 +76,18 @@ def test_events_csv_has_real_and_predicted_events_that_match_the_tracks(crossing
             assert 0 <= float(e["eta_s"]) <= 2.0 + 1e-6 and 0 < float(e["probability"]) <= 1
     # every real crossing of the line y = 192 px is where that track's foot point really went across it
     _, tracks = _table(out / "tracks.csv")
-    feet: dict[str, list[tuple[int, float]]] = {}
+    feet: dict[str, list[tuple[float, float]]] = {}
     for r in tracks:
-        feet.setdefault(r["track_id"], []).append((int(r["frame"]), float(r["y2"])))
-    for e in (e for e in events if e["event"] == "line_cross"):
-        ys = dict(feet[e["track_id"]])
-        frame = int(e["frame"])
-        before = max(k for k in ys if k < frame)
-        assert (ys[before] - 192) * (ys[frame] - 192) <= 0
-        assert e["direction"] == ("left_to_right" if ys[before] < 192 else "right_to_left")
+        feet.setdefault(r["track_id"], []).append((float(r["time_s"]), float(r["y2"])))
+    crossed: dict[str, list[float]] = {}
+    for e in (e for e in events if e["event"] == "line_cross"):  # counted when the foot is past the margin, at
+        t = float(e["time_s"])  # the time it went across: the observations around that time straddle the line
+        before = max((tt, y) for tt, y in feet[e["track_id"]] if tt <= t)
+        after = min((tt, y) for tt, y in feet[e["track_id"]] if tt >= t)
+        assert (before[1] - 192) * (after[1] - 192) <= 0
+        assert e["direction"] == ("in" if before[1] < 192 else "out")
+        crossed.setdefault(e["track_id"], []).append(t)
+    assert crossed and all(b - a >= 1.0 for ts in crossed.values() for a, b in zip(ts, ts[1:]))  # counted once
     head, scores = _table(out / "event_scores.csv")
     assert head == SCORE_COLUMNS
     for r in (r for r in scores if int(r["alerts"])):  # the reliability table adds up to the alerts scored
