@@ -102,6 +102,9 @@ class FrameProcessor:
         # across a longer stall a forecast point is not scored
         self.detector = detector if detector is not None else build_detector(cfg.detector)
         self.detector.prepare(frame_size)  # compiles in the background while the forecaster and tracker load
+        if self.events is not None:
+            self.events.names = dict(self.detector.names)  # counts per class name
+        self._counts: Path | None = None
         self.forecaster: SelfScoringForecaster = build_forecaster(
             cfg.predictor, max_gap_s=max(1.0, 2.5 / fps), at_steps=True, device=self.detector.device)
         self._scores_file: ScoresFile | None = None
@@ -128,8 +131,8 @@ class FrameProcessor:
             frame.time_s, tracks,
             lambda step_s, obs_len: self.history.windows(tracks.track_id, frame.time_s, step_s, obs_len, self.frame_size),
         )
-        if self._scores_file is not None:
-            self._scores_file.maybe_write(frame.time_s, self.forecaster.score_rows)
+        if self._scores_file is not None and self._scores_file.maybe_write(frame.time_s, self.forecaster.score_rows):
+            self._write_counts()  # counts.csv kept current at the same cadence (every 10 s of video)
         since = frame.time_s - self.cfg.output.trail_s
         trails = {int(t): self.history.trail(int(t), since) for t in tracks.track_id}
         ev = self.events.update(frame.index, frame.time_s, tracks, fc) if self.events is not None else None
@@ -140,10 +143,19 @@ class FrameProcessor:
         """Keep `path` (forecast_scores.csv) up to date every `every_s` seconds of video time and at the end."""
         self._scores_file = ScoresFile(path, every_s)
 
+    def save_counts(self, path: Path) -> None:
+        """Keep counts.csv (lines and zones) current during the run and write it whole at the end."""
+        self._counts = path
+
+    def _write_counts(self) -> None:
+        if self._counts is not None and self.events is not None and self.events.traffic.has_geometry:
+            self.events.write_counts(self._counts)
+
     def finish_scores(self) -> list[str]:
         """Write the final scores (when saving) and return the summary line."""
         if self._scores_file is not None:
             self._scores_file.write(*self.forecaster.score_rows())
+        self._write_counts()
         lines = [self.forecaster.summary_line()]
         if self.events is not None:
             kind = self.cfg.predictor.kind

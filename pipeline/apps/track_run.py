@@ -117,6 +117,7 @@ def run_track(
     proc.save_scores(run_dir.file("forecast_scores.csv"))
     if proc.events is not None:
         proc.save_event_scores(run_dir.file("event_scores.csv"))
+        proc.save_counts(run_dir.file("counts.csv"))
     summary = RunSummary(header_frames=info.frame_count)
     report = RunReport((info.width, info.height)) if cfg.output.report else None
     total = min(info.frame_count or 0, max_frames or 10**12) or None
@@ -167,6 +168,7 @@ def run_track(
     summary.files += [out_dir / "tracks.txt"] * cfg.output.save_txt
     if proc.events is not None:
         summary.files += [out_dir / "events.csv", out_dir / "event_scores.csv"]
+        summary.files += [out_dir / "counts.csv"] * proc.events.traffic.has_geometry
     summary.ended_early = not summary.interrupted and not max_frames and summary.frames < 0.9 * info.frame_count
     summary.stopped_early = _stop_reason(summary, max_frames)
     if report is not None:  # after the video is finalised: the report inlines it

@@ -284,6 +284,7 @@ class EventsConfig:
     # within the band counts nothing): body heights without a camera, metres with one
     hysteresis_bh: float = 0.1
     hysteresis_m: float = 0.15
+    count_interval_s: float = 900.0  # counts.csv: one set of counts per this much video time (15 min), and totals
     # alert probabilities mapped to how often this run's own scored alerts of the kind came true (Platt, causal)
     recalibrate: bool = True
     recalibrate_window: int = 500  # most recent scored alerts per kind
@@ -297,6 +298,7 @@ class EventsConfig:
         _check(1 <= self.samples <= 1000, "events.samples", "must be 1..1000")
         _check(self.score_tolerance_s >= 0, "events.score_tolerance_s", "must be >= 0")
         _check(self.hysteresis_bh >= 0 and self.hysteresis_m >= 0, "events.hysteresis_*", "must be >= 0")
+        _check(self.count_interval_s > 0, "events.count_interval_s", "must be > 0 seconds")
         _check(self.recalibrate_window >= 1, "events.recalibrate_window", "must be >= 1")
         _check(1 <= self.recalibrate_warmup <= self.recalibrate_window, "events.recalibrate_warmup",
                "must be 1..recalibrate_window")

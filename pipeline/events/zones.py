@@ -232,11 +232,11 @@ class ZoneMonitor:
             st.across_s = None
         return out
 
-    def inside_now(self) -> dict[str, list[int]]:
-        """Tracks each zone holds now (confirmed inside, still followed)."""
+    def inside_now(self, seen_since: float) -> dict[str, list[int]]:
+        """Tracks each zone holds now: confirmed inside and seen at or after `seen_since`."""
         out: dict[str, list[int]] = {z.name: [] for z in self.zones}
         for (tid, name), st in self._state.items():
-            if name in out and st.side > 0:
+            if name in out and st.side > 0 and tid in self._prev and self._prev[tid][0] >= seen_since:
                 out[name].append(tid)
         return out
 

@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 import yaml
 
+from pipeline.events.counts import COUNT_COLUMNS
 from pipeline.events.scoring import SCORE_COLUMNS
 from pipeline.events.types import EVENT_COLUMNS
 from pipeline.io.run_dirs import read_manifest
@@ -128,3 +129,27 @@ def test_live_streams_events_as_json_lines(stream, tmp_path):  # noqa: F811
         {k: (str(float(v)) if v and "." in v else v) for k, v in r.items()} for r in rows]
     assert all(isinstance(d["time_s"], float) and isinstance(d["track_id"], int) for d in lines)
     print(f"\nlive: {len(lines)} events streamed ({np.unique([d['event'] for d in lines]).tolist()})")
+
+
+def test_counts_csv_adds_up_the_events_that_counted_once(crossing_run):
+    out, stdout = crossing_run
+    head, counts = _table(out / "counts.csv")
+    assert head == COUNT_COLUMNS
+    _, events = _table(out / "events.csv")
+    total = [r for r in counts if r["period"] == "total"]
+    for kind, event, direction in (("line", "line_cross", "in"), ("line", "line_cross", "out"),
+                                   ("zone", "zone_enter", "enter"), ("zone", "zone_exit", "exit")):
+        want = sum(1 for e in events if e["event"] == event and (kind == "zone" or e["direction"] == direction))
+        got = sum(int(r["count"]) for r in total if r["kind"] == kind and r["direction"] == direction)
+        assert got == want, (kind, direction)
+    exits = [e for e in events if e["event"] == "zone_exit"]
+    dwells = [float(e["dwell_s"]) for e in exits if e["dwell_s"]]
+    assert dwells and all(d > 0 for d in dwells)
+    lane = next(r for r in total if r["name"] == "lane" and r["direction"] == "exit")
+    assert float(lane["dwell_median_s"]) == pytest.approx(np.median(dwells), abs=1e-3)
+    # an exit needs an entry: per track, exits never outnumber entries (plus one for a track first seen inside)
+    for tid in {e["track_id"] for e in exits}:
+        n_in = sum(1 for e in events if e["event"] == "zone_enter" and e["track_id"] == tid)
+        n_out = sum(1 for e in exits if e["track_id"] == tid)
+        assert n_out <= n_in + 1
+    assert "counts line centre:" in stdout and "counts zone lane:" in stdout

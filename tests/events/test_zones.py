@@ -107,7 +107,10 @@ def test_a_track_first_seen_inside_may_exit_and_an_exit_never_comes_without_it()
     assert [(e.event, e.dwell_s) for e in ev] == [("zone_exit", None)]  # born inside: exit counted, stay unknown
     edge = _walk(ZoneMonitor([SQUARE], [], 0.5, forget_s=2.0, hysteresis=0.5), [10.3, 9.8, 10.2, 9.9, 10.4, 11.0])
     assert edge == []  # along the edge, never 0.5 inside: neither an entry nor an exit
-    assert mon.inside_now() == {"square": []}
+    assert mon.inside_now(0.0) == {"square": []}
+    inside = ZoneMonitor([SQUARE], [], 0.5, forget_s=2.0, hysteresis=0.5)
+    _walk(inside, [15, 12, 8, 5])
+    assert inside.inside_now(0.3) == {"square": [1]} and inside.inside_now(0.4) == {"square": []}
 
 
 def test_line_directions_take_the_users_names():
