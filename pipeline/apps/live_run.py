@@ -130,6 +130,7 @@ class LiveSession:
             self.run_dir.open()
             if opts.save:
                 self.proc.save_scores(self.run_dir.file("forecast_scores.csv"))
+                self.proc.save_track_summary(self.run_dir.file("track_summary.csv"))
                 if self.proc.events is not None:
                     self.proc.save_event_scores(self.run_dir.file("event_scores.csv"))
                     self.proc.save_counts(self.run_dir.file("counts.csv"))
@@ -265,7 +266,8 @@ class LiveSession:
         ]
         files = list(self.recorder.files) + [*s.snapshots]
         if self.opts.save:
-            files += [self.out_dir / "tracks.csv", self.out_dir / "predictions.csv", self.out_dir / "forecast_scores.csv"]
+            files += [self.out_dir / "tracks.csv", self.out_dir / "predictions.csv", self.out_dir / "forecast_scores.csv",
+                      self.out_dir / "track_summary.csv"]
             if self.proc.events is not None:
                 files += [self.out_dir / "events.csv", self.out_dir / "event_scores.csv", self.out_dir / "counts.csv"]
         files = [f for f in files if f.exists()] + self.report_files + self.meta_files  # parquet removed the CSVs

@@ -115,6 +115,7 @@ def run_track(
     proc.warmup(first.image)  # model compilation is start-up, not per-frame time
     run_dir.open()
     proc.save_scores(run_dir.file("forecast_scores.csv"))
+    proc.save_track_summary(run_dir.file("track_summary.csv"))
     if proc.events is not None:
         proc.save_event_scores(run_dir.file("event_scores.csv"))
         proc.save_counts(run_dir.file("counts.csv"))
@@ -164,7 +165,7 @@ def run_track(
         summary.score_lines = proc.finish_scores()  # still under StopFlag: forecast_scores.csv is written whole
     summary.seconds = time.perf_counter() - t0
     summary.files = [out_dir / "annotated.mp4"] * bool(cfg.output.video) + [out_dir / "tracks.csv", out_dir / "predictions.csv"]
-    summary.files.append(out_dir / "forecast_scores.csv")
+    summary.files += [out_dir / "forecast_scores.csv", out_dir / "track_summary.csv"]
     summary.files += [out_dir / "tracks.txt"] * cfg.output.save_txt
     if proc.events is not None:
         summary.files += [out_dir / "events.csv", out_dir / "event_scores.csv"]

@@ -55,7 +55,7 @@ class EventEngine:
         self.zones = ZoneMonitor(zones, lines, cfg.alert_probability, max(forget_s, STATE_FORGET_S), said, hyst)
         thr = cfg.conflict_distance_m if self.camera else cfg.conflict_distance_bh
         self.conflicts = ConflictMonitor(thr, cfg.pet_max_s, cfg.alert_probability, said)
-        self.motion = GroundMotion(cfg.speed_window_s, forget_s) if self.camera else None
+        self.motion = GroundMotion(cfg.speed_window_s, forget_s, 2 * cfg.hysteresis_m) if self.camera else None
         self.scorer = AlertScorer(cfg.score_tolerance_s, self.reliability)
         self.static = Overlay(tuple((z.name, to_pixels(z.polygon, self.camera, z.name)) for z in zones),
                               tuple((ln.name, to_pixels(np.stack([ln.a, ln.b]), self.camera, ln.name)) for ln in lines),
