@@ -130,8 +130,10 @@ class LiveSession:
             self.run_dir.open()
             if opts.save:
                 self.proc.save_scores(self.run_dir.file("forecast_scores.csv"))
+                self.proc.save_track_summary(self.run_dir.file("track_summary.csv"))
                 if self.proc.events is not None:
                     self.proc.save_event_scores(self.run_dir.file("event_scores.csv"))
+                    self.proc.save_counts(self.run_dir.file("counts.csv"))
         except BaseException:
             self.reader.stop()
             self.run_dir.close()
@@ -264,8 +266,9 @@ class LiveSession:
         ]
         files = list(self.recorder.files) + [*s.snapshots]
         if self.opts.save:
-            files += [self.out_dir / "tracks.csv", self.out_dir / "predictions.csv", self.out_dir / "forecast_scores.csv"]
+            files += [self.out_dir / "tracks.csv", self.out_dir / "predictions.csv", self.out_dir / "forecast_scores.csv",
+                      self.out_dir / "track_summary.csv"]
             if self.proc.events is not None:
-                files += [self.out_dir / "events.csv", self.out_dir / "event_scores.csv"]
+                files += [self.out_dir / "events.csv", self.out_dir / "event_scores.csv", self.out_dir / "counts.csv"]
         files = [f for f in files if f.exists()] + self.report_files + self.meta_files  # parquet removed the CSVs
         return lines + self.score_lines + [f"wrote {p}" for p in files]

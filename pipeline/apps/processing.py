@@ -16,6 +16,7 @@ from pipeline.core.config import DetectorConfig, TrackRunConfig
 from pipeline.perception.detector import Detector, OpenVinoYolo, build_detector, detections_stream
 from pipeline.core.errors import UserError
 from pipeline.events.engine import EventEngine
+from pipeline.events.track_summary import TrackSummaries
 from pipeline.events.types import EventFrame
 from pipeline.forecast.history import TrackHistory
 from pipeline.forecast.auto import SelfScoringForecaster, build_forecaster
@@ -102,6 +103,14 @@ class FrameProcessor:
         # across a longer stall a forecast point is not scored
         self.detector = detector if detector is not None else build_detector(cfg.detector)
         self.detector.prepare(frame_size)  # compiles in the background while the forecaster and tracker load
+        if self.events is not None:
+            self.events.names = dict(self.detector.names)  # counts per class name
+        self._counts: Path | None = None
+        metric = self.events is not None and self.events.camera is not None
+        ev_cfg = cfg.events
+        self.summaries = TrackSummaries(metric, ev_cfg.hysteresis_m if metric else ev_cfg.hysteresis_bh,
+                                        ev_cfg.speed_window_s)
+        self._summary_path: Path | None = None
         self.forecaster: SelfScoringForecaster = build_forecaster(
             cfg.predictor, max_gap_s=max(1.0, 2.5 / fps), at_steps=True, device=self.detector.device)
         self._scores_file: ScoresFile | None = None
@@ -128,11 +137,12 @@ class FrameProcessor:
             frame.time_s, tracks,
             lambda step_s, obs_len: self.history.windows(tracks.track_id, frame.time_s, step_s, obs_len, self.frame_size),
         )
-        if self._scores_file is not None:
-            self._scores_file.maybe_write(frame.time_s, self.forecaster.score_rows)
+        if self._scores_file is not None and self._scores_file.maybe_write(frame.time_s, self.forecaster.score_rows):
+            self._write_counts()  # counts.csv kept current at the same cadence (every 10 s of video)
         since = frame.time_s - self.cfg.output.trail_s
         trails = {int(t): self.history.trail(int(t), since) for t in tracks.track_id}
         ev = self.events.update(frame.index, frame.time_s, tracks, fc) if self.events is not None else None
+        self._summarise(frame.time_s, tracks, ev)
         made = fc if self.forecaster.fresh else Forecasts.empty(fc.t_future_s)
         return FrameResult(frame, tracks, made, trails, ev, shown=fc)
 
@@ -140,10 +150,36 @@ class FrameProcessor:
         """Keep `path` (forecast_scores.csv) up to date every `every_s` seconds of video time and at the end."""
         self._scores_file = ScoresFile(path, every_s)
 
+    def _summarise(self, t: float, tracks: Tracks, ev: EventFrame | None) -> None:
+        """Per-track aggregates: foot points in metres with a camera, else pixels in body heights."""
+        if ev is not None and ev.ground is not None:
+            foot, unit = ev.ground[:, :2], np.ones(len(tracks))
+        else:
+            foot = np.stack([(tracks.xyxy[:, 0] + tracks.xyxy[:, 2]) / 2, tracks.xyxy[:, 3]], axis=1).astype(np.float64)
+            unit = (tracks.xyxy[:, 3] - tracks.xyxy[:, 1]).astype(np.float64)
+        names = self.detector.names
+        classes = [names.get(int(c), str(int(c))) for c in tracks.class_id.tolist()]
+        self.summaries.update(t, tracks.track_id, classes, foot, unit, ev.events if ev is not None else ())
+
+    def save_track_summary(self, path: Path) -> None:
+        """track_summary.csv, rewritten with counts.csv's cadence and at the end."""
+        self._summary_path = path
+
+    def save_counts(self, path: Path) -> None:
+        """Keep counts.csv (lines and zones) current during the run and write it whole at the end."""
+        self._counts = path
+
+    def _write_counts(self) -> None:
+        if self._counts is not None and self.events is not None and self.events.traffic.has_geometry:
+            self.events.write_counts(self._counts)
+        if self._summary_path is not None:
+            self.summaries.write(self._summary_path)
+
     def finish_scores(self) -> list[str]:
         """Write the final scores (when saving) and return the summary line."""
         if self._scores_file is not None:
             self._scores_file.write(*self.forecaster.score_rows())
+        self._write_counts()
         lines = [self.forecaster.summary_line()]
         if self.events is not None:
             kind = self.cfg.predictor.kind

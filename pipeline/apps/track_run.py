@@ -115,8 +115,10 @@ def run_track(
     proc.warmup(first.image)  # model compilation is start-up, not per-frame time
     run_dir.open()
     proc.save_scores(run_dir.file("forecast_scores.csv"))
+    proc.save_track_summary(run_dir.file("track_summary.csv"))
     if proc.events is not None:
         proc.save_event_scores(run_dir.file("event_scores.csv"))
+        proc.save_counts(run_dir.file("counts.csv"))
     summary = RunSummary(header_frames=info.frame_count)
     report = RunReport((info.width, info.height)) if cfg.output.report else None
     total = min(info.frame_count or 0, max_frames or 10**12) or None
@@ -163,10 +165,11 @@ def run_track(
         summary.score_lines = proc.finish_scores()  # still under StopFlag: forecast_scores.csv is written whole
     summary.seconds = time.perf_counter() - t0
     summary.files = [out_dir / "annotated.mp4"] * bool(cfg.output.video) + [out_dir / "tracks.csv", out_dir / "predictions.csv"]
-    summary.files.append(out_dir / "forecast_scores.csv")
+    summary.files += [out_dir / "forecast_scores.csv", out_dir / "track_summary.csv"]
     summary.files += [out_dir / "tracks.txt"] * cfg.output.save_txt
     if proc.events is not None:
         summary.files += [out_dir / "events.csv", out_dir / "event_scores.csv"]
+        summary.files += [out_dir / "counts.csv"] * proc.events.traffic.has_geometry
     summary.ended_early = not summary.interrupted and not max_frames and summary.frames < 0.9 * info.frame_count
     summary.stopped_early = _stop_reason(summary, max_frames)
     if report is not None:  # after the video is finalised: the report inlines it

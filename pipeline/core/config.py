@@ -239,9 +239,15 @@ class LineConfig:
 
     name: str = ""
     points: list[list[float]] = field(default_factory=list)
+    # names of its two crossings: from the left of points[0] -> points[1] to its right (looking along the line,
+    # image y down: downwards for a line drawn left to right), then back; drawn as an arrow on the video
+    directions: list[str] = field(default_factory=lambda: ["in", "out"])
 
     def __post_init__(self) -> None:
         _check(bool(self.name.strip()), "lines[].name", "must be a non-empty name")
+        _check(len(self.directions) == 2 and all(isinstance(d, str) and d.strip() for d in self.directions)
+               and self.directions[0] != self.directions[1], f"line '{self.name}' directions",
+               f"must be two different names, e.g. [northbound, southbound], got {self.directions!r}")
         _check(len(self.points) == 2 and all(len(p) == 2 for p in self.points), f"line '{self.name}' points",
                f"must be exactly two [x, y] points, got {self.points!r}")
 
@@ -274,6 +280,11 @@ class EventsConfig:
     speed_window_s: float = 0.5  # ground speed smoothed over this many seconds
     samples: int = 64  # forecast samples drawn from each forecast's spread for probabilities
     score_tolerance_s: float = 0.5  # a predicted event counts as happened up to this long after its horizon
+    # a line crossing / zone entry counts once the foot point is this far past the line or boundary (jitter
+    # within the band counts nothing): body heights without a camera, metres with one
+    hysteresis_bh: float = 0.1
+    hysteresis_m: float = 0.15
+    count_interval_s: float = 900.0  # counts.csv: one set of counts per this much video time (15 min), and totals
     # alert probabilities mapped to how often this run's own scored alerts of the kind came true (Platt, causal)
     recalibrate: bool = True
     recalibrate_window: int = 500  # most recent scored alerts per kind
@@ -286,6 +297,8 @@ class EventsConfig:
         _check(self.speed_window_s > 0, "events.speed_window_s", "must be > 0")
         _check(1 <= self.samples <= 1000, "events.samples", "must be 1..1000")
         _check(self.score_tolerance_s >= 0, "events.score_tolerance_s", "must be >= 0")
+        _check(self.hysteresis_bh >= 0 and self.hysteresis_m >= 0, "events.hysteresis_*", "must be >= 0")
+        _check(self.count_interval_s > 0, "events.count_interval_s", "must be > 0 seconds")
         _check(self.recalibrate_window >= 1, "events.recalibrate_window", "must be >= 1")
         _check(1 <= self.recalibrate_warmup <= self.recalibrate_window, "events.recalibrate_warmup",
                "must be 1..recalibrate_window")

@@ -128,6 +128,56 @@ def fit_homography(image: np.ndarray, world: np.ndarray, ransac_m: float = 0.5) 
     return cam, CalibrationReport(len(image), inliers, errors)
 
 
+STILL_CHI2 = 5.99  # 95 % of chi-square with 2 dof: a fitted velocity within this of 0 (in its own noise) is 0
+
+
+def window_speed(h: deque | list, window_s: float) -> float:
+    """Speed of (t, x, y) points by least squares, NaN until they span half a window. A speed the points' own
+    scatter cannot tell from standing still is 0: a parked car's foot point jitters by a few centimetres a frame,
+    which a slope over 0.5 s reads as 5-8 km/h: a slope within its own standard error (|v|^2 / var(v) below
+    chi-square's 95 % with 2 dof) is 0. Detector jitter is correlated from frame to frame (a box breathes), so
+    `Path.speed` also asks whether the point stayed put over a longer time."""
+    if len(h) < 2 or h[-1][0] - h[0][0] < window_s / 2:
+        return np.nan
+    a = np.array(h, np.float64)
+    tc = a[:, 0] - a[:, 0].mean()
+    xy = a[:, 1:] - a[:, 1:].mean(axis=0)
+    v = (tc @ xy) / (tc @ tc)
+    if len(a) >= 4:
+        resid = xy - tc[:, None] * v[None, :]
+        var_v = float((resid**2).sum()) / (2 * (len(a) - 2)) / float(tc @ tc)  # per axis, pooled
+        if float(v @ v) < STILL_CHI2 * var_v:
+            return 0.0
+    return float(np.hypot(*v))
+
+
+STILL_S = 2.0  # a foot point that stayed within `still` of its median this long stands still
+
+
+class Path:
+    """One track's recent foot points: over the speed window, and over STILL_S for the standing-still test."""
+
+    def __init__(self) -> None:
+        self.short: deque = deque()
+        self.long: deque = deque()
+
+    def add(self, t: float, p: np.ndarray, window_s: float) -> None:
+        for q, span in ((self.short, window_s), (self.long, STILL_S)):
+            q.append((t, float(p[0]), float(p[1])))
+            while q and q[0][0] < t - span:
+                q.popleft()
+
+    def speed(self, window_s: float, still: float) -> float:
+        """The window's speed; 0 when it is within its noise, or when the point stayed within `still` of its
+        median for the last STILL_S (a parked car whose box breathes over the window)."""
+        v = window_speed(self.short, window_s)
+        if v > 0 and len(self.long) > 2 and self.long[-1][0] - self.long[0][0] >= 0.9 * STILL_S:
+            a = np.array(self.long, np.float64)[:, 1:]
+            if float(np.hypot(*(a - np.median(a, axis=0)).T).max()) < still:
+                return 0.0
+        return v
+
+
 class GroundMotion:
     """Per-track ground positions over the last `window_s`: a smoothed speed (least-squares slope).
 
@@ -135,9 +185,9 @@ class GroundMotion:
     histogram of every speed reported (0.1 km/h bins up to 300 km/h) gives the summary's median and p95.
     """
 
-    def __init__(self, window_s: float, forget_s: float = 2.0) -> None:
-        self.window_s, self.forget_s = window_s, forget_s
-        self._hist: dict[int, deque] = {}
+    def __init__(self, window_s: float, forget_s: float = 2.0, still_m: float = 0.3) -> None:
+        self.window_s, self.forget_s, self.still_m = window_s, forget_s, still_m
+        self._hist: dict[int, Path] = {}
         self._last: dict[int, float] = {}
         self.kmh_hist = np.zeros(3001, np.int64)
 
@@ -145,26 +195,16 @@ class GroundMotion:
         """(N,) speed in m/s of each track (NaN until it spans half a window or where the point is unmapped)."""
         speeds = np.full(len(track_id), np.nan)
         for i, tid in enumerate(track_id.tolist()):
-            h = self._hist.setdefault(tid, deque())
+            h = self._hist.setdefault(tid, Path())
             if np.isfinite(ground[i]).all():
-                h.append((t, ground[i, 0], ground[i, 1]))
-            while h and h[0][0] < t - self.window_s:
-                h.popleft()
+                h.add(t, ground[i], self.window_s)
             self._last[tid] = t
-            speeds[i] = self._speed(h)
+            speeds[i] = h.speed(self.window_s, self.still_m)
         for tid in [k for k, last in self._last.items() if t - last > self.forget_s]:
             del self._hist[tid], self._last[tid]
         ok = speeds[np.isfinite(speeds)]
         np.add.at(self.kmh_hist, np.clip(np.round(ok * 36).astype(int), 0, 3000), 1)
         return speeds
-
-    def _speed(self, h: deque) -> float:
-        if len(h) < 2 or h[-1][0] - h[0][0] < self.window_s / 2:
-            return np.nan
-        a = np.array(h)
-        tc = a[:, 0] - a[:, 0].mean()
-        v = (tc @ (a[:, 1:] - a[:, 1:].mean(axis=0))) / (tc @ tc)
-        return float(np.hypot(*v))
 
     def summary_line(self) -> str:
         n = int(self.kmh_hist.sum())

@@ -10,6 +10,7 @@ whole path (errors of a forecast grow together, they do not jitter step to step)
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Mapping
 from pathlib import Path
 
 import numpy as np
@@ -17,6 +18,7 @@ import numpy as np
 from pipeline.core.config import EventsConfig
 from pipeline.events.calibration import Camera, CalibrationReport, GroundMotion, camera_from_config
 from pipeline.events.conflicts import ConflictMonitor
+from pipeline.events.counts import TrafficCounts
 from pipeline.events.reliability import ProbabilityCalibrator, ReliabilitySettings
 from pipeline.events.scoring import AlertScorer, key_of
 from pipeline.events.types import PREDICTED, Event, EventFrame, Overlay
@@ -24,6 +26,7 @@ from pipeline.events.zones import ZoneMonitor, build_geometry, to_pixels
 from pipeline.forecast.calibration import sample_offsets
 from pipeline.core.types import Forecasts, Tracks
 
+STATE_FORGET_S = 30.0  # a track's side of each line / zone is kept this long unseen: a re-found id does not count twice
 DENSE_STEP_S = 0.1  # forecasts are tested on this time grid (crossings between forecast steps count too)
 
 
@@ -35,8 +38,10 @@ def foot_points(xyxy: np.ndarray) -> np.ndarray:
 class EventEngine:
     """Per-run events state; `update` once per frame, in frame order."""
 
-    def __init__(self, cfg: EventsConfig, frame_size: tuple[int, int], forget_s: float) -> None:
+    def __init__(self, cfg: EventsConfig, frame_size: tuple[int, int], forget_s: float,
+                 names: Mapping[int, str] | None = None) -> None:
         self.cfg = cfg
+        self.names = dict(names or {})  # class id -> name, for the counts
         self.camera: Camera | None = None
         self.report: CalibrationReport | None = None
         if cfg.camera is not None:
@@ -46,15 +51,19 @@ class EventEngine:
         self.reliability = ProbabilityCalibrator(ReliabilitySettings(cfg.recalibrate_window, cfg.recalibrate_warmup)) \
             if cfg.recalibrate else None
         said = self.reliability if self.reliability is not None else (lambda kind, p: p)
-        self.zones = ZoneMonitor(zones, lines, cfg.alert_probability, forget_s, said)
+        hyst = cfg.hysteresis_m if self.camera else cfg.hysteresis_bh
+        self.zones = ZoneMonitor(zones, lines, cfg.alert_probability, max(forget_s, STATE_FORGET_S), said, hyst)
         thr = cfg.conflict_distance_m if self.camera else cfg.conflict_distance_bh
         self.conflicts = ConflictMonitor(thr, cfg.pet_max_s, cfg.alert_probability, said)
-        self.motion = GroundMotion(cfg.speed_window_s, forget_s) if self.camera else None
+        self.motion = GroundMotion(cfg.speed_window_s, forget_s, 2 * cfg.hysteresis_m) if self.camera else None
         self.scorer = AlertScorer(cfg.score_tolerance_s, self.reliability)
         self.static = Overlay(tuple((z.name, to_pixels(z.polygon, self.camera, z.name)) for z in zones),
                               tuple((ln.name, to_pixels(np.stack([ln.a, ln.b]), self.camera, ln.name)) for ln in lines),
                               unit="m" if self.camera else "bh")
         self.counts: Counter[str] = Counter()
+        self.traffic = TrafficCounts([(ln.name, ln.directions) for ln in lines], [z.name for z in zones],
+                                     cfg.count_interval_s)
+        self._classes: dict[int, tuple[str, float]] = {}  # track -> (class name, last seen)
         self._rng = np.random.default_rng(0)  # per run: the same video gives the same events
         self._forecast_since: dict[int, list[float]] = {}  # track -> [first, last] forecast time
         self._forget_s = forget_s
@@ -72,11 +81,21 @@ class EventEngine:
             events += new
         self.scorer.update(t)
         self.counts.update(e.event for e in events)
+        self._note_classes(t, tracks)
+        self.traffic.update(t, events, {k: v[0] for k, v in self._classes.items()},
+                            self.zones.inside_now(t - self._forget_s))
         cols = None
         if self.motion is not None:
             cols = np.column_stack([ground, self.motion.update(t, tracks.track_id, ground)])
         pred_ground = self.camera.to_ground(pred_px) if self.camera is not None else None
         return EventFrame(tuple(events), cols, pred_ground, overlay)
+
+    def _note_classes(self, t: float, tracks: Tracks) -> None:
+        """Each track's class name, kept while its passages may still be counted (bounded)."""
+        for tid, cls in zip(tracks.track_id.tolist(), tracks.class_id.tolist()):
+            self._classes[tid] = (self.names.get(int(cls), str(cls)), t)
+        for tid in [k for k, (_, last) in self._classes.items() if t - last > STATE_FORGET_S]:
+            del self._classes[tid]
 
     def _note_forecasts(self, t: float, fc: Forecasts) -> None:
         """When each track was first forecast (a real event before that could not have been announced);
@@ -90,7 +109,7 @@ class EventEngine:
         return all(self._forecast_since.get(tid, (np.inf,))[0] < when for tid in tids)
 
     def _real(self, frame: int, t: float, ids: np.ndarray, ground: np.ndarray, unit: np.ndarray) -> list[Event]:
-        events = self.zones.real(frame, t, ids, ground)
+        events = self.zones.real(frame, t, ids, ground, unit)
         for e in events:
             if e.event in ("zone_enter", "line_cross"):
                 self.scorer.add_real(key_of(e), e.event, e.name, e.time_s, self._forecastable((e.track_id,), e.time_s))
@@ -157,7 +176,11 @@ class EventEngine:
         out = [self.motion.summary_line()] if self.motion is not None else []
         order = [k for k in ("zone_enter", "zone_exit", "line_cross", "conflict", *PREDICTED) if self.counts[k]]
         out.append("events: " + (", ".join(f"{self.counts[k]} {k}" for k in order) or "none"))
-        return out + self.scorer.summary_lines(served)
+        return out + self.traffic.summary_lines() + self.scorer.summary_lines(served)
 
     def write_scores(self, path: Path) -> None:
         self.scorer.write(path)
+
+    def write_counts(self, path: Path) -> None:
+        """counts.csv: every interval so far and the totals (only with lines or zones)."""
+        self.traffic.write(path)

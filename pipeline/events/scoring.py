@@ -10,13 +10,11 @@ Memory is bounded: only alerts whose horizon has not passed, and real events wit
 
 from __future__ import annotations
 
-import csv
-import os
 from collections import deque
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from pipeline.core.errors import UserError
+from pipeline.core.tables import write_csv_atomic
 from pipeline.events.reliability import ProbabilityCalibrator
 from pipeline.events.types import REAL_OF, Event
 
@@ -170,12 +168,4 @@ class AlertScorer:
 
     def write(self, path: Path) -> None:
         """event_scores.csv, replaced atomically so a reader never sees half a file."""
-        tmp = path.with_name(path.name + ".tmp")
-        try:
-            with tmp.open("w", newline="", encoding="utf-8") as fh:
-                w = csv.writer(fh)
-                w.writerow(SCORE_COLUMNS)
-                w.writerows(self.rows())
-            os.replace(tmp, path)
-        except OSError as exc:
-            raise UserError(f"cannot write {path}: {exc.strerror}") from None
+        write_csv_atomic(path, SCORE_COLUMNS, self.rows())

@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 EVENT_COLUMNS = ["frame", "time_s", "track_id", "other_id", "event", "name", "eta_s", "probability", "distance",
-                 "direction"]
+                 "direction", "dwell_s"]
 PREDICTED = ("zone_enter_predicted", "line_cross_predicted", "conflict_predicted")
 # the real event each predicted one is scored against
 REAL_OF = {"zone_enter_predicted": "zone_enter", "line_cross_predicted": "line_cross", "conflict_predicted": "conflict"}
@@ -33,6 +33,7 @@ class Event:
     distance: float | None = None
     direction: str = ""
     probability_raw: float | None = None  # predicted events: the share of sample paths, before recalibration
+    dwell_s: float | None = None  # zone_exit: seconds since the entry it closes (None: the track was first seen inside)
 
     def row(self) -> list[str]:
         def num(v: float | None, nd: int) -> str:
@@ -40,7 +41,7 @@ class Event:
 
         return [str(self.frame), f"{self.time_s:.4f}", str(self.track_id),
                 "" if self.other_id is None else str(self.other_id), self.event, self.name, num(self.eta_s, 3),
-                num(self.probability, 3), num(self.distance, 3), self.direction]
+                num(self.probability, 3), num(self.distance, 3), self.direction, num(self.dwell_s, 3)]
 
     def as_dict(self) -> dict[str, object]:
         """The row as JSON-ready values (numbers as numbers, empty fields as null)."""

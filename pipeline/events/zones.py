@@ -33,11 +33,14 @@ class Zone:
 
 @dataclass(frozen=True)
 class Line:
-    """A named segment from `a` to `b`; a crossing's direction is seen looking from a to b (x right, y down)."""
+    """A named segment from `a` to `b`. `directions` names its two crossings: the first from the left of a -> b
+    to its right (looking from a towards b, image y down: for a line drawn left to right, downwards), the
+    second back."""
 
     name: str
     a: np.ndarray
     b: np.ndarray
+    directions: tuple[str, str] = ("in", "out")
 
 
 def _cross(u: np.ndarray, v: np.ndarray) -> np.ndarray:
@@ -76,7 +79,8 @@ def _edge_crossings(p: np.ndarray, q: np.ndarray, poly: np.ndarray) -> np.ndarra
 def build_geometry(cfg: EventsConfig, camera: Camera | None, size: tuple[int, int]) -> tuple[list[Zone], list[Line]]:
     """Zones and lines in ground units, each checked: a real area, and some part inside the video frame."""
     zones = [Zone(z.name, np.array(z.polygon, np.float64)) for z in cfg.zones]
-    lines = [Line(ln.name, *np.array(ln.points, np.float64)) for ln in cfg.lines]
+    lines = [Line(ln.name, *np.array(ln.points, np.float64), directions=(ln.directions[0], ln.directions[1]))
+             for ln in cfg.lines]
     for z in zones:
         area = 0.5 * abs(_cross(z.polygon, np.roll(z.polygon, -1, axis=0)).sum())
         if area <= 1e-9:
@@ -114,61 +118,126 @@ def _check_in_frame(name: str, what: str, px: np.ndarray, size: tuple[int, int])
                         "give coordinates inside the frame")
 
 
-def _direction(side_before: np.ndarray) -> np.ndarray:
-    """Crossing direction from the side (cross product sign) the object came from."""
-    return np.where(side_before > 0, "right_to_left", "left_to_right")
+def _sides(line: Line, p: np.ndarray) -> np.ndarray:
+    """Signed distance of points (..., 2) from a line, positive on the right of a -> b (image y down)."""
+    ab = line.b - line.a
+    return _cross(ab, p - line.a) / float(np.hypot(*ab))
+
+
+def _direction(line: Line, side_before: np.ndarray) -> np.ndarray:
+    """The user's name of a crossing from the side (sign) the object came from: directions[0] from left to
+    right of a -> b, directions[1] back."""
+    return np.where(side_before > 0, line.directions[1], line.directions[0])
+
+
+@dataclass
+class _Passage:
+    """Where one track stands relative to one line or zone: the side it was last seen beyond the margin on
+    (+1 right of the line / inside the zone, -1 the other, 0 not yet), and when it first went across since."""
+
+    side: int = 0
+    across_s: float | None = None
+    entered_s: float | None = None  # zones: when the current stay began (None: first seen inside)
 
 
 class ZoneMonitor:
-    """Real and predicted zone entries and line crossings for every track; bounded per-track state."""
+    """Real and predicted zone entries and line crossings for every track; bounded per-track state.
+
+    Real events count once per passage (hysteresis): a crossing or an entry counts when the foot point has gone
+    `hysteresis` (in the caller's units per track: body heights or metres) past the line or boundary, at the
+    time it went across; jitter within that band counts nothing, and an exit needs an entry (or a track first
+    seen inside). Each test is on the segment between consecutive positions, so a crossing between frames counts.
+    """
 
     def __init__(self, zones: list[Zone], lines: list[Line], alert_probability: float, forget_s: float,
-                 calibrate: Calibrate = lambda kind, p: p) -> None:
+                 calibrate: Calibrate = lambda kind, p: p, hysteresis: float = 0.0) -> None:
         self.zones, self.lines = zones, lines
         self.calibrate = calibrate  # (kind, raw shares) -> the probabilities alerts carry
         self.threshold, self.forget_s = alert_probability, forget_s
+        self.hysteresis = hysteresis
         self._prev: dict[int, tuple[float, np.ndarray]] = {}  # track -> last (time, position)
+        self._state: dict[tuple[int, str], _Passage] = {}  # (track, zone/line) -> where it stands
         self._active: dict[tuple[int, str], float] = {}  # (track, zone/line) -> alert expiry time
 
-    def real(self, frame: int, t: float, ids: np.ndarray, pos: np.ndarray) -> list[Event]:
-        """Entries, exits and crossings on each track's segment from its previous position to `pos`."""
+    def real(self, frame: int, t: float, ids: np.ndarray, pos: np.ndarray, unit: np.ndarray | None = None) -> list[Event]:
+        """Entries, exits and crossings of each track's path from its previous position to `pos`; `unit` (N,)
+        scales the hysteresis per track (body heights in pixels, or 1 for metres)."""
         ok = np.isfinite(pos).all(axis=1)
-        idx = [i for i, tid in enumerate(ids.tolist()) if ok[i] and tid in self._prev]
+        unit = np.ones(len(ids)) if unit is None else np.asarray(unit, np.float64)
         events: list[Event] = []
-        if idx:
-            t0 = np.array([self._prev[int(ids[i])][0] for i in idx])
-            p0 = np.stack([self._prev[int(ids[i])][1] for i in idx])
-            events = self._zone_real(frame, t, ids[idx], t0, p0, pos[idx]) + self._line_real(frame, t, ids[idx], t0, p0, pos[idx])
-            events.sort(key=lambda e: e.time_s)
         for i in np.flatnonzero(ok):
-            self._prev[int(ids[i])] = (t, pos[i].copy())
+            tid = int(ids[i])
+            t0, p0 = self._prev.get(tid, (t, pos[i]))
+            margin = self.hysteresis * float(unit[i])
+            for z in self.zones:
+                events += self._zone_step(frame, tid, z, t0, p0, t, pos[i], margin)
+            for ln in self.lines:
+                events += self._line_step(frame, tid, ln, t0, p0, t, pos[i], margin)
+            self._prev[tid] = (t, pos[i].copy())
+        events.sort(key=lambda e: e.time_s)
         for tid in [k for k, (last, _) in self._prev.items() if t - last > self.forget_s]:
             del self._prev[tid]
+            for key in [k for k in self._state if k[0] == tid]:
+                del self._state[key]
         for e in events:  # the event came: a later approach is a new alert
             self._active.pop((e.track_id, e.name), None)
         return events
 
-    def _zone_real(self, frame: int, t: float, ids: np.ndarray, t0: np.ndarray, p0: np.ndarray, p1: np.ndarray) -> list[Event]:
-        out = []
-        for z in self.zones:
-            was_in = inside(p0, z.polygon)
-            fr = _edge_crossings(p0, p1, z.polygon)
-            for m in np.flatnonzero(np.isfinite(fr).any(axis=1)):
-                state = bool(was_in[m])
-                for f in np.sort(fr[m][np.isfinite(fr[m])]):
-                    state = not state
-                    when = float(t0[m] + f * (t - t0[m]))
-                    out.append(Event(frame, when, int(ids[m]), "zone_enter" if state else "zone_exit", z.name,
-                                     direction="in" if state else "out"))
+    def _line_step(self, frame: int, tid: int, ln: Line, t0: float, p0: np.ndarray, t: float, p1: np.ndarray,
+                   margin: float) -> list[Event]:
+        st = self._state.setdefault((tid, ln.name), _Passage())
+        if t > t0:
+            hit, f = segment_cross(p0, p1, ln.a, ln.b)
+            if bool(hit) and st.across_s is None:
+                st.across_s = float(t0 + float(f) * (t - t0))
+        d = float(_sides(ln, p1))
+        if abs(d) < max(margin, 1e-9):
+            return []
+        side, out = (1 if d > 0 else -1), []
+        if st.side == -side and st.across_s is not None:
+            out.append(Event(frame, st.across_s, tid, "line_cross", ln.name,
+                             direction=str(_direction(ln, np.array(st.side)))))
+        st.side, st.across_s = side, None
         return out
 
-    def _line_real(self, frame: int, t: float, ids: np.ndarray, t0: np.ndarray, p0: np.ndarray, p1: np.ndarray) -> list[Event]:
-        out = []
-        for ln in self.lines:
-            hit, f = segment_cross(p0, p1, ln.a, ln.b)
-            direction = _direction(_cross(ln.b - ln.a, p0 - ln.a))
-            out += [Event(frame, float(t0[m] + f[m] * (t - t0[m])), int(ids[m]), "line_cross", ln.name,
-                          direction=str(direction[m])) for m in np.flatnonzero(hit)]
+    def _zone_step(self, frame: int, tid: int, z: Zone, t0: float, p0: np.ndarray, t: float, p1: np.ndarray,
+                   margin: float) -> list[Event]:
+        """Probes along the segment p0 -> p1: each boundary crossing (noted), the middle of each piece between
+        crossings and the end (tested against the margin), so a zone crossed between two frames counts too."""
+        st = self._state.setdefault((tid, z.name), _Passage())
+        fr = np.sort(_edge_crossings(p0[None], p1[None], z.polygon)[0])
+        fr = fr[np.isfinite(fr)] if t > t0 else np.zeros(0)
+        cuts = np.concatenate([[0.0], fr, [1.0]])
+        out: list[Event] = []
+        for k in range(len(cuts) - 1):
+            if k > 0 and st.across_s is None:
+                st.across_s = float(t0 + cuts[k] * (t - t0))
+            f = 1.0 if k == len(cuts) - 2 else (cuts[k] + cuts[k + 1]) / 2
+            probe = p0 + f * (p1 - p0)
+            depth = cv2.pointPolygonTest(z.polygon.astype(np.float32).reshape(-1, 1, 2),
+                                         (float(probe[0]), float(probe[1])), True)
+            if abs(depth) < max(margin, 1e-9):
+                continue
+            side = 1 if depth > 0 else -1
+            if st.side == -side and st.across_s is not None:
+                when = st.across_s
+                dwell = when - st.entered_s if side < 0 and st.entered_s is not None else None
+                out.append(Event(frame, when, tid, "zone_enter" if side > 0 else "zone_exit", z.name,
+                                 direction="in" if side > 0 else "out", dwell_s=dwell))
+                st.entered_s = when if side > 0 else None
+            if st.side != side:
+                if side > 0 and st.side == 0:
+                    st.entered_s = None  # first seen inside: its exit counts, its stay has no known start
+                st.side = side
+            st.across_s = None
+        return out
+
+    def inside_now(self, seen_since: float) -> dict[str, list[int]]:
+        """Tracks each zone holds now: confirmed inside and seen at or after `seen_since`."""
+        out: dict[str, list[int]] = {z.name: [] for z in self.zones}
+        for (tid, name), st in self._state.items():
+            if name in out and st.side > 0 and tid in self._prev and self._prev[tid][0] >= seen_since:
+                out[name].append(tid)
         return out
 
     def predicted(self, frame: int, t: float, ids: np.ndarray, paths: np.ndarray, times: np.ndarray,
@@ -215,7 +284,7 @@ class ZoneMonitor:
             k = np.argmax(hit, axis=-1)
             frac = np.take_along_axis(f, k[..., None], axis=-1)[..., 0]
             first = times[k] + frac * (times[k + 1] - times[k])
-            direction = _direction(_cross(ln.b - ln.a, paths[:, 0, 0] - ln.a))
+            direction = _direction(ln, _cross(ln.b - ln.a, paths[:, 0, 0] - ln.a))
             out.append((ln.name, crosses.mean(axis=1), median_where(first, crosses), direction))
         return out
 

@@ -9,9 +9,7 @@ Time comes from the frame timestamps alone.
 
 from __future__ import annotations
 
-import csv
 import math
-import os
 from collections import deque
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -19,7 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
-from pipeline.core.errors import FULL_ERRNOS, UserError, disk_full_error
+from pipeline.core.tables import write_csv_atomic
 from pipeline.core.types import Forecasts, Tracks
 from pipeline.forecast.calibration import SpreadCalibrator, inside, nll
 
@@ -338,20 +336,9 @@ def _fmt(v: float) -> str:
 
 def write_scores_csv(path: Path, scores: Sequence[HorizonScore], served: str) -> None:
     """Replace `path` atomically (temp file + os.replace), so a killed run leaves the last complete table."""
-    tmp = path.with_name(path.name + ".tmp")
-    try:
-        with tmp.open("w", newline="", encoding="utf-8") as fh:
-            w = csv.writer(fh)
-            w.writerow(SCORE_COLUMNS)
-            for s in scores:
-                w.writerow([s.predictor, f"{s.horizon_s:g}", s.windows, _fmt(s.ade_bh), _fmt(s.fde_bh),
-                            int(s.predictor == served), s.spread_windows, *(_fmt(getattr(s, k)) for k in SPREAD_KEYS)])
-        os.replace(tmp, path)
-    except OSError as exc:
-        tmp.unlink(missing_ok=True)  # the last complete table stays in place
-        if exc.errno in FULL_ERRNOS:
-            raise disk_full_error(path, exc) from None
-        raise UserError(f"cannot write {path}: {exc.strerror}") from None
+    write_csv_atomic(path, SCORE_COLUMNS, (
+        [s.predictor, f"{s.horizon_s:g}", s.windows, _fmt(s.ade_bh), _fmt(s.fde_bh), int(s.predictor == served),
+         s.spread_windows, *(_fmt(getattr(s, k)) for k in SPREAD_KEYS)] for s in scores))
 
 
 class ScoresFile:

@@ -20,7 +20,7 @@ import pyarrow.parquet as pq
 from pipeline.core.errors import UserError
 
 FORMATS = ("csv", "parquet", "both")
-CONVERTED = ("tracks", "predictions", "events")  # the per-frame tables (forecast_scores.csv is a small summary)
+CONVERTED = ("tracks", "predictions", "events", "counts")  # the per-frame tables (forecast_scores.csv is a small summary)
 
 _I, _F, _S = pa.int64(), pa.float64(), pa.string()
 # column -> (type, unit); units: px of the input video, s, m, m/s, "1" for a plain ratio, "" for names and ids
@@ -39,7 +39,12 @@ COLUMNS: dict[str, dict[str, tuple[pa.DataType, str]]] = {
     "events": {
         "frame": (_I, "frame"), "time_s": (_F, "s"), "track_id": (_I, ""), "other_id": (_I, ""), "event": (_S, ""),
         "name": (_S, ""), "eta_s": (_F, "s"), "probability": (_F, "1"), "distance": (_F, "m, or body heights without --camera"),
-        "direction": (_S, ""),
+        "direction": (_S, ""), "dwell_s": (_F, "s"),
+    },
+    "counts": {
+        "period": (_S, ""), "start_s": (_F, "s"), "end_s": (_F, "s"), "kind": (_S, ""), "name": (_S, ""),
+        "class_name": (_S, ""), "direction": (_S, ""), "count": (_I, ""), "occupancy_max": (_I, ""),
+        "dwell_median_s": (_F, "s"), "dwell_p90_s": (_F, "s"),
     },
 }
 

@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 import yaml
 
+from pipeline.events.counts import COUNT_COLUMNS
 from pipeline.events.scoring import SCORE_COLUMNS
 from pipeline.events.types import EVENT_COLUMNS
 from pipeline.io.run_dirs import read_manifest
@@ -76,15 +77,18 @@ def test_events_csv_has_real_and_predicted_events_that_match_the_tracks(crossing
             assert 0 <= float(e["eta_s"]) <= 2.0 + 1e-6 and 0 < float(e["probability"]) <= 1
     # every real crossing of the line y = 192 px is where that track's foot point really went across it
     _, tracks = _table(out / "tracks.csv")
-    feet: dict[str, list[tuple[int, float]]] = {}
+    feet: dict[str, list[tuple[float, float]]] = {}
     for r in tracks:
-        feet.setdefault(r["track_id"], []).append((int(r["frame"]), float(r["y2"])))
-    for e in (e for e in events if e["event"] == "line_cross"):
-        ys = dict(feet[e["track_id"]])
-        frame = int(e["frame"])
-        before = max(k for k in ys if k < frame)
-        assert (ys[before] - 192) * (ys[frame] - 192) <= 0
-        assert e["direction"] == ("left_to_right" if ys[before] < 192 else "right_to_left")
+        feet.setdefault(r["track_id"], []).append((float(r["time_s"]), float(r["y2"])))
+    crossed: dict[str, list[float]] = {}
+    for e in (e for e in events if e["event"] == "line_cross"):  # counted when the foot is past the margin, at
+        t = float(e["time_s"])  # the time it went across: the observations around that time straddle the line
+        before = max((tt, y) for tt, y in feet[e["track_id"]] if tt <= t)
+        after = min((tt, y) for tt, y in feet[e["track_id"]] if tt >= t)
+        assert (before[1] - 192) * (after[1] - 192) <= 0
+        assert e["direction"] == ("in" if before[1] < 192 else "out")
+        crossed.setdefault(e["track_id"], []).append(t)
+    assert crossed and all(b - a >= 1.0 for ts in crossed.values() for a, b in zip(ts, ts[1:]))  # counted once
     head, scores = _table(out / "event_scores.csv")
     assert head == SCORE_COLUMNS
     for r in (r for r in scores if int(r["alerts"])):  # the reliability table adds up to the alerts scored
@@ -125,3 +129,27 @@ def test_live_streams_events_as_json_lines(stream, tmp_path):  # noqa: F811
         {k: (str(float(v)) if v and "." in v else v) for k, v in r.items()} for r in rows]
     assert all(isinstance(d["time_s"], float) and isinstance(d["track_id"], int) for d in lines)
     print(f"\nlive: {len(lines)} events streamed ({np.unique([d['event'] for d in lines]).tolist()})")
+
+
+def test_counts_csv_adds_up_the_events_that_counted_once(crossing_run):
+    out, stdout = crossing_run
+    head, counts = _table(out / "counts.csv")
+    assert head == COUNT_COLUMNS
+    _, events = _table(out / "events.csv")
+    total = [r for r in counts if r["period"] == "total"]
+    for kind, event, direction in (("line", "line_cross", "in"), ("line", "line_cross", "out"),
+                                   ("zone", "zone_enter", "enter"), ("zone", "zone_exit", "exit")):
+        want = sum(1 for e in events if e["event"] == event and (kind == "zone" or e["direction"] == direction))
+        got = sum(int(r["count"]) for r in total if r["kind"] == kind and r["direction"] == direction)
+        assert got == want, (kind, direction)
+    exits = [e for e in events if e["event"] == "zone_exit"]
+    dwells = [float(e["dwell_s"]) for e in exits if e["dwell_s"]]
+    assert dwells and all(d > 0 for d in dwells)
+    lane = next(r for r in total if r["name"] == "lane" and r["direction"] == "exit")
+    assert float(lane["dwell_median_s"]) == pytest.approx(np.median(dwells), abs=1e-3)
+    # an exit needs an entry: per track, exits never outnumber entries (plus one for a track first seen inside)
+    for tid in {e["track_id"] for e in exits}:
+        n_in = sum(1 for e in events if e["event"] == "zone_enter" and e["track_id"] == tid)
+        n_out = sum(1 for e in exits if e["track_id"] == tid)
+        assert n_out <= n_in + 1
+    assert "counts line centre:" in stdout and "counts zone lane:" in stdout

@@ -26,10 +26,10 @@ def test_a_crossing_between_two_frames_counts_with_its_time_and_direction():
     mon = ZoneMonitor([SQUARE], [LINE], 0.5, forget_s=2.0)
     assert mon.real(0, 0.0, np.array([1]), np.array([[5.0, 15.0]])) == []
     ev = mon.real(1, 0.5, np.array([1]), np.array([[5.0, 26.0]]))
-    assert [(e.event, e.name, e.direction) for e in ev] == [("line_cross", "kerb", "left_to_right")]
+    assert [(e.event, e.name, e.direction) for e in ev] == [("line_cross", "kerb", "in")]
     assert ev[0].time_s == pytest.approx(5 / 11 * 0.5)
     back = mon.real(2, 1.0, np.array([1]), np.array([[5.0, -3.0]]))  # straight through the square, one frame
-    assert [(e.event, e.direction) for e in back] == [("line_cross", "right_to_left"), ("zone_enter", "in"), ("zone_exit", "out")]
+    assert [(e.event, e.direction) for e in back] == [("line_cross", "out"), ("zone_enter", "in"), ("zone_exit", "out")]
     assert back[1].time_s < back[2].time_s
 
 
@@ -73,3 +73,47 @@ def test_bad_zone_files_get_one_line_errors(text, why, tmp_path, capsys):
     err = capsys.readouterr().err.strip().splitlines()
     assert code == 2 and len(err) == 1 and why in err[0] and err[0].startswith("error: "), err
     assert not (tmp_path / "o").exists()
+
+
+def _walk(mon: ZoneMonitor, ys: list[float], x: float = 5.0, fps: float = 10.0) -> list:
+    """One track's foot points at (x, y) frame by frame; every real event."""
+    out = []
+    for k, y in enumerate(ys):
+        out += mon.real(k, k / fps, np.array([1]), np.array([[x, y]]), np.array([1.0]))
+    return out
+
+
+def test_jitter_around_a_line_counts_nothing_and_a_real_passage_counts_once():
+    mon = ZoneMonitor([], [LINE], 0.5, forget_s=2.0, hysteresis=0.5)
+    jitter = [19.0, 19.8, 20.3, 19.7, 20.4, 19.6, 20.2, 19.9]  # never 0.5 past y = 20 on the far side
+    assert _walk(mon, jitter) == []
+    ev = _walk(ZoneMonitor([], [LINE], 0.5, forget_s=2.0, hysteresis=0.5), jitter + [20.6, 21.5, 23.0])
+    assert [(e.event, e.direction) for e in ev] == [("line_cross", "in")]
+    assert ev[0].time_s == pytest.approx(0.1 + 0.2 / 0.5 * 0.1)  # when it first went across, not when counted
+    unfiltered = _walk(ZoneMonitor([], [LINE], 0.5, forget_s=2.0, hysteresis=0.0), jitter)
+    assert len(unfiltered) == 6  # what the jitter counted before
+
+
+def test_a_real_entry_exit_entry_counts_each_time_with_dwell():
+    mon = ZoneMonitor([SQUARE], [], 0.5, forget_s=2.0, hysteresis=0.5)
+    ev = _walk(mon, [15, 12, 8, 5, 3, 5, 9, 12, 14, 11, 7, 4])
+    assert [e.event for e in ev] == ["zone_enter", "zone_exit", "zone_enter"]
+    assert ev[1].dwell_s == pytest.approx(ev[1].time_s - ev[0].time_s) and ev[1].dwell_s > 0.4
+
+
+def test_a_track_first_seen_inside_may_exit_and_an_exit_never_comes_without_it():
+    mon = ZoneMonitor([SQUARE], [], 0.5, forget_s=2.0, hysteresis=0.5)
+    ev = _walk(mon, [5, 7, 9, 11, 13])
+    assert [(e.event, e.dwell_s) for e in ev] == [("zone_exit", None)]  # born inside: exit counted, stay unknown
+    edge = _walk(ZoneMonitor([SQUARE], [], 0.5, forget_s=2.0, hysteresis=0.5), [10.3, 9.8, 10.2, 9.9, 10.4, 11.0])
+    assert edge == []  # along the edge, never 0.5 inside: neither an entry nor an exit
+    assert mon.inside_now(0.0) == {"square": []}
+    inside = ZoneMonitor([SQUARE], [], 0.5, forget_s=2.0, hysteresis=0.5)
+    _walk(inside, [15, 12, 8, 5])
+    assert inside.inside_now(0.3) == {"square": [1]} and inside.inside_now(0.4) == {"square": []}
+
+
+def test_line_directions_take_the_users_names():
+    line = Line("gate", np.array([0.0, 20.0]), np.array([10.0, 20.0]), directions=("southbound", "northbound"))
+    ev = _walk(ZoneMonitor([], [line], 0.5, forget_s=2.0, hysteresis=0.5), [15, 18, 22, 25, 22, 18, 15])
+    assert [e.direction for e in ev] == ["southbound", "northbound"]
