@@ -22,7 +22,7 @@ from pipeline.events.counts import TrafficCounts
 from pipeline.events.reliability import ProbabilityCalibrator, ReliabilitySettings
 from pipeline.events.scoring import AlertScorer, key_of
 from pipeline.events.types import PREDICTED, Event, EventFrame, Overlay
-from pipeline.events.zones import ZoneMonitor, build_geometry, to_pixels
+from pipeline.events.zones import ZoneMonitor, build_geometry, direction_arrows, to_pixels
 from pipeline.forecast.calibration import sample_offsets
 from pipeline.core.types import Forecasts, Tracks
 
@@ -59,7 +59,8 @@ class EventEngine:
         self.scorer = AlertScorer(cfg.score_tolerance_s, self.reliability)
         self.static = Overlay(tuple((z.name, to_pixels(z.polygon, self.camera, z.name)) for z in zones),
                               tuple((ln.name, to_pixels(np.stack([ln.a, ln.b]), self.camera, ln.name)) for ln in lines),
-                              unit="m" if self.camera else "bh")
+                              unit="m" if self.camera else "bh",
+                              arrows=tuple(a for ln in lines for a in direction_arrows(ln, self.camera)))
         self.counts: Counter[str] = Counter()
         self.traffic = TrafficCounts([(ln.name, ln.directions) for ln in lines], [z.name for z in zones],
                                      cfg.count_interval_s)
@@ -146,7 +147,8 @@ class EventEngine:
         cev, marks = self.conflicts.predicted(frame, t, ids, paths, unit, times, horizon, now_px)
         for e in zev + cev:
             self.scorer.add_alert(e, horizon)
-        return zev + cev, Overlay(self.static.zones, self.static.lines, tuple(alerts), tuple(marks), self.static.unit)
+        return zev + cev, Overlay(self.static.zones, self.static.lines, tuple(alerts), tuple(marks), self.static.unit,
+                                  self.static.arrows)
 
     def _sample_paths(self, now: np.ndarray, mean: np.ndarray, spread: tuple[np.ndarray, np.ndarray] | None,
                       t_future: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

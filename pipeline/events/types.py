@@ -81,6 +81,7 @@ class Overlay:
     alerts: tuple[Alert, ...] = ()
     conflicts: tuple[ConflictMark, ...] = ()
     unit: str = "m"
+    arrows: tuple[tuple[str, np.ndarray, np.ndarray], ...] = ()  # (direction name, tail, head) pixels per line side
 
 
 @dataclass(frozen=True)

@@ -104,6 +104,22 @@ def to_pixels(pts: np.ndarray, camera: Camera | None, name: str) -> np.ndarray:
     return px
 
 
+ARROW_PX = 28.0  # drawn length of a line's direction arrows
+
+
+def direction_arrows(line: Line, camera: Camera | None) -> list[tuple[str, np.ndarray, np.ndarray]]:
+    """(name, tail, head) in pixels for each of a line's crossing directions, from its middle: directions[0]
+    towards the right of a -> b on the ground (where a crossing in that direction goes), directions[1] back."""
+    ab = line.b - line.a
+    right = np.array([-ab[1], ab[0]]) / float(np.hypot(*ab))  # right of a -> b with y down: cross(ab, right) > 0
+    mid = (line.a + line.b) / 2
+    eps = 0.05 * float(np.hypot(*ab))
+    px = to_pixels(np.stack([mid, mid + eps * right]), camera, line.name)
+    d = px[1] - px[0]
+    d = d / max(float(np.hypot(*d)), 1e-9) * ARROW_PX
+    return [(line.directions[0], px[0], px[0] + d), (line.directions[1], px[0], px[0] - d)]
+
+
 def _check_in_frame(name: str, what: str, px: np.ndarray, size: tuple[int, int]) -> None:
     w, h = size
     pts = np.round(np.clip(px, -1e6, 1e6)).astype(np.int32)

@@ -306,20 +306,34 @@ _ALERT = (0, 215, 255)  # objects about to enter / cross
 _CONFLICT = (0, 0, 255)
 
 
-def shade_zones(image: np.ndarray, ov: Overlay) -> np.ndarray:
-    """A copy of the frame with zones shaded (30 %) and outlined, and lines drawn, each with its name."""
+def shade_zones(image: np.ndarray, ov: Overlay, fill: bool = True) -> np.ndarray:
+    """A copy of the frame with zones shaded (30 %; outline only without `fill`) and outlined, and lines drawn
+    with their direction arrows, each with its name."""
     if not ov.zones and not ov.lines:
         return image
     out = image.copy()
-    fill = out.copy()
-    for _, poly in ov.zones:
-        cv2.fillPoly(fill, [np.round(poly).astype(np.int32)], _ZONE, cv2.LINE_AA)
-    cv2.addWeighted(fill, 0.3, out, 0.7, 0, dst=out)
+    if fill:
+        shaded = out.copy()
+        for _, poly in ov.zones:
+            cv2.fillPoly(shaded, [np.round(poly).astype(np.int32)], _ZONE, cv2.LINE_AA)
+        cv2.addWeighted(shaded, 0.3, out, 0.7, 0, dst=out)
     for name, pts in (*ov.zones, *ov.lines):
         ipts = np.round(pts).astype(np.int32)
         cv2.polylines(out, [ipts], len(pts) > 2, _ZONE, 2, cv2.LINE_AA)
         cv2.putText(out, name, tuple(int(v) for v in ipts[0]), cv2.FONT_HERSHEY_SIMPLEX, 0.45, _ZONE, 1, cv2.LINE_AA)
+    draw_arrows(out, ov)
     return out
+
+
+def draw_arrows(out: np.ndarray, ov: Overlay) -> None:
+    """Each line's crossing directions: an arrow from its middle to each side, with the user's name for it."""
+    for name, tail, head in ov.arrows:
+        t, h = (tuple(int(v) for v in np.round(p)) for p in (tail, head))
+        cv2.arrowedLine(out, t, h, _OUTLINE, 4, cv2.LINE_AA, tipLength=0.3)
+        cv2.arrowedLine(out, t, h, _ZONE, 2, cv2.LINE_AA, tipLength=0.3)
+        d = np.asarray(head, float) - np.asarray(tail, float)
+        at = np.asarray(head, float) + 0.3 * d
+        put_label(out, name, int(at[0]) - 4, int(at[1]) + 4, _OUTLINE, _ZONE, 0.4)
 
 
 def draw_event_marks(out: np.ndarray, ov: Overlay, tracks: Tracks) -> None:

@@ -40,6 +40,8 @@ class ReportInputs:
     config_yaml: str
     files: Sequence[str] = field(default_factory=list)
     event_scores_csv: Path | None = None  # event_scores.csv: the alerts' reliability diagram (with --zones)
+    counts_csv: Path | None = None  # counts.csv: the totals table
+    events_csv: Path | None = None  # events.csv: a table filterable by kind
 
 
 def _data_uri(mime: str, data: bytes) -> str:
@@ -81,6 +83,52 @@ def scores_section(path: Path | None) -> str:
             "_raw: the trained spread before recalibration, on the same windows (spread_windows, after the "
             "warm-up).</p>")
     return note + _table(header, rows, best)
+
+
+EVENTS_SHOWN = 2000  # events.csv rows put in the page (the file has them all)
+
+
+def _csv_rows(path: Path | None) -> list[dict[str, str]] | None:
+    if path is None or not path.exists():
+        return None
+    with path.open(newline="", encoding="utf-8") as fh:
+        return list(csv.DictReader(fh))
+
+
+def counts_section(path: Path | None) -> str:
+    """counts.csv's totals: per line, class and direction; per zone entries, exits, peak occupancy and dwell."""
+    rows = _csv_rows(path)
+    if rows is None:
+        return ""
+    total = [r for r in rows if r["period"] == "total"]
+    if not total:
+        return "<h2>Counts</h2><p class=note>Nothing crossed a line or entered a zone.</p>"
+    body = [[r["kind"], r["name"], r["class_name"], r["direction"], r["count"] or r["occupancy_max"],
+             r["dwell_median_s"], r["dwell_p90_s"]] for r in total]
+    note = ("<p class=note>Each passage counted once (hysteresis); per interval of the run in counts.csv. "
+            "count: crossings, entries or exits; for occupancy, the most inside at once.</p>")
+    return "<h2>Counts</h2>" + note + _table(["kind", "name", "class", "direction", "count", "dwell median s",
+                                              "dwell p90 s"], body)
+
+
+def events_section(path: Path | None) -> str:
+    """events.csv as a table with a filter by kind (plain JavaScript, no server, no network)."""
+    rows = _csv_rows(path)
+    if rows is None:
+        return ""
+    kinds = sorted({r["event"] for r in rows})
+    shown = rows[:EVENTS_SHOWN]
+    cols = ["time_s", "track_id", "other_id", "event", "name", "direction", "eta_s", "probability", "dwell_s"]
+    options = "".join(f"<option>{html.escape(k)}</option>" for k in kinds)
+    more = f" (the first {EVENTS_SHOWN} of {len(rows)}; events.csv has them all)" if len(rows) > EVENTS_SHOWN else ""
+    script = ("<script>function filterEvents(k){for(const r of document.querySelectorAll('#events tr[data-kind]'))"
+              "r.style.display=(!k||r.dataset.kind===k)?'':'none';}</script>")
+    head = "".join(f"<th>{html.escape(c)}</th>" for c in cols)
+    body = "".join(f"<tr data-kind=\"{html.escape(r['event'])}\">" + "".join(
+        f"<td>{html.escape(r.get(c, ''))}</td>" for c in cols) + "</tr>" for r in shown)
+    return (f"<h2>Events</h2><p class=note>{len(rows)} events{more}. Show "
+            f"<select id=kind onchange=\"filterEvents(this.value)\"><option value=''>all</option>{options}</select></p>"
+            f"{script}<table id=events><tr>{head}</tr>{body}</table>")
 
 
 def reliability_section(path: Path | None) -> str:
@@ -149,6 +197,8 @@ def render_report(inp: ReportInputs) -> str:
         f"<h2>Objects per class</h2>{_table(['class', 'tracks', 'detections in tracks'], counts)}"
         f"<h2>Forecast self-scores</h2>{scores_section(inp.scores_csv)}"
         f"{reliability_section(inp.event_scores_csv)}"
+        f"{counts_section(inp.counts_csv)}"
+        f"{events_section(inp.events_csv)}"
         f"<h2>Configuration</h2><pre>{html.escape(inp.config_yaml)}</pre>"
         f"<h2>Files</h2><ul>{files}</ul></body></html>"
     )

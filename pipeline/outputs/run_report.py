@@ -19,6 +19,7 @@ from pipeline.core.config import TrackRunConfig
 from pipeline.core.errors import UserError
 from pipeline.io.run_dirs import RunDir
 from pipeline.outputs.plots import RunPictures
+from pipeline.outputs.render import shade_zones
 from pipeline.apps.processing import FrameProcessor, FrameResult, StopFlag
 from pipeline.outputs.report import ReportInputs, render_report
 from pipeline.core.errors import FULL_ERRNOS, disk_full_error
@@ -70,8 +71,10 @@ class RunReport:
         if self.poster is None:
             return []
         # zlib level 3: a 1080p picture in 0.14 s and 1.4 MB; level 9 took 2.5 s for 1.2 MB (18x the time for 15 %)
-        pngs = {name: _encode(".png", img, [cv2.IMWRITE_PNG_COMPRESSION, 3]) for name, img in (
-            (PICTURES[0], self.pictures.trajectories()), (PICTURES[1], self.pictures.heatmap()))}
+        pictures = (self.pictures.trajectories(), self.pictures.heatmap())
+        if proc.events is not None:  # the zones and lines the run counted on, with their directions
+            pictures = tuple(shade_zones(img, proc.events.static, fill=False) for img in pictures)
+        pngs = {name: _encode(".png", img, [cv2.IMWRITE_PNG_COMPRESSION, 3]) for name, img in zip(PICTURES, pictures)}
         poster = _encode(".jpg", proc.annotate(self.poster), [cv2.IMWRITE_JPEG_QUALITY, 85])
         with run_dir.relocked(), StopFlag().installed():
             written = [_save(run_dir.file(name), data) for name, data in pngs.items()]
@@ -83,7 +86,8 @@ class RunReport:
                 pictures={"Every track, with forecasts made at a few moments": pngs[PICTURES[0]],
                           "Where objects went (heatmap)": pngs[PICTURES[1]]},
                 poster_jpeg=poster, video=video, config_yaml=_config_yaml(proc.cfg),
-                files=list(run_dir.files), event_scores_csv=run_dir.path / "event_scores.csv")
+                files=list(run_dir.files), event_scores_csv=run_dir.path / "event_scores.csv",
+                counts_csv=run_dir.path / "counts.csv", events_csv=run_dir.path / "events.csv")
             written.append(_save(report, render_report(inp).encode("utf-8")))
         return written
 

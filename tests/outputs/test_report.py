@@ -137,3 +137,42 @@ def test_run_pictures_stay_bounded_on_an_endless_run(monkeypatch):
     assert pics.paths[1][0] == (50.0, 100.0)  # the first point survives thinning
     assert len(pics.snapshots) <= 8 + 1 and pics.snapshots[-1].time_s > 200
     assert pics.trajectories().shape == (480, 640, 3)
+
+
+def _write(path, header: list[str], rows: list[list[str]]) -> None:
+    path.write_text("\n".join(",".join(r) for r in [header, *rows]) + "\n", encoding="utf-8")
+
+
+@pytest.mark.skipif(not CHROMIUM.exists(), reason="Debian's chromium is not installed (make setup installs it)")
+def test_report_shows_the_counts_and_an_events_table_a_person_can_filter(tmp_path):
+    from playwright.sync_api import sync_playwright
+
+    from pipeline.events.counts import COUNT_COLUMNS
+    from pipeline.events.types import EVENT_COLUMNS
+
+    _write(tmp_path / "counts.csv", COUNT_COLUMNS, [
+        ["0", "0.000", "60.000", "line", "gate", "person", "north", "7", "", "", ""],
+        ["total", "0.000", "60.000", "line", "gate", "person", "north", "7", "", "", ""],
+        ["total", "0.000", "60.000", "zone", "shop", "person", "exit", "3", "", "12.500", "20.000"]])
+    _write(tmp_path / "events.csv", EVENT_COLUMNS, [
+        ["1", "0.1000", "5", "", "line_cross", "gate", "", "", "", "north", ""],
+        ["2", "0.2000", "6", "", "zone_exit", "shop", "", "", "", "out", "12.500"],
+        ["3", "0.3000", "5", "", "line_cross", "gate", "", "", "", "south", ""]])
+    inp = ReportInputs(source="x.mp4", summary_lines=[], class_counts={}, scores_csv=None, pictures={},
+                       poster_jpeg=None, video=None, config_yaml="", counts_csv=tmp_path / "counts.csv",
+                       events_csv=tmp_path / "events.csv")
+    (tmp_path / "report.html").write_text(render_report(inp), encoding="utf-8")
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+        try:
+            page = browser.new_page()
+            page.goto((tmp_path / "report.html").as_uri(), wait_until="load")
+            counts = page.locator("h2:text('Counts') + p + table tr").all_inner_texts()
+            visible = "[...document.querySelectorAll('#events tr[data-kind]')].filter(r => r.style.display !== 'none').length"
+            before = page.evaluate(visible)
+            page.select_option("#kind", "line_cross")
+            after = page.evaluate(visible)
+        finally:
+            browser.close()
+    assert len(counts) == 3 and "north\t7" in counts[1] and "12.500\t20.000" in counts[2]  # the totals only
+    assert (before, after) == (3, 2)
