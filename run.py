@@ -280,6 +280,8 @@ def _calibrate_parser(sub: argparse._SubParsersAction) -> None:
         "check a scale-only camera (metres_per_pixel or pixels_per_metre). Use the file with --camera on track/live.",
     )
     p.add_argument("--camera", required=True, help="camera YAML file")
+    p.add_argument("--image", help="a frame of the camera (PNG/JPEG): draw the fitted metre grid and the pairs on it")
+    p.add_argument("--out", help="where to write that picture (default: <image>_calibration.png beside it)")
 
 
 def cmd_calibrate(a: argparse.Namespace) -> int:
@@ -296,7 +298,33 @@ def cmd_calibrate(a: argparse.Namespace) -> int:
     print("\n".join(report.lines()))
     print("image -> ground homography (pixels (x, y, 1) -> metres):")
     print(np.array2string(camera.H / camera.H[2, 2], precision=8, suppress_small=False))
+    if a.image:
+        print(f"wrote {_calibration_picture(a, camera)}")
     return 0
+
+
+def _calibration_picture(a: argparse.Namespace, camera: Any) -> Path:
+    """The frame with the fitted grid and the pairs (calibrate --image), never written over an input."""
+    import cv2
+    import numpy as np
+
+    from pipeline.core.config import CameraConfig
+    from pipeline.core.errors import UserError
+    from pipeline.events.calibration import draw_calibration
+
+    _input_paths(a.image)
+    frame = cv2.imread(a.image, cv2.IMREAD_COLOR)
+    if frame is None:
+        raise UserError(f"--image {a.image} is not an image OpenCV can read; give a PNG or JPEG frame of the camera")
+    src = Path(a.image)
+    out = Path(a.out) if a.out else src.with_name(f"{src.stem}_calibration.png")
+    if out.resolve() in {src.resolve(), Path(a.camera).resolve()}:
+        raise UserError(f"--out {out} is an input; give another path")
+    cfg = _side_file(a.camera, CameraConfig, "--camera")
+    drawn = draw_calibration(frame, camera, np.array(cfg.image_points, float), np.array(cfg.world_points, float))
+    if not cv2.imwrite(str(out), drawn):
+        raise UserError(f"cannot write {out}; check the folder exists and is writable")
+    return out
 
 
 def _bench_parser(sub: argparse._SubParsersAction) -> None:

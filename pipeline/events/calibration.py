@@ -57,13 +57,18 @@ class CalibrationReport:
     pairs: int
     inliers: np.ndarray  # (N,) bool
     errors_m: np.ndarray  # (N,) reprojection error of each pair on the ground
+    loo_m: np.ndarray | None = None  # (N,) each pair's error under the fit of the other inliers (5+ pairs)
 
     def lines(self) -> list[str]:
         e = self.errors_m[self.inliers]
         out = [f"homography from {self.pairs} point pairs ({int(self.inliers.sum())} inliers): reprojection "
                f"error RMS {np.sqrt(np.mean(e ** 2)):.3f} m, max {e.max():.3f} m"]
-        out += [f"  pair {i + 1}: {err:.3f} m{'' if ok else ' (outlier, not used)'}"
-                for i, (err, ok) in enumerate(zip(self.errors_m, self.inliers))]
+        if self.loo_m is None:
+            out.append("  4 pairs: any homography fits them exactly, so these errors are 0 and check nothing; give 5 or "
+                       "more pairs to see each one's error from the others (leave-one-out)")
+        for i, (err, ok) in enumerate(zip(self.errors_m, self.inliers)):
+            loo = "" if self.loo_m is None else f", {self.loo_m[i]:.3f} m from the others (leave-one-out)"
+            out.append(f"  pair {i + 1}: {err:.3f} m{loo}{'' if ok else ' (outlier, not used)'}")
         return out
 
 
@@ -125,7 +130,53 @@ def fit_homography(image: np.ndarray, world: np.ndarray, ransac_m: float = 0.5) 
         raise UserError("camera: the fitted homography puts some image points beyond the horizon; check the pairs")
     cam = Camera(H, "homography", side)
     errors = np.linalg.norm(cam.to_ground(image) - world, axis=1)
-    return cam, CalibrationReport(len(image), inliers, errors)
+    return cam, CalibrationReport(len(image), inliers, errors, leave_one_out(image, world, inliers))
+
+
+def leave_one_out(image: np.ndarray, world: np.ndarray, inliers: np.ndarray) -> np.ndarray | None:
+    """Each pair's ground error under the homography of the other inliers (least squares): a wrong pair stands
+    out, which the fit's own errors never show when the pairs are few. None with fewer than 5 inliers."""
+    if int(inliers.sum()) < 5:
+        return None
+    out = np.full(len(image), np.nan)
+    for i in range(len(image)):
+        rest = inliers.copy()
+        rest[i] = False
+        H, _ = cv2.findHomography(image[rest], world[rest], 0)
+        if H is not None and np.isfinite(H).all():
+            q = H @ np.array([image[i, 0], image[i, 1], 1.0])
+            out[i] = float(np.linalg.norm(q[:2] / q[2] - world[i])) if abs(q[2]) > 1e-12 else np.inf
+    return out
+
+
+def draw_calibration(frame: np.ndarray, camera: Camera, image: np.ndarray, world: np.ndarray) -> np.ndarray:
+    """The frame with the fitted ground grid (a line every 1, 2, 5 or 10 m over the pairs' area and half as much
+    around it) and each pair: its image point (ring) and where its world point lands (cross), joined."""
+    out = frame.copy()
+    lo, hi = world.min(axis=0), world.max(axis=0)
+    pad = 0.5 * (hi - lo)
+    lo, hi = lo - pad, hi + pad
+    step = next(s for s in (1.0, 2.0, 5.0, 10.0, 20.0, 50.0) if float((hi - lo).max()) / s <= 20)
+    grid = (0, 200, 255)
+    for axis in (0, 1):
+        for v in np.arange(np.ceil(lo[axis] / step) * step, hi[axis] + 1e-9, step):
+            along = np.linspace(lo[1 - axis], hi[1 - axis], 60)
+            pts = np.stack([np.full_like(along, v), along], axis=1)[:, ::1 if axis == 0 else -1]
+            px = camera.to_image(pts)
+            ok = np.isfinite(px).all(axis=1)
+            if ok.sum() > 1:
+                cv2.polylines(out, [np.round(px[ok]).astype(np.int32)], False, grid, 1, cv2.LINE_AA)
+    for k, (p, w) in enumerate(zip(image, camera.to_image(world))):
+        a = tuple(int(v) for v in np.round(p))
+        cv2.circle(out, a, 6, (0, 255, 0), 2, cv2.LINE_AA)
+        if np.isfinite(w).all():
+            b = tuple(int(v) for v in np.round(w))
+            cv2.line(out, a, b, (0, 0, 255), 1, cv2.LINE_AA)
+            cv2.drawMarker(out, b, (0, 0, 255), cv2.MARKER_CROSS, 12, 2, cv2.LINE_AA)
+        cv2.putText(out, str(k + 1), (a[0] + 8, a[1] - 8), cv2.FONT_HERSHEY_SIMPLEX, 0.5, (0, 255, 0), 1, cv2.LINE_AA)
+    cv2.putText(out, f"ground grid every {step:g} m; ring: image point, cross: its world point", (8, 18),
+                cv2.FONT_HERSHEY_SIMPLEX, 0.5, (255, 255, 255), 1, cv2.LINE_AA)
+    return out
 
 
 STILL_CHI2 = 5.99  # 95 % of chi-square with 2 dof: a fitted velocity within this of 0 (in its own noise) is 0

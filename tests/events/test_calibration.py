@@ -7,6 +7,7 @@ from collections import Counter
 import json
 import tarfile
 
+import cv2
 import numpy as np
 import pytest
 import yaml
@@ -17,7 +18,7 @@ from pipeline.core.errors import UserError
 from pipeline.events.calibration import GroundMotion, camera_from_config, fit_homography
 from pipeline.learning.loaders import dut as dut_loader
 from pipeline.learning.loaders import gc as gc_loader
-from tests.conftest import DATA
+from tests.conftest import DATA, ROOT, run_cli
 
 GC_H = np.array(json.loads((DATA / "gc" / "H.json").read_text())["homog"])
 
@@ -143,3 +144,31 @@ def test_ground_speed_is_smoothed_over_the_window():
         speed = motion.update(t, np.array([7]), np.array([[1.5 * t, 0.0]]) + rng.normal(0, 0.05, (1, 2)))
     assert speed[0] == pytest.approx(1.5, abs=0.1)
     assert "median 5." in motion.summary_line()
+
+
+def test_leave_one_out_shows_the_wrong_pair_that_the_fit_hides(tmp_path):
+    from pipeline.events.calibration import fit_homography
+
+    H = np.array([[0.02, 0.001, -3.0], [0.0005, -0.03, 9.0], [0.0001, 0.002, 1.0]])
+    image = np.array([[u, v] for v in (120, 210, 300) for u in (100, 300, 500)], float)  # 9 pairs over the view
+    world = np.array([(lambda q: q[:2] / q[2])(H @ [u, v, 1.0]) for u, v in image])
+    world[4] += [0.0, 0.8]  # the middle pair measured 0.8 m off
+    cam, report = fit_homography(image, world, ransac_m=5.0)  # everything an inlier: the fit absorbs the error
+    assert report.loo_m is not None
+    assert int(np.argmax(report.loo_m)) == 4 and report.loo_m[4] > 2 * np.delete(report.loo_m, 4).max()
+    assert report.errors_m[4] < report.loo_m[4]
+    four, r4 = fit_homography(image[[0, 2, 6, 8]], world[[0, 2, 6, 8]])
+    assert r4.loo_m is None and "check nothing" in "\n".join(r4.lines())
+
+
+def test_calibrate_draws_the_grid_on_a_frame_and_never_over_an_input(tmp_path):
+    frame = tmp_path / "frame.png"
+    cv2.imwrite(str(frame), np.full((360, 640, 3), 60, np.uint8))
+    cam = ROOT / "configs" / "camera_street_traffic.yaml"
+    proc = run_cli("calibrate", "--camera", str(cam), "--image", str(frame))
+    assert proc.returncode == 0, proc.stderr
+    drawn = cv2.imread(str(tmp_path / "frame_calibration.png"))
+    assert drawn is not None and (drawn != 60).any(axis=2).mean() > 0.01  # a grid and the pairs were drawn
+    bad = run_cli("calibrate", "--camera", str(cam), "--image", str(frame), "--out", str(frame))
+    assert bad.returncode != 0 and "is an input" in bad.stderr and "Traceback" not in bad.stderr
+    assert (cv2.imread(str(frame)) == 60).all()
