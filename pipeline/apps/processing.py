@@ -161,6 +161,14 @@ class FrameProcessor:
         classes = [names.get(int(c), str(int(c))) for c in tracks.class_id.tolist()]
         self.summaries.update(t, tracks.track_id, classes, foot, unit, ev.events if ev is not None else ())
 
+    def _speed_notes(self, r: FrameResult) -> dict[int, str] | None:
+        """`31 km/h` for each moving track (output.show_speed, with a camera); standing ones say nothing."""
+        ev = r.events
+        if not self.cfg.output.show_speed or ev is None or ev.ground is None:
+            return None
+        return {int(tid): f"{v * 3.6:.0f} km/h" for tid, v in zip(r.tracks.track_id.tolist(), ev.ground[:, 2])
+                if np.isfinite(v) and v > 0}
+
     def save_track_summary(self, path: Path) -> None:
         """track_summary.csv, rewritten with counts.csv's cadence and at the end."""
         self._summary_path = path
@@ -199,7 +207,8 @@ class FrameProcessor:
 
     def annotate(self, r: FrameResult) -> np.ndarray:
         image = r.frame.image if r.events is None else shade_zones(r.frame.image, r.events.overlay)
-        out = self.annotator.draw(image, r.tracks, r.trails, r.forecasts if r.shown is None else r.shown)
+        out = self.annotator.draw(image, r.tracks, r.trails, r.forecasts if r.shown is None else r.shown,
+                                  self._speed_notes(r))
         if r.events is not None:
             draw_event_marks(out, r.events.overlay, r.tracks)
         return out

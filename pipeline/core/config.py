@@ -141,6 +141,7 @@ class OutputConfig:
     preset: str = "auto"  # h264 speed/size: ultrafast .. veryslow; auto: veryfast up to 720p, ultrafast above
     trail_s: float = 2.0  # seconds of past positions drawn behind each object
     show_boxes: bool = False  # also a thin dashed forecast end box (off: the end marker reads clearer)
+    show_speed: bool = False  # with --camera: each moving object's ground speed (km/h) in its label
     report: bool = True  # at the end: trajectories.png, heatmap.png and a self-contained report.html
     save_txt: bool = False  # also tracks.txt in MOTChallenge format (--save-txt)
     format: str = "csv"  # tables written: csv, parquet (typed, units in the schema; the CSVs removed at the end) or both

@@ -167,8 +167,10 @@ class Annotator:
         self._legends: dict[tuple[int, str], np.ndarray] = {}
 
     def draw(
-        self, image: np.ndarray, tracks: Tracks, trails: dict[int, np.ndarray], forecasts: Forecasts
+        self, image: np.ndarray, tracks: Tracks, trails: dict[int, np.ndarray], forecasts: Forecasts,
+        notes: dict[int, str] | None = None,
     ) -> np.ndarray:
+        """The annotated frame; `notes` adds text to a track's label (e.g. its speed)."""
         out = image.copy()
         thick = max(1, round(min(out.shape[:2]) / 360))
         by_id = {int(t): i for i, t in enumerate(tracks.track_id)}
@@ -182,7 +184,8 @@ class Annotator:
         for tid, (i, path) in paths.items():
             self._forecast(out, tid, t, path, forecasts, i, thick)
         for box, conf, cls, tid in zip(tracks.xyxy, tracks.confidence, tracks.class_id, tracks.track_id):
-            self._box(out, box, f"{self.names.get(int(cls), cls)} #{tid} {conf:.2f}", color_for(tid), thick)
+            note = f" {notes[int(tid)]}" if notes and int(tid) in notes else ""
+            self._box(out, box, f"{self.names.get(int(cls), cls)} #{tid} {conf:.2f}{note}", color_for(tid), thick)
         horizon = f"+{forecasts.t_future_s[-1]:.1f} s" if len(forecasts.t_future_s) else ""
         self._legend(out, thick, horizon)
         return out

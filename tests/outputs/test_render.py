@@ -123,3 +123,23 @@ def test_blending_only_where_drawn_gives_the_same_frame_as_one_whole_frame_blend
     whole = proc.annotator.draw(last.frame.image, last.tracks, last.trails, last.shown)
     assert np.array_equal(fast, whole)
     assert not np.array_equal(whole, last.frame.image)
+
+
+def test_a_note_such_as_the_speed_lengthens_only_the_objects_label():
+    image, tracks, trails, fc = _scene()
+    plain = Annotator({0: "person"}).draw(image, tracks, trails, fc).astype(int)
+    noted = Annotator({0: "person"}).draw(image, tracks, trails, fc, {7: "31 km/h"}).astype(int)
+    changed = np.argwhere(np.abs(noted - plain).sum(axis=2) > 0)
+    assert len(changed)
+    ys, xs = changed[:, 0], changed[:, 1]
+    assert ys.max() < 140 and xs.min() >= 180  # above the box, right of its left edge: the label grew
+    assert xs.max() > 180 + 60  # by the width of the text
+
+
+def test_the_cone_is_the_80_percent_region_of_the_published_spread():
+    image, tracks, trails, fc = _scene()
+    gauss = Annotator({0: "person"}).draw(image, tracks, trails, fc)
+    heavy = Forecasts(fc.track_id, fc.t_future_s, fc.centers, boxes=fc.boxes, std=fc.std, std2=3 * fc.std)
+    wide = Annotator({0: "person"}).draw(image, tracks, trails, heavy)
+    tinted = [(np.abs(img.astype(int) - GREY).sum(axis=2) > 3).sum() for img in (gauss, wide)]
+    assert tinted[1] > tinted[0]  # heavier tails (std2 = 3 std): a wider 80 % region
