@@ -278,6 +278,10 @@ class EventsConfig:
     conflict_distance_m: float = 1.0  # a conflict: forecasts (or real positions) closer than this, metres ...
     conflict_distance_bh: float = 0.5  # ... or body heights when no camera is calibrated
     pet_max_s: float = 2.0  # real conflicts: post-encroachment time up to this counts
+    # which road users can be in conflict: "a-b" of groups (person, cyclist, vehicle) or class names, or ["all"];
+    # conflict techniques count vehicle-pedestrian, vehicle-cyclist, vehicle-vehicle and cyclist-pedestrian
+    conflict_pairs: list[str] = field(default_factory=lambda: ["vehicle-person", "vehicle-cyclist", "vehicle-vehicle",
+                                                               "cyclist-person"])
     speed_window_s: float = 0.5  # ground speed smoothed over this many seconds
     samples: int = 64  # forecast samples drawn from each forecast's spread for probabilities
     score_tolerance_s: float = 0.5  # a predicted event counts as happened up to this long after its horizon
@@ -295,6 +299,10 @@ class EventsConfig:
         _check(0 < self.alert_probability <= 1, "events.alert_probability", "must be in (0, 1]")
         _check(self.conflict_distance_m > 0 and self.conflict_distance_bh > 0, "events.conflict_distance_*", "must be > 0")
         _check(self.pet_max_s >= 0, "events.pet_max_s", "must be >= 0")
+        _check(self.conflict_pairs == ["all"] or (bool(self.conflict_pairs) and all(
+            isinstance(p, str) and len(p.split("-", 1)) == 2 and all(p.split("-", 1)) for p in self.conflict_pairs)),
+            "events.conflict_pairs", f"must be [all] or entries like vehicle-person (groups person, cyclist, vehicle or "
+            f"class names), got {self.conflict_pairs!r}")
         _check(self.speed_window_s > 0, "events.speed_window_s", "must be > 0")
         _check(1 <= self.samples <= 1000, "events.samples", "must be 1..1000")
         _check(self.score_tolerance_s >= 0, "events.score_tolerance_s", "must be >= 0")

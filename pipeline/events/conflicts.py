@@ -17,6 +17,43 @@ from pipeline.events.types import ConflictMark, Event
 from pipeline.events.zones import median_where
 
 
+GROUPS = {"person": "person", "bicycle": "cyclist", "car": "vehicle", "bus": "vehicle", "truck": "vehicle",
+          "motorcycle": "vehicle", "train": "vehicle"}  # COCO classes -> the road users conflict studies count
+MIN_SPEED = 0.2  # units (body heights or metres) per second: slower counts as standing
+SAME_OBJECT_IOU = 0.5  # two ids whose boxes overlap this much for most of their shared time are one object
+
+
+class PairRule:
+    """Which pairs of road users can be in conflict: `all`, or `a-b` entries of groups (person, cyclist,
+    vehicle) or class names. Conflict techniques (Swedish TCT, DOCTOR) count vehicle-pedestrian,
+    vehicle-cyclist, vehicle-vehicle and cyclist-pedestrian encounters, not pedestrians passing each other."""
+
+    def __init__(self, pairs: list[str]) -> None:
+        self.all = pairs == ["all"]
+        self.pairs = {frozenset(p.split("-", 1)) for p in pairs if not self.all}
+
+    def allowed(self, ca: list[str], cb: list[str]) -> np.ndarray:
+        """(P,) whether each pair of class names may be a conflict."""
+        if self.all:
+            return np.ones(len(ca), bool)
+        out = np.zeros(len(ca), bool)
+        for k, (a, b) in enumerate(zip(ca, cb)):
+            for x in (a, GROUPS.get(a, a)):
+                for y in (b, GROUPS.get(b, b)):
+                    if frozenset((x, y)) in self.pairs:
+                        out[k] = True
+        return out
+
+
+def _iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """(P,) IoU of box pairs (P, 4) xyxy."""
+    w = np.clip(np.minimum(a[:, 2], b[:, 2]) - np.maximum(a[:, 0], b[:, 0]), 0, None)
+    h = np.clip(np.minimum(a[:, 3], b[:, 3]) - np.maximum(a[:, 1], b[:, 1]), 0, None)
+    inter = w * h
+    area = lambda x: (x[:, 2] - x[:, 0]) * (x[:, 3] - x[:, 1])  # noqa: E731
+    return inter / np.maximum(area(a) + area(b) - inter, 1e-9)
+
+
 def _pairs(n: int) -> tuple[np.ndarray, np.ndarray]:
     i, j = np.triu_indices(n, k=1)
     return i, j
@@ -48,24 +85,30 @@ class ConflictMonitor:
     """Predicted and real conflicts for every pair of tracks; per-track history bounded to `pet_max_s`."""
 
     def __init__(self, threshold: float, pet_max_s: float, alert_probability: float,
-                 calibrate: Callable[[str, np.ndarray], np.ndarray] = lambda kind, p: p) -> None:
+                 calibrate: Callable[[str, np.ndarray], np.ndarray] = lambda kind, p: p,
+                 rule: PairRule | None = None) -> None:
         self.thr, self.pet_max_s, self.p_alert = threshold, pet_max_s, alert_probability
         self.calibrate = calibrate  # (kind, raw shares) -> the probabilities alerts carry
+        self.rule = rule or PairRule(["all"])
+        self._overlap: dict[tuple[int, int], list[int]] = {}  # near pair -> [frames seen together, frames overlapping]
         self._active: dict[tuple[int, int], float] = {}  # predicted pair -> alert expiry
         self._hist: dict[int, deque] = {}  # track -> (t, x, y) over the last pet_max_s
         self._open: dict[tuple[int, int], list[float]] = {}  # pair -> [min distance, t at min, min PET]
         self._near: set[tuple[int, int]] = set()  # pairs closer than thr now
 
     def predicted(self, frame: int, t: float, ids: np.ndarray, paths: np.ndarray, unit: np.ndarray,
-                  times: np.ndarray, horizon_s: float, foot_px: np.ndarray) -> tuple[list[Event], list[ConflictMark]]:
-        """Pairs whose forecasts come within the threshold: probability = share of sample pairs that do."""
+                  times: np.ndarray, horizon_s: float, foot_px: np.ndarray,
+                  classes: list[str] | None = None) -> tuple[list[Event], list[ConflictMark]]:
+        """Pairs whose forecasts come within the threshold: probability = share of sample pairs that do. Only
+        pairs the rule allows, not both standing, and not two ids on one object."""
         self._active = {k: exp for k, exp in self._active.items() if exp > t}
-        i, j = _pairs(len(ids))
+        i, j = self._eligible(ids, classes)
         scale = ((unit[i] + unit[j]) / 2)[:, None]
         mean_d = np.linalg.norm(paths[i, 0] - paths[j, 0], axis=-1) / scale  # sample 0 is the mean path
         heading = (paths[:, 0, -1] - paths[:, 0, 0]) / (times[-1] * unit[:, None])  # mean forecast velocity
+        standing = np.linalg.norm(heading, axis=1) < MIN_SPEED
         cand = np.flatnonzero((mean_d[:, 0] >= self.thr) & (mean_d.min(axis=1) < 2 * self.thr)
-                              & ~parallel(heading[i], heading[j]))
+                              & ~parallel(heading[i], heading[j]) & ~(standing[i] & standing[j]))
         events, marks = [], []
         if not len(cand):
             return events, marks
@@ -88,7 +131,40 @@ class ConflictMonitor:
         self._active = {k: v for k, v in self._active.items() if k not in low}
         return events, marks
 
-    def real(self, frame: int, t: float, ids: np.ndarray, pos: np.ndarray, unit: np.ndarray) -> tuple[list[Event], list[tuple[int, int]]]:
+    def _eligible(self, ids: np.ndarray, classes: list[str] | None) -> tuple[np.ndarray, np.ndarray]:
+        """Index pairs (i, j) the rule allows and that are not one object seen twice."""
+        i, j = _pairs(len(ids))
+        if classes is not None and len(i):
+            keep = self.rule.allowed([classes[a] for a in i], [classes[b] for b in j])
+            i, j = i[keep], j[keep]
+        if len(i) and self._overlap:
+            same = np.array([self._same_object(self._key(ids[a], ids[b])) for a, b in zip(i, j)], bool)
+            i, j = i[~same], j[~same]
+        return i, j
+
+    def _same_object(self, key: tuple[int, int]) -> bool:
+        seen, overlapping = self._overlap.get(key, (0, 0))
+        return seen >= 1 and overlapping > seen / 2
+
+    def _note_overlaps(self, ids: np.ndarray, i: np.ndarray, j: np.ndarray, boxes: np.ndarray | None,
+                       near: np.ndarray) -> None:
+        """Count, for pairs near each other, the frames their boxes overlap (two ids on one object); bounded to
+        pairs whose tracks are still remembered."""
+        if boxes is None or not len(i):
+            return
+        iou = _iou(boxes[i], boxes[j])
+        for a, b, ov, nr in zip(i.tolist(), j.tolist(), iou.tolist(), near.tolist()):
+            if nr or ov > 0:
+                rec = self._overlap.setdefault(self._key(ids[a], ids[b]), [0, 0])
+                rec[0] += 1
+                rec[1] += ov > SAME_OBJECT_IOU
+        live = set(self._hist)
+        for key in [k for k in self._overlap if k[0] not in live and k[1] not in live]:
+            del self._overlap[key]
+
+    def real(self, frame: int, t: float, ids: np.ndarray, pos: np.ndarray, unit: np.ndarray,
+             classes: list[str] | None = None, boxes: np.ndarray | None = None
+             ) -> tuple[list[Event], list[tuple[int, int]]]:
         """Close encounters, reported when they end: minimum real distance and post-encroachment time (PET: how
         long after one user was at a spot the other reached it; 0 when both were there together).
 
@@ -96,11 +172,20 @@ class ConflictMonitor:
         """
         ok = np.isfinite(pos).all(axis=1)
         ids, pos, unit = ids[ok], pos[ok], unit[ok]
+        classes = None if classes is None else [c for c, k in zip(classes, ok) if k]
+        boxes = None if boxes is None else boxes[ok]
         self._remember(t, ids, pos, unit)
-        i, j = _pairs(len(ids))
+        a0, b0 = _pairs(len(ids))
+        self._note_overlaps(ids, a0, b0, boxes, np.linalg.norm(pos[a0] - pos[b0], axis=1)
+                            / ((unit[a0] + unit[b0]) / 2) < 2 * self.thr)
+        i, j = self._eligible(ids, classes)
         dist = np.linalg.norm(pos[i] - pos[j], axis=1) / ((unit[i] + unit[j]) / 2)
         vel = np.array([self._velocity(tid, t) for tid in ids.tolist()]).reshape(-1, 2) / unit[:, None]
-        side_by_side = parallel(vel[i], vel[j])
+        speed = np.linalg.norm(vel, axis=1)
+        # a track followed for less than the velocity window (a detection blip) has no known motion: not a road user yet
+        young = np.array([self._hist[tid][-1][0] - self._hist[tid][0][0] < 0.5 for tid in ids.tolist()], bool)
+        side_by_side = (parallel(vel[i], vel[j]) | ((speed[i] < MIN_SPEED) & (speed[j] < MIN_SPEED))
+                        | young[i] | young[j])
         dist_of = {self._key(ids[a], ids[b]): float(d) for a, b, d in zip(i, j, dist)}
         now = {self._key(ids[i[p]], ids[j[p]]): 0.0 for p in np.flatnonzero((dist < self.thr) & ~side_by_side)}
         starts = [k for k in now if k not in self._near]
@@ -122,12 +207,15 @@ class ConflictMonitor:
         return events, starts
 
     def _velocity(self, tid: int, t: float, over_s: float = 0.5) -> tuple[float, float]:
-        """Displacement over about the last `over_s` seconds / time (0 when too little history)."""
+        """Displacement over about the last `over_s` seconds / time (0 with less than half of that: over a frame
+        or two, box jitter reads as motion)."""
         h = self._hist.get(tid)
         if not h or len(h) < 2:
             return (0.0, 0.0)
         old = next((s for s in h if s[0] >= t - over_s), h[0])
         dt = h[-1][0] - old[0]
+        if dt < over_s / 2:
+            return (0.0, 0.0)
         return ((h[-1][1] - old[1]) / dt, (h[-1][2] - old[2]) / dt) if dt > 0 else (0.0, 0.0)
 
     @staticmethod

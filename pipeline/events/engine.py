@@ -17,7 +17,7 @@ import numpy as np
 
 from pipeline.core.config import EventsConfig
 from pipeline.events.calibration import Camera, CalibrationReport, GroundMotion, camera_from_config
-from pipeline.events.conflicts import ConflictMonitor
+from pipeline.events.conflicts import ConflictMonitor, PairRule
 from pipeline.events.counts import TrafficCounts
 from pipeline.events.reliability import ProbabilityCalibrator, ReliabilitySettings
 from pipeline.events.scoring import AlertScorer, key_of
@@ -54,7 +54,7 @@ class EventEngine:
         hyst = cfg.hysteresis_m if self.camera else cfg.hysteresis_bh
         self.zones = ZoneMonitor(zones, lines, cfg.alert_probability, max(forget_s, STATE_FORGET_S), said, hyst)
         thr = cfg.conflict_distance_m if self.camera else cfg.conflict_distance_bh
-        self.conflicts = ConflictMonitor(thr, cfg.pet_max_s, cfg.alert_probability, said)
+        self.conflicts = ConflictMonitor(thr, cfg.pet_max_s, cfg.alert_probability, said, PairRule(cfg.conflict_pairs))
         self.motion = GroundMotion(cfg.speed_window_s, forget_s, 2 * cfg.hysteresis_m) if self.camera else None
         self.scorer = AlertScorer(cfg.score_tolerance_s, self.reliability)
         self.static = Overlay(tuple((z.name, to_pixels(z.polygon, self.camera, z.name)) for z in zones),
@@ -74,7 +74,7 @@ class EventEngine:
         ground = self.camera.to_ground(foot) if self.camera else foot
         unit = np.ones(len(tracks)) if self.camera else (tracks.xyxy[:, 3] - tracks.xyxy[:, 1]).astype(np.float64)
         self._note_forecasts(t, fc)
-        events = self._real(frame, t, tracks.track_id, ground, unit)
+        events = self._real(frame, t, tracks, ground, unit)
         pred_px = self._forecast_feet(tracks, fc)
         overlay = self.static
         if len(fc) and len(fc.t_future_s):
@@ -109,12 +109,17 @@ class EventEngine:
     def _forecastable(self, tids: tuple[int, ...], when: float) -> bool:
         return all(self._forecast_since.get(tid, (np.inf,))[0] < when for tid in tids)
 
-    def _real(self, frame: int, t: float, ids: np.ndarray, ground: np.ndarray, unit: np.ndarray) -> list[Event]:
+    def _class_names(self, class_id: np.ndarray) -> list[str]:
+        return [self.names.get(int(c), str(int(c))) for c in class_id.tolist()]
+
+    def _real(self, frame: int, t: float, tracks: Tracks, ground: np.ndarray, unit: np.ndarray) -> list[Event]:
+        ids = tracks.track_id
         events = self.zones.real(frame, t, ids, ground, unit)
         for e in events:
             if e.event in ("zone_enter", "line_cross"):
                 self.scorer.add_real(key_of(e), e.event, e.name, e.time_s, self._forecastable((e.track_id,), e.time_s))
-        conflict_events, starts = self.conflicts.real(frame, t, ids, ground, unit)
+        conflict_events, starts = self.conflicts.real(frame, t, ids, ground, unit, self._class_names(tracks.class_id),
+                                                      tracks.xyxy.astype(np.float64))
         for a, b in starts:
             self.scorer.add_real(("conflict", a, b), "conflict", "", t, self._forecastable((a, b), t))
         return events + conflict_events
@@ -144,7 +149,8 @@ class EventEngine:
         else:
             unit = (tracks.xyxy[rows, 3] - tracks.xyxy[rows, 1]).astype(np.float64)
         zev, alerts = self.zones.predicted(frame, t, ids, paths, times, horizon)
-        cev, marks = self.conflicts.predicted(frame, t, ids, paths, unit, times, horizon, now_px)
+        cev, marks = self.conflicts.predicted(frame, t, ids, paths, unit, times, horizon, now_px,
+                                              self._class_names(tracks.class_id[rows]))
         for e in zev + cev:
             self.scorer.add_alert(e, horizon)
         return zev + cev, Overlay(self.static.zones, self.static.lines, tuple(alerts), tuple(marks), self.static.unit,

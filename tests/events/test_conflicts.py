@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from pipeline.events.conflicts import ConflictMonitor
+from pipeline.events.conflicts import ConflictMonitor, PairRule
 
 
 def _walk(start: tuple[float, float], vel: tuple[float, float], times: np.ndarray) -> np.ndarray:
@@ -44,3 +44,51 @@ def test_real_crossing_paths_report_post_encroachment_time():
     assert [(e.event, e.track_id, e.other_id) for e in events] == [("conflict", 1, 2)]
     pet, dist = events[0].eta_s, events[0].distance
     assert 0.6 < pet < 1.5 and 1.2 < dist < 3.0
+
+
+DEFAULT_PAIRS = ["vehicle-person", "vehicle-cyclist", "vehicle-vehicle", "cyclist-person"]
+
+
+def _crossing(mon: ConflictMonitor, classes: list[str]) -> list:
+    """The crossing paths of the test above, as two road users of the given classes."""
+    events = []
+    for k in range(80):
+        t = k / 10
+        pos = np.array([(2.5 * (t - 2) + 5, 0.0), (5.0, 1.5 * (t - 3.5))])
+        boxes = np.column_stack([pos - 0.3, pos + 0.3])
+        events += mon.real(k, t, np.array([1, 2]), pos, np.ones(2), classes, boxes)[0]
+    return events
+
+
+def test_only_road_user_pairs_a_conflict_technique_counts_are_conflicts():
+    rule = PairRule(DEFAULT_PAIRS)
+    assert rule.allowed(["car", "bicycle", "car", "person", "bus"], ["person", "person", "truck", "person", "bicycle"]).tolist() \
+        == [True, True, True, False, True]
+    assert PairRule(["all"]).allowed(["person"], ["person"]).tolist() == [True]
+    assert PairRule(["person-dog"]).allowed(["dog", "person"], ["person", "cat"]).tolist() == [True, False]
+    walkers = _crossing(ConflictMonitor(1.0, 2.0, 0.5, rule=rule), ["person", "person"])
+    car = _crossing(ConflictMonitor(1.0, 2.0, 0.5, rule=rule), ["car", "person"])
+    assert walkers == [] and [(e.event, e.track_id, e.other_id) for e in car] == [("conflict", 1, 2)]
+
+
+def test_two_ids_on_one_standing_object_are_no_conflict():
+    """A parked car seen as two overlapping boxes with two ids (the street video's 17/75): never a conflict."""
+    mon = ConflictMonitor(1.0, 2.0, 0.5, rule=PairRule(["all"]))
+    rng = np.random.default_rng(0)
+    events, starts = [], []
+    for k in range(60):
+        pos = np.array([[10.0, 5.0], [10.3, 5.1]]) + rng.normal(0, 0.03, (2, 2))
+        boxes = np.array([[8.0, 4.0, 12.0, 6.0], [8.3, 4.1, 12.3, 6.1]])
+        ev, st = mon.real(k, k / 10, np.array([17, 75]), pos, np.ones(2), ["car", "car"], boxes)
+        events += ev
+        starts += st
+    assert events == [] and starts == []
+
+
+def test_bad_conflict_pairs_are_refused_in_one_line():
+    from pipeline.core.config import EventsConfig
+    from pipeline.core.errors import UserError
+
+    for bad in (["car"], ["-person"], []):
+        with pytest.raises(UserError, match="events.conflict_pairs"):
+            EventsConfig(conflict_pairs=bad)
