@@ -124,6 +124,8 @@ def test_batch_finishes_clips_and_reports_the_corrupt_one(first_batch: tuple[Pat
     assert "2 done, 0 skipped, 1 failed" in text
     for name in ("clip_a", "clip_b"):
         _assert_whole(out / name)
+        summary = (out / name / "track_summary.csv").read_text().splitlines()
+        assert summary[0].startswith("track_id,class_name,first_s") and len(summary) > 1  # every video's tracks
     assert not (out / "broken").exists()
     videos = json.loads((out / "batch.json").read_text())["videos"]
     assert {n: v["status"] for n, v in videos.items()} == {"clip_a": "done", "clip_b": "done", "broken": "failed"}

@@ -128,6 +128,9 @@ def test_live_streams_events_as_json_lines(stream, tmp_path):  # noqa: F811
     assert [{k: ("" if v is None else str(v)) for k, v in d.items()} for d in lines] == [
         {k: (str(float(v)) if v and "." in v else v) for k, v in r.items()} for r in rows]
     assert all(isinstance(d["time_s"], float) and isinstance(d["track_id"], int) for d in lines)
+    head, counts = _table(out / "counts.csv")  # live --save keeps the counts and the per-track table too
+    assert head == COUNT_COLUMNS and any(r["period"] == "total" for r in counts)
+    assert (out / "track_summary.csv").read_text().startswith("track_id,")
     print(f"\nlive: {len(lines)} events streamed ({np.unique([d['event'] for d in lines]).tolist()})")
 
 
