@@ -269,6 +269,7 @@ class LiveSession:
             files += [self.out_dir / "tracks.csv", self.out_dir / "predictions.csv", self.out_dir / "forecast_scores.csv",
                       self.out_dir / "track_summary.csv"]
             if self.proc.events is not None:
-                files += [self.out_dir / "events.csv", self.out_dir / "event_scores.csv", self.out_dir / "counts.csv"]
+                files += [self.out_dir / "events.csv", self.out_dir / "event_scores.csv", self.out_dir / "counts.csv",
+                          self.out_dir / "conflicts.csv"]
         files = [f for f in files if f.exists()] + self.report_files + self.meta_files  # parquet removed the CSVs
         return lines + self.score_lines + [f"wrote {p}" for p in files]

@@ -174,12 +174,15 @@ class FrameProcessor:
         self._summary_path = path
 
     def save_counts(self, path: Path) -> None:
-        """Keep counts.csv (lines and zones) current during the run and write it whole at the end."""
+        """Keep counts.csv (lines and zones) and conflicts.csv beside it current during the run and write them
+        whole at the end."""
         self._counts = path
 
     def _write_counts(self) -> None:
         if self._counts is not None and self.events is not None and self.events.traffic.has_geometry:
             self.events.write_counts(self._counts)
+        if self._counts is not None and self.events is not None:
+            self.events.write_conflicts(self._counts.with_name("conflicts.csv"))
         if self._summary_path is not None:
             self.summaries.write(self._summary_path)
 

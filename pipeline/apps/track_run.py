@@ -169,7 +169,7 @@ def run_track(
     summary.files += [out_dir / "tracks.txt"] * cfg.output.save_txt
     if proc.events is not None:
         summary.files += [out_dir / "events.csv", out_dir / "event_scores.csv"]
-        summary.files += [out_dir / "counts.csv"] * proc.events.traffic.has_geometry
+        summary.files += [out_dir / "counts.csv"] * proc.events.traffic.has_geometry + [out_dir / "conflicts.csv"]
     summary.ended_early = not summary.interrupted and not max_frames and summary.frames < 0.9 * info.frame_count
     summary.stopped_early = _stop_reason(summary, max_frames)
     if report is not None:  # after the video is finalised: the report inlines it

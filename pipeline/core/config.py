@@ -282,6 +282,8 @@ class EventsConfig:
     # conflict techniques count vehicle-pedestrian, vehicle-cyclist, vehicle-vehicle and cyclist-pedestrian
     conflict_pairs: list[str] = field(default_factory=lambda: ["vehicle-person", "vehicle-cyclist", "vehicle-vehicle",
                                                                "cyclist-person"])
+    serious_ttc_s: float = 1.5  # conflicts.csv: serious (DOCTOR) when the time to collision fell below this ...
+    serious_pet_s: float = 1.0  # ... or the post-encroachment time; else potential
     speed_window_s: float = 0.5  # ground speed smoothed over this many seconds
     samples: int = 64  # forecast samples drawn from each forecast's spread for probabilities
     score_tolerance_s: float = 0.5  # a predicted event counts as happened up to this long after its horizon
@@ -299,6 +301,7 @@ class EventsConfig:
         _check(0 < self.alert_probability <= 1, "events.alert_probability", "must be in (0, 1]")
         _check(self.conflict_distance_m > 0 and self.conflict_distance_bh > 0, "events.conflict_distance_*", "must be > 0")
         _check(self.pet_max_s >= 0, "events.pet_max_s", "must be >= 0")
+        _check(self.serious_ttc_s > 0 and self.serious_pet_s > 0, "events.serious_*", "must be > 0 seconds")
         _check(self.conflict_pairs == ["all"] or (bool(self.conflict_pairs) and all(
             isinstance(p, str) and len(p.split("-", 1)) == 2 and all(p.split("-", 1)) for p in self.conflict_pairs)),
             "events.conflict_pairs", f"must be [all] or entries like vehicle-person (groups person, cyclist, vehicle or "

@@ -45,6 +45,32 @@ class PairRule:
         return out
 
 
+CONFLICT_COLUMNS = ["track_a", "track_b", "class_a", "class_b", "start_s", "end_s", "min_distance", "pet_s",
+                    "min_ttc_s", "speed_a", "speed_b", "delta_v", "angle_deg", "type", "severity",
+                    "predicted_probability", "predicted_lead_s", "distance_unit", "speed_unit"]
+MAX_ROWS = 100_000  # conflicts.csv rows kept (the oldest go first on an endless stream)
+
+
+def ttc_to(thr: float, rel_pos: np.ndarray, rel_vel: np.ndarray) -> np.ndarray:
+    """(P,) time until the separation rel_pos + rel_vel t first drops below thr at constant velocity (0 when it
+    already is, inf when it never does): the time to collision with a disc of radius thr around each pair."""
+    a = (rel_vel**2).sum(axis=1)
+    b = 2 * (rel_pos * rel_vel).sum(axis=1)
+    c = (rel_pos**2).sum(axis=1) - thr**2
+    disc = b**2 - 4 * a * c
+    with np.errstate(divide="ignore", invalid="ignore"):
+        t = (-b - np.sqrt(np.maximum(disc, 0))) / (2 * a)
+    t = np.where((a > 1e-12) & (disc >= 0) & (t >= 0), t, np.inf)
+    return np.where(c <= 0, 0.0, t)
+
+
+def conflict_type(angle_deg: float) -> str:
+    """SSAM's classes from the angle between the two headings (NaN: one of them stands)."""
+    if not np.isfinite(angle_deg):
+        return "one standing"
+    return "rear-end" if angle_deg < 30 else "angled" if angle_deg < 85 else "crossing" if angle_deg < 150 else "head-on"
+
+
 def _iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     """(P,) IoU of box pairs (P, 4) xyxy."""
     w = np.clip(np.minimum(a[:, 2], b[:, 2]) - np.maximum(a[:, 0], b[:, 0]), 0, None)
@@ -91,6 +117,12 @@ class ConflictMonitor:
         self.calibrate = calibrate  # (kind, raw shares) -> the probabilities alerts carry
         self.rule = rule or PairRule(["all"])
         self._overlap: dict[tuple[int, int], list[int]] = {}  # near pair -> [frames seen together, frames overlapping]
+        self.serious_ttc_s, self.serious_pet_s = 1.5, 1.0  # DOCTOR: serious below either
+        self.metric = False  # distances in metres and speeds in km/h (a camera), else body heights (per second)
+        self._approach: dict[tuple[int, int], tuple[float, float]] = {}  # pair -> (time, smallest TTC lately)
+        self._announced: dict[tuple[int, int], tuple[float, float]] = {}  # pair -> (alert time, probability)
+        self._classes: dict[int, str] = {}
+        self.rows: list[list[str]] = []  # conflicts.csv
         self._active: dict[tuple[int, int], float] = {}  # predicted pair -> alert expiry
         self._hist: dict[int, deque] = {}  # track -> (t, x, y) over the last pet_max_s
         self._open: dict[tuple[int, int], list[float]] = {}  # pair -> [min distance, t at min, min PET]
@@ -124,6 +156,7 @@ class ConflictMonitor:
             marks.append(ConflictMark(a, b, float(ttc[p]), float(mean_d[p].min()), foot_px[[i[p], j[p]]]))
             if (a, b) not in self._active:
                 self._active[(a, b)] = t + horizon_s
+                self._announced[(a, b)] = (t, float(said[p]))
                 events.append(Event(frame, t, a, "conflict_predicted", "", other_id=b, eta_s=float(ttc[p]),
                                     probability=float(said[p]), distance=float(mean_d[p].min()),
                                     probability_raw=float(prob[p])))
@@ -187,6 +220,9 @@ class ConflictMonitor:
         side_by_side = (parallel(vel[i], vel[j]) | ((speed[i] < MIN_SPEED) & (speed[j] < MIN_SPEED))
                         | young[i] | young[j])
         dist_of = {self._key(ids[a], ids[b]): float(d) for a, b, d in zip(i, j, dist)}
+        if classes is not None:
+            self._classes.update(zip(ids.tolist(), classes))
+        self._note_approach(t, ids, pos, unit, vel, i[~side_by_side], j[~side_by_side])
         now = {self._key(ids[i[p]], ids[j[p]]): 0.0 for p in np.flatnonzero((dist < self.thr) & ~side_by_side)}
         starts = [k for k in now if k not in self._near]
         self._near = set(now)
@@ -194,17 +230,78 @@ class ConflictMonitor:
         for key, pet in self._pets(t, ids, pos, unit).items():
             if key in crossing:
                 now[key] = min(now.get(key, np.inf), pet)
+        index = {self._key(ids[a], ids[b]): (a, b) for a, b in zip(i, j)}
         for key, pet in now.items():
-            rec = self._open.setdefault(key, [np.inf, t, np.inf])
+            rec = self._open.setdefault(key, [np.inf, t, np.inf, t, np.nan, np.nan, np.nan, np.nan])
             if dist_of.get(key, np.inf) < rec[0]:
                 rec[0], rec[1] = dist_of[key], t
+            if np.isnan(rec[4]) or dist_of.get(key, np.inf) <= rec[0]:
+                rec[4:8] = self._motion(key, index[key], ids, vel)
             rec[2] = min(rec[2], pet)
         ended = [k for k in self._open if k not in now]
         events = [Event(frame, self._open[k][1], k[0], "conflict", "", other_id=k[1], eta_s=self._open[k][2],
                         distance=self._open[k][0]) for k in ended]
         for k in ended:
-            del self._open[k]
+            self._row(k, self._open.pop(k), t)
+        self._forget(t)
         return events, starts
+
+    def _motion(self, key: tuple[int, int], ab: tuple[int, int], ids: np.ndarray, vel: np.ndarray) -> list[float]:
+        """[speed of key[0], speed of key[1], relative speed, angle between headings (NaN: one stands)]."""
+        a, b = ab if int(ids[ab[0]]) == key[0] else (ab[1], ab[0])
+        va, vb = vel[a], vel[b]
+        sa, sb = float(np.hypot(*va)), float(np.hypot(*vb))
+        angle = float(np.degrees(np.arccos(np.clip(va @ vb / (sa * sb), -1, 1)))) if min(sa, sb) >= MIN_SPEED \
+            else float("nan")
+        return [sa, sb, float(np.hypot(*(va - vb))), angle]
+
+    def _note_approach(self, t: float, ids: np.ndarray, pos: np.ndarray, unit: np.ndarray, vel: np.ndarray,
+                       i: np.ndarray, j: np.ndarray) -> None:
+        """The smallest time to collision of each pair on its way to an encounter, with its speeds and angle.
+        Collision here is the foot points within half the conflict distance (0.5 m with a camera): object
+        extents are not modelled yet."""
+        if not len(i):
+            return
+        scale = ((unit[i] + unit[j]) / 2)[:, None]
+        rel = (pos[j] - pos[i]) / scale
+        ttc = ttc_to(self.thr / 2, rel, vel[j] - vel[i])
+        for p in np.flatnonzero(ttc < 2 * self.pet_max_s + 1.0):
+            key = self._key(ids[i[p]], ids[j[p]])
+            old = self._approach.get(key)
+            if old is not None and t - old[0] <= self.pet_max_s and old[1] <= ttc[p]:
+                continue
+            self._approach[key] = (t, float(ttc[p]))
+
+    def _row(self, key: tuple[int, int], rec: list[float], end: float) -> None:
+        """One conflicts.csv row for an encounter that ended."""
+        start = rec[3]
+        app = self._approach.get(key)
+        ttc = app[1] if app is not None and start - app[0] <= self.pet_max_s + 1.0 else np.inf
+        sa, sb, dv, angle = rec[4:8]  # at the closest moment
+        pet = rec[2]
+        severity = "serious" if ttc < self.serious_ttc_s or pet < self.serious_pet_s else "potential"
+        alert = self._announced.get(key)
+        pred = alert if alert is not None and 0 <= start - alert[0] <= 2 * self.pet_max_s + 1.0 else None
+        kmh = 3.6 if self.metric else 1.0
+
+        def num(v: float, nd: int = 3) -> str:
+            return f"{v:.{nd}f}" if np.isfinite(v) else ""
+
+        self.rows.append([str(key[0]), str(key[1]), self._classes.get(key[0], ""), self._classes.get(key[1], ""),
+                          num(start), num(end), num(rec[0]), num(pet), num(ttc), num(sa * kmh, 2), num(sb * kmh, 2),
+                          num(dv * kmh, 2), num(angle, 1), conflict_type(angle), severity,
+                          "" if pred is None else num(pred[1]), "" if pred is None else num(start - pred[0]),
+                          "m" if self.metric else "bh", "km/h" if self.metric else "bh/s"])
+        if len(self.rows) > MAX_ROWS:
+            del self.rows[0]
+
+    def _forget(self, t: float) -> None:
+        """Approach and alert memories of pairs long past, and classes of tracks no longer remembered: bounded."""
+        keep = 2 * self.pet_max_s + 5.0
+        self._approach = {k: v for k, v in self._approach.items() if t - v[0] <= keep or k in self._open}
+        self._announced = {k: v for k, v in self._announced.items() if t - v[0] <= keep or k in self._open}
+        if len(self._classes) > 4 * max(len(self._hist), 1) + 100:
+            self._classes = {k: v for k, v in self._classes.items() if k in self._hist}
 
     def _velocity(self, tid: int, t: float, over_s: float = 0.5) -> tuple[float, float]:
         """Displacement over about the last `over_s` seconds / time (0 with less than half of that: over a frame

@@ -17,7 +17,8 @@ import numpy as np
 
 from pipeline.core.config import EventsConfig
 from pipeline.events.calibration import Camera, CalibrationReport, GroundMotion, camera_from_config
-from pipeline.events.conflicts import ConflictMonitor, PairRule
+from pipeline.core.tables import write_csv_atomic
+from pipeline.events.conflicts import CONFLICT_COLUMNS, ConflictMonitor, PairRule
 from pipeline.events.counts import TrafficCounts
 from pipeline.events.reliability import ProbabilityCalibrator, ReliabilitySettings
 from pipeline.events.scoring import AlertScorer, key_of
@@ -55,6 +56,8 @@ class EventEngine:
         self.zones = ZoneMonitor(zones, lines, cfg.alert_probability, max(forget_s, STATE_FORGET_S), said, hyst)
         thr = cfg.conflict_distance_m if self.camera else cfg.conflict_distance_bh
         self.conflicts = ConflictMonitor(thr, cfg.pet_max_s, cfg.alert_probability, said, PairRule(cfg.conflict_pairs))
+        self.conflicts.metric = self.camera is not None
+        self.conflicts.serious_ttc_s, self.conflicts.serious_pet_s = cfg.serious_ttc_s, cfg.serious_pet_s
         self.motion = GroundMotion(cfg.speed_window_s, forget_s, 2 * cfg.hysteresis_m) if self.camera else None
         self.scorer = AlertScorer(cfg.score_tolerance_s, self.reliability)
         self.static = Overlay(tuple((z.name, to_pixels(z.polygon, self.camera, z.name)) for z in zones),
@@ -188,6 +191,10 @@ class EventEngine:
 
     def write_scores(self, path: Path) -> None:
         self.scorer.write(path)
+
+    def write_conflicts(self, path: Path) -> None:
+        """conflicts.csv: one row per encounter that ended, with its indicators."""
+        write_csv_atomic(path, CONFLICT_COLUMNS, self.conflicts.rows)
 
     def write_counts(self, path: Path) -> None:
         """counts.csv: every interval so far and the totals (only with lines or zones)."""

@@ -24,6 +24,7 @@ SCORE_COLUMNS = ["event", "name", "alerts", "hits", "precision", "real_events", 
                  *(f"{c}_{round(lo * 100)}_{round(hi * 100)}" for lo, hi in BINS
                    for c in ("alerts", "probability", "came_true"))]
 PREDICTED_OF = {real: predicted for predicted, real in REAL_OF.items()}
+CONFIRM_S = 1.0  # a real crossing is reported when the foot point is past the band, up to about this much later
 Key = tuple  # (real kind, track, zone/line name) or ("conflict", a, b)
 
 
@@ -97,9 +98,10 @@ class AlertScorer:
         return [self.tallies.setdefault((kind, n), Tally()) for n in sorted({"*", name or "*"})]
 
     def add_alert(self, e: Event, horizon_s: float) -> None:
-        self._pending.append((e.time_s + horizon_s + self.tol, e, horizon_s))
+        # scored once a real event dated within the window has had time to be confirmed past the hysteresis band
+        self._pending.append((e.time_s + horizon_s + self.tol + CONFIRM_S, e, horizon_s))
         self._issued.setdefault(key_of(e), deque()).append((e.time_s, horizon_s))
-        self._keep_s = max(self._keep_s, horizon_s + self.tol)
+        self._keep_s = max(self._keep_s, horizon_s + self.tol + CONFIRM_S)
 
     def add_real(self, key: Key, kind: str, name: str, when: float, forecastable: bool) -> None:
         """A real entry / crossing / proximity start; `forecastable`: its track(s) had forecasts before it."""

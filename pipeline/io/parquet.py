@@ -20,7 +20,7 @@ import pyarrow.parquet as pq
 from pipeline.core.errors import UserError
 
 FORMATS = ("csv", "parquet", "both")
-CONVERTED = ("tracks", "predictions", "events", "counts")  # the per-frame tables (forecast_scores.csv is a small summary)
+CONVERTED = ("tracks", "predictions", "events", "counts", "conflicts")  # the per-frame tables (forecast_scores.csv is a small summary)
 
 _I, _F, _S = pa.int64(), pa.float64(), pa.string()
 # column -> (type, unit); units: px of the input video, s, m, m/s, "1" for a plain ratio, "" for names and ids
@@ -45,6 +45,14 @@ COLUMNS: dict[str, dict[str, tuple[pa.DataType, str]]] = {
         "period": (_S, ""), "start_s": (_F, "s"), "end_s": (_F, "s"), "kind": (_S, ""), "name": (_S, ""),
         "class_name": (_S, ""), "direction": (_S, ""), "count": (_I, ""), "occupancy_max": (_I, ""),
         "dwell_median_s": (_F, "s"), "dwell_p90_s": (_F, "s"),
+    },
+    "conflicts": {
+        "track_a": (_I, ""), "track_b": (_I, ""), "class_a": (_S, ""), "class_b": (_S, ""), "start_s": (_F, "s"),
+        "end_s": (_F, "s"), "min_distance": (_F, "m, or body heights without --camera"), "pet_s": (_F, "s"),
+        "min_ttc_s": (_F, "s"), "speed_a": (_F, "km/h, or body heights/s"), "speed_b": (_F, "km/h, or body heights/s"),
+        "delta_v": (_F, "km/h, or body heights/s"), "angle_deg": (_F, "deg"), "type": (_S, ""), "severity": (_S, ""),
+        "predicted_probability": (_F, "1"), "predicted_lead_s": (_F, "s"), "distance_unit": (_S, ""),
+        "speed_unit": (_S, ""),
     },
 }
 

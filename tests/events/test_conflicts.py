@@ -92,3 +92,35 @@ def test_bad_conflict_pairs_are_refused_in_one_line():
     for bad in (["car"], ["-person"], []):
         with pytest.raises(UserError, match="events.conflict_pairs"):
             EventsConfig(conflict_pairs=bad)
+
+
+def _encounter(a_path, b_path, classes=("car", "person"), steps: int = 60, fps: float = 10.0) -> list[list[str]]:
+    """Replay two road users (position functions of t, metres) through real(); conflicts.csv's rows."""
+    mon = ConflictMonitor(1.0, 2.0, 0.5, rule=PairRule(["all"]))
+    mon.metric = True
+    for k in range(steps):
+        t = k / fps
+        pos = np.array([a_path(t), b_path(t)], float)
+        mon.real(k, t, np.array([1, 2]), pos, np.ones(2), list(classes), np.column_stack([pos - 0.2, pos + 0.2]))
+    return mon.rows
+
+
+def test_conflicts_csv_indicators_on_encounters_with_known_answers():
+    from pipeline.events.conflicts import CONFLICT_COLUMNS
+
+    # crossing at right angles: a car at 10 m/s east passes (10, 0) at t=1 s, a person at 1.5 m/s north reaches
+    # it at t=2 s: PET about 1 s minus the time to cover the 1 m radius, speeds 36 and 5.4 km/h, 90 degrees
+    rows = _encounter(lambda t: (10 * t, 0.0), lambda t: (10.0, 1.5 * (t - 2.0)))
+    assert len(rows) == 1
+    r = dict(zip(CONFLICT_COLUMNS, rows[0]))
+    assert (r["class_a"], r["class_b"], r["type"]) == ("car", "person", "crossing")
+    assert float(r["speed_a"]) == pytest.approx(36.0, abs=1.0) and float(r["speed_b"]) == pytest.approx(5.4, abs=0.5)
+    assert float(r["angle_deg"]) == pytest.approx(90, abs=5) and 0.2 < float(r["pet_s"]) < 1.0
+    assert r["severity"] == "serious" and r["speed_unit"] == "km/h"
+    # head-on: 2 m/s each towards each other, 0.3 m apart sideways: TTC to within 0.5 m falls below 1.5 s
+    rows = _encounter(lambda t: (2 * t, 0.0), lambda t: (12 - 2 * t, 0.3), classes=("bicycle", "person"))
+    r = dict(zip(CONFLICT_COLUMNS, rows[0]))
+    assert r["type"] == "head-on" and float(r["min_ttc_s"]) < 0.5 and float(r["min_distance"]) < 0.35
+    assert float(r["delta_v"]) == pytest.approx(14.4, abs=1.0)
+    # side by side at the same speed, 0.8 m apart: no conflict at all
+    assert _encounter(lambda t: (1.5 * t, 0.0), lambda t: (1.5 * t, 0.8)) == []
