@@ -561,6 +561,64 @@ def cmd_bench_forecast(a: argparse.Namespace) -> int:
     return 0
 
 
+def _eval_events_parser(sub: argparse._SubParsersAction) -> None:
+    from pipeline.learning.datasets import FORMATS
+
+    p = sub.add_parser(
+        "eval-events", help="score predicted conflicts (and zone / line alerts) on trajectory data",
+        description="Replay a data set's trajectories in time order, at their own rate, through the same "
+        "forecast -> events code as track (metric data: events in metres), once with --predictor and once with cv, "
+        "and score each run's alerts against the events found afterwards in the real trajectories by the same "
+        "definitions: precision, recall (real events announced at least --min-lead seconds before), median lead "
+        "and the time-to-event error.",
+    )
+    p.add_argument("--data", required=True, help="data file, folder or archive")
+    p.add_argument("--format", required=True, choices=FORMATS, help="data format (labels become classes: DUT's "
+                   "veh a car, ped a person)")
+    p.add_argument("--zones", help="zones/lines YAML in the data's units (metres for metric data)")
+    p.add_argument("--predictor", choices=["auto", "lstm", "cv", "kalman"], help="forecaster (default from config)")
+    p.add_argument("--config", default=str(DEFAULT_CONFIG), help="YAML whose predictor: and events: sections apply")
+    p.add_argument("--minutes", type=float, help="only the first minutes of each recording")
+    p.add_argument("--min-lead", type=float, default=0.5, help="seconds of lead an announcement needs (default 0.5)")
+    p.add_argument("--json", help="also write the numbers to this JSON file")
+
+
+def cmd_eval_events(a: argparse.Namespace) -> int:
+    import dataclasses
+    import json
+
+    from pipeline.core.config import EventsConfig, PredictorConfig, ZonesFileConfig, from_dict, load_yaml
+    from pipeline.core.errors import UserError
+    from pipeline.learning.datasets import load
+    from pipeline.learning.event_eval import EvalSettings, evaluate_events, format_table
+
+    if a.minutes is not None and not a.minutes > 0:
+        raise UserError(f"--minutes must be > 0, got {a.minutes}")
+    if not a.min_lead >= 0:
+        raise UserError(f"--min-lead must be >= 0 seconds, got {a.min_lead}")
+    if a.json and not Path(a.json).expanduser().parent.is_dir():
+        raise UserError(f"--json {a.json}: its folder does not exist; create it or pick another path")
+    _input_paths(a.data, a.config, a.zones)
+    data = load_yaml(a.config)
+    pcfg = from_dict(PredictorConfig, data.get("predictor"), "predictor.")
+    if a.predictor:
+        pcfg = dataclasses.replace(pcfg, kind=a.predictor)
+    ecfg = from_dict(EventsConfig, data.get("events"), "events.")
+    if a.zones:
+        z = _side_file(a.zones, ZonesFileConfig, "--zones")
+        ecfg = dataclasses.replace(ecfg, zones=z.zones, lines=z.lines)
+    trajs = load(a.format, a.data, "all")
+    if not trajs:
+        raise UserError(f"no trajectories in {a.data}; check --format")
+    settings = EvalSettings(pcfg, ecfg, a.minutes, a.min_lead)
+    res = evaluate_events(trajs, settings, lambda m: print(m, file=sys.stderr, flush=True))
+    print(format_table(res, a.min_lead))
+    if a.json:
+        Path(a.json).expanduser().write_text(json.dumps(res, indent=1), encoding="utf-8")
+        print(f"wrote {a.json}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = _OneLineParser(prog="run.py", description="Video trajectory prediction: YOLO + tracker + LSTM.")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -572,6 +630,7 @@ def build_parser() -> argparse.ArgumentParser:
     _train_parser(sub)
     _eval_parser(sub)
     _bench_forecast_parser(sub)
+    _eval_events_parser(sub)
     return parser
 
 
@@ -581,7 +640,8 @@ def main(argv: list[str] | None = None) -> int:
     sys.excepthook = _masked_excepthook
     args = build_parser().parse_args(argv)
     handlers = {"track": cmd_track, "live": cmd_live, "bench": cmd_bench, "train": cmd_train, "eval": cmd_eval,
-                "bench-forecast": cmd_bench_forecast, "batch": cmd_batch, "calibrate": cmd_calibrate}
+                "bench-forecast": cmd_bench_forecast, "batch": cmd_batch, "calibrate": cmd_calibrate,
+                "eval-events": cmd_eval_events}
     try:
         return handlers[args.command](args)
     except UserError as exc:

@@ -46,6 +46,7 @@ class Tally:
     raw_sum: float = 0.0  # the same for the raw share of sample paths (before probability recalibration)
     brier_raw_sum: float = 0.0
     bins: list[list[float]] = field(default_factory=lambda: [[0, 0.0, 0] for _ in BINS])  # alerts, prob sum, true
+    leads: list[float] = field(default_factory=list)  # hits: how long before the real event the alert came (bounded)
 
     def add_scored(self, probability: float, raw: float, came_true: bool) -> None:
         """One scored alert in the probability tallies (Brier score and reliability bins)."""
@@ -83,8 +84,10 @@ def key_of(e: Event) -> Key:
 class AlertScorer:
     """Scores predicted events against the real ones as the stream goes."""
 
-    def __init__(self, tolerance_s: float, reliability: ProbabilityCalibrator | None = None) -> None:
+    def __init__(self, tolerance_s: float, reliability: ProbabilityCalibrator | None = None,
+                 min_lead_s: float = 0.0) -> None:
         self.tol = tolerance_s
+        self.min_lead_s = min_lead_s  # a real event counts as announced only by an alert at least this much before it
         self.reliability = reliability  # learns from every scored alert (its raw probability and the outcome)
         self._pending: deque[tuple[float, Event, float]] = deque()  # (due time, alert, horizon)
         self._real: dict[Key, deque[float]] = {}  # key -> real event times (recent)
@@ -106,7 +109,8 @@ class AlertScorer:
     def add_real(self, key: Key, kind: str, name: str, when: float, forecastable: bool) -> None:
         """A real entry / crossing / proximity start; `forecastable`: its track(s) had forecasts before it."""
         self._real.setdefault(key, deque()).append(when)
-        announced = any(t0 <= when + 1e-9 and when <= t0 + h + self.tol for t0, h in self._issued.get(key, ()))
+        announced = any(t0 <= when - self.min_lead_s + 1e-9 and when <= t0 + h + self.tol
+                        for t0, h in self._issued.get(key, ()))
         for tl in self._tally(kind, name):
             tl.real += 1
             tl.forecastable += forecastable
@@ -136,6 +140,8 @@ class AlertScorer:
             tl.add_scored(said, raw, bool(real))
             if real:
                 tl.hits += 1
+                if len(tl.leads) < 100_000:
+                    tl.leads.append(real[0] - e.time_s)
                 err = real[0] - (e.time_s + (e.eta_s or 0.0))
                 tl.eta_abs += abs(err)
                 tl.eta_signed += err
