@@ -1,9 +1,9 @@
 """Spreads and alert probabilities through the product's own code on long streams: trajectory sources as cameras.
 
 Each held-out trajectory source (its busiest scene, the first `--minutes` of it) is replayed frame by frame as
-a camera would deliver it, through exactly what `track` runs after the tracker: TrackHistory ->
-SelfScoringForecaster (`--predictor auto`, forecasts at the 0.4 s step) -> EventEngine. Metric points become
-boxes 1 body height (1.7 m = 170 px) tall, standing on the point. Two lines are placed across the scene's main
+a camera would deliver it, through exactly what `track` runs after the tracker (`pipeline.learning.replay`, as
+`run.py eval-events` does): TrackHistory -> SelfScoringForecaster (`--predictor auto`, forecasts at the 0.4 s
+step) -> EventEngine. Metric points become 1.7 m boxes standing on the point, with a camera back to metres. Two lines are placed across the scene's main
 walking direction (the principal axis of its displacements, at the 35th and 65th percentiles along it), so
 there are crossings to announce. Each source runs twice: recalibration on (spreads and alert probabilities,
 the defaults) and off (the trained spread, the raw share of sample paths).
@@ -27,68 +27,41 @@ import numpy as np
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from pipeline.core.config import EventsConfig, HistoryConfig, LineConfig, PredictorConfig  # noqa: E402
-from pipeline.core.types import Tracks  # noqa: E402
-from pipeline.events.engine import EventEngine  # noqa: E402
+from pipeline.core.config import EventsConfig, LineConfig, PredictorConfig  # noqa: E402
 from pipeline.events.scoring import BINS, Tally  # noqa: E402
-from pipeline.forecast.auto import SERVED, build_forecaster  # noqa: E402
-from pipeline.forecast.history import TrackHistory  # noqa: E402
+from pipeline.forecast.auto import SERVED  # noqa: E402
 from pipeline.learning.loso_bench import SOURCES, load_sources  # noqa: E402
+from pipeline.learning.replay import PX_PER_M, Recording, recordings, replay  # noqa: E402
 
-PX_PER_M = 100.0
-BODY_M = 1.7
 SKIP = ("mot15_tud", "jaad")  # too short for a stream / a moving dashcam (no fixed line to cross)
 
 
-def camera_stream(trajs: list, minutes: float) -> tuple[list[tuple[float, Tracks]], tuple[int, int]]:
-    """The busiest scene's first `minutes` as frames of Tracks (boxes in pixels), and the frame size."""
-    scenes: dict[str, list] = {}
-    for tr in trajs:
-        scenes.setdefault(tr.key.split(":")[0], []).append(tr)
-    trs = max(scenes.values(), key=lambda v: sum(len(t.times) for t in v))
-    t0 = min(float(t.times[0]) for t in trs)
-    rows = []
-    for tid, tr in enumerate(trs, start=1):
-        keep = tr.times <= t0 + 60 * minutes
-        if not keep.any():
-            continue
-        xywh = tr.xywh[keep].astype(np.float64)
-        if not tr.has_box:  # metres -> pixels, a 1.7 m tall box standing on the point
-            xywh = np.column_stack([xywh[:, 0] * PX_PER_M, xywh[:, 1] * PX_PER_M - BODY_M * PX_PER_M / 2,
-                                    np.full(len(xywh), 0.35 * BODY_M * PX_PER_M), np.full(len(xywh), BODY_M * PX_PER_M)])
-        rows += [(round(float(t), 4), tid, b) for t, b in zip(tr.times[keep], xywh)]
-    allb = np.array([r[2] for r in rows])
-    off = np.array([allb[:, 0].min() - allb[:, 2].max(), allb[:, 1].min() - allb[:, 3].max()]) - 20
-    frames: dict[float, list] = {}
-    for t, tid, b in rows:
-        frames.setdefault(t, []).append((tid, b - [off[0], off[1], 0, 0]))
-    out = []
-    for t in sorted(frames):
-        ids = np.array([r[0] for r in frames[t]])
-        b = np.array([r[1] for r in frames[t]])
-        xyxy = np.column_stack([b[:, 0] - b[:, 2] / 2, b[:, 1] - b[:, 3] / 2, b[:, 0] + b[:, 2] / 2, b[:, 1] + b[:, 3] / 2])
-        out.append((t - t0, Tracks(xyxy, np.ones(len(ids)), np.zeros(len(ids)), ids)))
-    size = (int(allb[:, 0].max() - off[0] + allb[:, 2].max() + 20), int(allb[:, 1].max() - off[1] + allb[:, 3].max() + 20))
-    return out, size
+def busiest(trajs: list, minutes: float) -> Recording:
+    """The scene with the most observations, its first `minutes`, as `track` would see it."""
+    recs = recordings(trajs, minutes)
+    return max(recs, key=lambda r: sum(len(tr) for _, tr in r.frames))
 
 
-def lines_across(frames: list[tuple[float, Tracks]], size: tuple[int, int]) -> list[LineConfig]:
-    """Two lines across the main walking direction, through the 35th and 65th percentile of foot points along it."""
+def lines_across(rec: Recording) -> list[LineConfig]:
+    """Two lines across the main walking direction, through the 35th and 65th percentile of foot points along
+    it, in the units events use for this recording (the data's metres for metric data, else pixels)."""
     last: dict[int, np.ndarray] = {}
     feet, moves = [], []
-    for _, tr in frames:
+    for _, tr in rec.frames:
         foot = np.column_stack([(tr.xyxy[:, 0] + tr.xyxy[:, 2]) / 2, tr.xyxy[:, 3]]).astype(np.float64)
+        if rec.metric:
+            foot = (foot + np.asarray(rec.offset_px)) / PX_PER_M
         for tid, f in zip(tr.track_id.tolist(), foot):
             if tid in last:
                 moves.append(f - last[tid])
             last[tid] = f
         feet.append(foot)
     pts, d = np.concatenate(feet), np.array(moves)
-    d = d[np.linalg.norm(d, axis=1) > 1e-6]
+    d = d[np.linalg.norm(d, axis=1) > 1e-9]
     u = np.linalg.eigh(d.T @ d)[1][:, -1]  # main axis of motion (sign-free)
     n = np.array([-u[1], u[0]])
     along = pts @ u
-    half = float(np.hypot(*size))
+    half = float(np.ptp(pts, axis=0).max())
     centre = pts.mean(axis=0)
     out = []
     for name, q in (("a", 35), ("b", 65)):
@@ -97,24 +70,12 @@ def lines_across(frames: list[tuple[float, Tracks]], size: tuple[int, int]) -> l
     return out
 
 
-def replay(frames: list[tuple[float, Tracks]], size: tuple[int, int], lines: list[LineConfig], on: bool) -> tuple:
-    """The served forecasts' 2 s score row and the line-crossing alerts' tally of one run."""
-    dts = np.diff([t for t, _ in frames])
-    fps = 1.0 / float(np.median(dts[dts > 0]))
-    pcfg = PredictorConfig(recalibrate=on)
-    ecfg = EventsConfig(lines=lines, recalibrate=on)
-    hist_cfg = HistoryConfig()
-    history = TrackHistory(hist_cfg, fps)
-    forecaster = build_forecaster(pcfg, max_gap_s=max(1.0, 2.5 / fps), at_steps=True)
-    events = EventEngine(ecfg, size, hist_cfg.max_lost_s)
-    for k, (t, tracks) in enumerate(frames):
-        history.update(tracks, t)
-        fc = forecaster.update(t, tracks, lambda step_s, obs_len, tr=tracks, t=t: history.windows(
-            tr.track_id, t, step_s, obs_len, size))
-        events.update(k, t, tracks, fc)
-    events.scorer.finish()
+def run(rec: Recording, lines: list[LineConfig], on: bool) -> tuple:
+    """The served forecasts' 2 s score row and the line-crossing alerts' tally of one run (both recalibrations
+    on, or both off)."""
+    forecaster, engine = replay(rec, PredictorConfig(recalibrate=on), EventsConfig(lines=lines, recalibrate=on))
     row = next(s for s in forecaster.scorer.scores() if s.predictor == SERVED and s.horizon_s == 2.0)
-    return row, events.scorer.tallies.get(("line_cross_predicted", "*"), Tally())
+    return row, engine.scorer.tallies.get(("line_cross_predicted", "*"), Tally())
 
 
 def _bins(tl: Tally) -> str:
@@ -139,15 +100,15 @@ def main() -> None:
         if a.only and src.name not in a.only:
             continue
         t0 = time.perf_counter()
-        frames, size = camera_stream(data[src.name], a.minutes)
-        lines = lines_across(frames, size)
-        (s, on), (_, off) = replay(frames, size, lines, True), replay(frames, size, lines, False)
+        rec = busiest(data[src.name], a.minutes)
+        lines = lines_across(rec)
+        (s, on), (_, off) = run(rec, lines, True), run(rec, lines, False)
         said = f"{on.prob_sum / on.alerts:.2f} / {on.raw_sum / on.alerts:.2f} / {off.raw_sum / off.alerts:.2f}" \
             if on.alerts and off.alerts else "-"
         brier = f"{on.brier_sum / on.alerts:.3f} / {on.brier_raw_sum / on.alerts:.3f} / {off.brier_raw_sum / off.alerts:.3f}" \
             if on.alerts and off.alerts else "-"
         true = f"{on.hits / on.alerts:.2f} ({off.hits / off.alerts:.2f} off)" if on.alerts and off.alerts else "-"
-        print(f"| {src.name} | {len(frames)} | {s.spread_windows} | {s.in_1sigma:.3f} / {s.in_2sigma:.3f} "
+        print(f"| {src.name} | {len(rec.frames)} | {s.spread_windows} | {s.in_1sigma:.3f} / {s.in_2sigma:.3f} "
               f"({s.in_1sigma_raw:.3f} / {s.in_2sigma_raw:.3f}) | {s.nll:.2f} ({s.nll_raw:.2f}) | {on.alerts} | {said} | "
               f"{true} | {brier} | {_bins(on)} |", flush=True)
         print(f"{src.name}: {time.perf_counter() - t0:.0f} s", file=sys.stderr, flush=True)
