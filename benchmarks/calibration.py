@@ -43,11 +43,13 @@ from pipeline.forecast.calibration import (  # noqa: E402
 )
 from pipeline.forecast.features import FeatureSpec, window_scale  # noqa: E402
 from pipeline.forecast.predictors import LSTMPredictor  # noqa: E402
-from pipeline.learning.datasets import anchor_times, concat_windows, track_windows  # noqa: E402
+from benchmarks.scene_memory_probe import SPEC as PROBE_SPEC, source_windows  # noqa: E402
 from pipeline.learning.evaluation import predict_batched, tuned_baselines  # noqa: E402
 from pipeline.learning.loso_bench import SOURCES, load_sources  # noqa: E402
 
 SPEC = FeatureSpec(step_s=0.4, obs_len=6, pred_len=5)  # the product's 2 s forecast at its 0.4 s step
+if SPEC != PROBE_SPEC:
+    raise RuntimeError("the windows come from the scene-memory probe: the two grids must agree")
 BLOCK_S = 0.4  # the calibrator is updated at every forecast step, as in a run
 MAX_WINDOWS = 20000  # per source, the first ones in time (a long source is still hours of one camera)
 VIDEOS = ROOT.parent / "shared" / "data" / "videos"
@@ -56,20 +58,11 @@ CROSSING = "yellow_crosswalk_640x360.mp4"
 
 
 def windows(trajs: list) -> tuple:
-    """Every 2 s window: observed Window, future (N, 5, 4), its time and its camera (scene)."""
-    parts, now, cam = [], [], []
-    span = SPEC.step_s * (SPEC.obs_len + SPEC.pred_len - 1)
-    for tr in trajs:
-        if len(tr.times) < 2 or tr.times[-1] - tr.times[0] < span - 1e-6:
-            continue
-        anchors = anchor_times(tr.times, SPEC)
-        win, fut, ok = track_windows(tr, anchors, SPEC)
-        if ok.any():
-            parts.append((win.take(ok), fut[ok]))
-            now += list(anchors[ok])
-            cam += [tr.key.split(":")[0]] * int(ok.sum())
-    win, fut = concat_windows(parts, SPEC)
-    now, cam = np.asarray(now), np.asarray(cam)
+    """Every 2 s window (the scene-memory probe's, on the same 0.4 s grid): observed Window, future (N, 5, 4), its
+    time and its camera (scene); the first MAX_WINDOWS in time."""
+    win, fut, now, cam = source_windows(trajs)
+    if len(fut) == 0:
+        return win, fut, now, cam
     keep = np.sort(np.argsort(now, kind="stable")[:MAX_WINDOWS])
     return win.take(keep), fut[keep], now[keep], cam[keep]
 
