@@ -47,7 +47,7 @@ class PairRule:
 
 CONFLICT_COLUMNS = ["track_a", "track_b", "class_a", "class_b", "start_s", "end_s", "min_distance", "pet_s",
                     "min_ttc_s", "speed_a", "speed_b", "delta_v", "angle_deg", "type", "severity",
-                    "predicted_probability", "predicted_lead_s", "distance_unit", "speed_unit"]
+                    "predicted_probability", "predicted_lead_s", "distance_unit", "speed_unit", "x", "y"]
 MAX_ROWS = 100_000  # conflicts.csv rows kept (the oldest go first on an endless stream)
 
 
@@ -117,6 +117,7 @@ class ConflictMonitor:
         self.calibrate = calibrate  # (kind, raw shares) -> the probabilities alerts carry
         self.rule = rule or PairRule(["all"])
         self._overlap: dict[tuple[int, int], list[int]] = {}  # near pair -> [frames seen together, frames overlapping]
+        self._pet_spot: dict[tuple[int, int], np.ndarray] = {}
         self.serious_ttc_s, self.serious_pet_s = 1.5, 1.0  # DOCTOR: serious below either
         self.metric = False  # distances in metres and speeds in km/h (a camera), else body heights (per second)
         self._approach: dict[tuple[int, int], tuple[float, float]] = {}  # pair -> (time, smallest TTC lately)
@@ -227,14 +228,20 @@ class ConflictMonitor:
         starts = [k for k in now if k not in self._near]
         self._near = set(now)
         crossing = {self._key(ids[a], ids[b]) for a, b in zip(i[~side_by_side], j[~side_by_side])}
-        for key, pet in self._pets(t, ids, pos, unit).items():
+        pets = self._pets(t, ids, pos, unit)
+        for key, pet in pets.items():
             if key in crossing:
                 now[key] = min(now.get(key, np.inf), pet)
         index = {self._key(ids[a], ids[b]): (a, b) for a, b in zip(i, j)}
         for key, pet in now.items():
-            rec = self._open.setdefault(key, [np.inf, t, np.inf, t, np.nan, np.nan, np.nan, np.nan])
+            rec = self._open.setdefault(key, [np.inf, t, np.inf, t, np.nan, np.nan, np.nan, np.nan, np.nan, np.nan])
             if dist_of.get(key, np.inf) < rec[0]:
                 rec[0], rec[1] = dist_of[key], t
+                if dist_of[key] < self.thr:  # where: the pair's midpoint when they were close ...
+                    a, b = index[key]
+                    rec[8:10] = list((pos[a] + pos[b]) / 2)
+            if pet < rec[2] and key in self._pet_spot and not rec[0] < self.thr:
+                rec[8:10] = list(self._pet_spot[key])  # ... else the spot the later one reached after the other
             if np.isnan(rec[4]) or dist_of.get(key, np.inf) <= rec[0]:
                 rec[4:8] = self._motion(key, index[key], ids, vel)
             rec[2] = min(rec[2], pet)
@@ -291,7 +298,7 @@ class ConflictMonitor:
                           num(start), num(end), num(rec[0]), num(pet), num(ttc), num(sa * kmh, 2), num(sb * kmh, 2),
                           num(dv * kmh, 2), num(angle, 1), conflict_type(angle), severity,
                           "" if pred is None else num(pred[1]), "" if pred is None else num(start - pred[0]),
-                          "m" if self.metric else "bh", "km/h" if self.metric else "bh/s"])
+                          "m" if self.metric else "bh", "km/h" if self.metric else "bh/s", num(rec[8], 2), num(rec[9], 2)])
         if len(self.rows) > MAX_ROWS:
             del self.rows[0]
 
@@ -346,7 +353,11 @@ class ConflictMonitor:
         first = np.ones(len(n), bool)
         first[1:] = (n[1:] != n[:-1]) | (own[m][1:] != own[m][:-1])
         out: dict[tuple[int, int], float] = {}
-        for a, b, pet in zip(ids[n[first]].tolist(), own[m[first]].tolist(), (t - past[m[first], 0]).tolist()):
+        self._pet_spot: dict[tuple[int, int], np.ndarray] = {}  # where the later one reached the other's path
+        for a, b, pet, k in zip(ids[n[first]].tolist(), own[m[first]].tolist(), (t - past[m[first], 0]).tolist(),
+                                n[first].tolist()):
             key = self._key(a, b)
-            out[key] = min(out.get(key, np.inf), pet)
+            if pet < out.get(key, np.inf):
+                out[key] = pet
+                self._pet_spot[key] = pos[k].copy()
         return out

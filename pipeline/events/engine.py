@@ -187,10 +187,34 @@ class EventEngine:
         out = [self.motion.summary_line()] if self.motion is not None else []
         order = [k for k in ("zone_enter", "zone_exit", "line_cross", "conflict", *PREDICTED) if self.counts[k]]
         out.append("events: " + (", ".join(f"{self.counts[k]} {k}" for k in order) or "none"))
-        return out + self.traffic.summary_lines() + self.scorer.summary_lines(served)
+        conflicts = self.conflict_summary()
+        return out + self.traffic.summary_lines() + ([conflicts] if conflicts else []) + self.scorer.summary_lines(served)
 
     def write_scores(self, path: Path) -> None:
         self.scorer.write(path)
+
+    def conflict_places(self) -> list[tuple[float, float, str]]:
+        """Each conflict so far as (pixel x, pixel y, severity): where the pair was at its closest."""
+        out = []
+        for row in self.conflicts.rows:
+            r = dict(zip(CONFLICT_COLUMNS, row))
+            if not (r["x"] and r["y"]):
+                continue
+            p = np.array([[float(r["x"]), float(r["y"])]])
+            px = self.camera.to_image(p)[0] if self.camera is not None else p[0]
+            if np.isfinite(px).all():
+                out.append((float(px[0]), float(px[1]), r["severity"]))
+        return out
+
+    def conflict_summary(self) -> str | None:
+        """e.g. `conflicts: 3 (serious 1, potential 2; crossing 2, head-on 1)`; None without any."""
+        rows = [dict(zip(CONFLICT_COLUMNS, r)) for r in self.conflicts.rows]
+        if not rows:
+            return None
+        sev = Counter(r["severity"] for r in rows)
+        kinds = Counter(r["type"] for r in rows)
+        return (f"conflicts: {len(rows)} ({', '.join(f'{k} {v}' for k, v in sorted(sev.items()))}; "
+                f"{', '.join(f'{k} {v}' for k, v in kinds.most_common())})")
 
     def write_conflicts(self, path: Path) -> None:
         """conflicts.csv: one row per encounter that ended, with its indicators."""

@@ -52,7 +52,7 @@ COLUMNS: dict[str, dict[str, tuple[pa.DataType, str]]] = {
         "min_ttc_s": (_F, "s"), "speed_a": (_F, "km/h, or body heights/s"), "speed_b": (_F, "km/h, or body heights/s"),
         "delta_v": (_F, "km/h, or body heights/s"), "angle_deg": (_F, "deg"), "type": (_S, ""), "severity": (_S, ""),
         "predicted_probability": (_F, "1"), "predicted_lead_s": (_F, "s"), "distance_unit": (_S, ""),
-        "speed_unit": (_S, ""),
+        "speed_unit": (_S, ""), "x": (_F, "m, or px without --camera"), "y": (_F, "m, or px without --camera"),
     },
 }
 

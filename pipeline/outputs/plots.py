@@ -6,6 +6,7 @@ per frame to collect (points appended, a histogram bin incremented) so a run bar
 
 from __future__ import annotations
 
+from collections import Counter
 from dataclasses import dataclass
 
 import cv2
@@ -137,6 +138,20 @@ class RunPictures:
         times = ", ".join(f"{s.time_s:.1f}" for s in moments) or "none"
         _caption(out, [f"{len(self.paths)} tracks over {self.frames} frames: solid = tracked path (ring: first seen, "
                        f"dot: last seen)", f"dashed = forecasts made at t = {times} s (white dot: where the object was)"])
+        return out
+
+    def conflict_map(self, places: list[tuple[float, float, str]]) -> np.ndarray:
+        """Where each conflict happened (the pair's midpoint at its closest) over the dimmed scene, by severity."""
+        out = _dimmed(self.background())
+        thick = max(1, round(min(out.shape[:2]) / 360))
+        colour = {"serious": (40, 40, 230), "potential": (0, 160, 255)}  # BGR: red, orange
+        for x, y, severity in places:
+            c = (int(round(x)), int(round(y)))
+            cv2.circle(out, c, 5 * thick, colour.get(severity, (200, 200, 200)), -1, cv2.LINE_AA)
+            cv2.circle(out, c, 5 * thick, (255, 255, 255), 1, cv2.LINE_AA)
+        n = Counter(s for _, _, s in places)
+        _caption(out, [f"{len(places)} conflicts where the pair was closest: red = serious ({n['serious']}), "
+                       f"orange = potential ({n['potential']})"])
         return out
 
     def heatmap(self) -> np.ndarray:

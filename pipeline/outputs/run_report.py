@@ -76,6 +76,13 @@ class RunReport:
             pictures = tuple(shade_zones(img, proc.events.static, fill=False) for img in pictures)
         pngs = {name: _encode(".png", img, [cv2.IMWRITE_PNG_COMPRESSION, 3]) for name, img in zip(PICTURES, pictures)}
         poster = _encode(".jpg", proc.annotate(self.poster), [cv2.IMWRITE_JPEG_QUALITY, 85])
+        shown = {"Every track, with forecasts made at a few moments": pngs[PICTURES[0]],
+                 "Where objects went (heatmap)": pngs[PICTURES[1]]}
+        places = proc.events.conflict_places() if proc.events is not None else []
+        if places:  # the conflict map: in the page only (conflicts.csv has every place)
+            img = shade_zones(self.pictures.conflict_map(places), proc.events.static, fill=False)
+            shown["Where conflicts happened (red: serious, orange: potential)"] = _encode(
+                ".png", img, [cv2.IMWRITE_PNG_COMPRESSION, 3])
         with run_dir.relocked(), StopFlag().installed():
             written = [_save(run_dir.file(name), data) for name, data in pngs.items()]
             report = run_dir.file(REPORT)
@@ -83,8 +90,7 @@ class RunReport:
                 source=str(source), summary_lines=[ln for ln in summary_lines if not ln.startswith("wrote ")],
                 class_counts=self.pictures.class_counts(proc.detector.names),
                 scores_csv=run_dir.path / "forecast_scores.csv",
-                pictures={"Every track, with forecasts made at a few moments": pngs[PICTURES[0]],
-                          "Where objects went (heatmap)": pngs[PICTURES[1]]},
+                pictures=shown,
                 poster_jpeg=poster, video=video, config_yaml=_config_yaml(proc.cfg),
                 files=list(run_dir.files), event_scores_csv=run_dir.path / "event_scores.csv",
                 counts_csv=run_dir.path / "counts.csv", events_csv=run_dir.path / "events.csv")

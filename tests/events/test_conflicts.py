@@ -124,3 +124,11 @@ def test_conflicts_csv_indicators_on_encounters_with_known_answers():
     assert float(r["delta_v"]) == pytest.approx(14.4, abs=1.0)
     # side by side at the same speed, 0.8 m apart: no conflict at all
     assert _encounter(lambda t: (1.5 * t, 0.0), lambda t: (1.5 * t, 0.8)) == []
+
+
+def test_each_conflict_says_where_it_happened():
+    from pipeline.events.conflicts import CONFLICT_COLUMNS
+
+    rows = _encounter(lambda t: (10 * t, 0.0), lambda t: (10.0, 1.5 * (t - 2.0)))
+    r = dict(zip(CONFLICT_COLUMNS, rows[0]))
+    assert 8.0 < float(r["x"]) < 12.0 and abs(float(r["y"])) < 1.5  # around the crossing point (10, 0)

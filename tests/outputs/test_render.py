@@ -143,3 +143,13 @@ def test_the_cone_is_the_80_percent_region_of_the_published_spread():
     wide = Annotator({0: "person"}).draw(image, tracks, trails, heavy)
     tinted = [(np.abs(img.astype(int) - GREY).sum(axis=2) > 3).sum() for img in (gauss, wide)]
     assert tinted[1] > tinted[0]  # heavier tails (std2 = 3 std): a wider 80 % region
+
+
+def test_the_conflict_map_marks_each_place_by_severity():
+    from pipeline.outputs.plots import RunPictures
+
+    pics = RunPictures((320, 240))
+    pics.add_image(0, np.full((240, 320, 3), 90, np.uint8))
+    out = pics.conflict_map([(100.0, 120.0, "serious"), (220.0, 60.0, "potential")])
+    assert _is(out[120, 100], (40, 40, 230), 10) and _is(out[60, 220], (0, 160, 255), 10)
+    assert not _is(out[200, 40], (40, 40, 230), 60)
