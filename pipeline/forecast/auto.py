@@ -165,6 +165,8 @@ class SelfScoringForecaster:
         self._held_at = time_s
         self._held_from = dict(zip(tracks.track_id.tolist(), tracks.centers))  # where each track was
         raw, scale = self._forecast_all(windows)
+        cal = self.calibrator  # scored for their spread only once every member's is recalibrated at every step
+        warm = cal is None or all(cal.warm(n, len(f.t_future_s)) for n, f in raw.items())
         fcs = {n: self._publish(n, f) for n, f in raw.items()}
         raw_std = {n: f.std for n, f in raw.items()}
         if self.selector is None:
@@ -178,7 +180,7 @@ class SelfScoringForecaster:
         if young is not None:
             fcs[YOUNG], raw_std[YOUNG] = self._publish(YOUNG, young), young.std
             served = serve(["served", YOUNG], {"served": served, YOUNG: fcs[YOUNG]}, tracks.track_id)
-        self.scorer.update(time_s, tracks, fcs, scale, raw_std)
+        self.scorer.update(time_s, tracks, fcs, scale, raw_std, warm)
         self._held = served
         return self._held
 

@@ -158,7 +158,6 @@ class ForecastScorer:
         self.names = list(names)
         self.extra = list(extra)  # forecasts only fed to the calibrator (e.g. young tracks'), not in the tables
         self.calibrator = calibrator
-        self._cal_names = set(self.names) - {"auto"}  # auto serves its members' spreads: warm when they all are
         self.horizons = tuple(float(h) for h in horizons_s)
         self.max_gap_s = max_gap_s
         self._pending: deque[_Pending] = deque(maxlen=max_pending)
@@ -177,16 +176,15 @@ class ForecastScorer:
         return len(self._pending)
 
     def update(self, time_s: float, tracks: Tracks, forecasts: Mapping[str, Forecasts], scale: TrackScale,
-               raw_std: Mapping[str, np.ndarray | None] | None = None) -> None:
+               raw_std: Mapping[str, np.ndarray | None] | None = None, warm: bool = True) -> None:
         """Score what this frame's tracks make observable, then hold this frame's forecasts.
 
         `raw_std`: each forecast's trained spread (rows as its forecast's) when `forecasts` carry recalibrated
-        ones; without it the written std is taken as the trained one."""
+        ones; without it the written std is taken as the trained one. `warm`: every predictor's spread was past
+        its recalibration warm-up when these forecasts were made (their spreads are scored only then)."""
         if self._prev is not None and time_s < self._prev[0] - EPS_S:  # time went back: a new stream
             self._pending.clear()
             self._prev = None
-        cal = self.calibrator  # whether the spreads were recalibrated is what they were made with: before observing
-        warm = cal is None or all(cal.warm(n, len(f.t_future_s)) for n, f in forecasts.items() if n in self._cal_names)
         self._observe(time_s, tracks)
         rec = self._record(time_s, forecasts, scale, raw_std or {})
         if rec is not None:

@@ -46,8 +46,9 @@ def _stream(noise, claimed: float, recalibrate: bool, frames: int = 400, seed: i
         truth = start[:, None] + vel[:, None] * (t + t_future)[None, :, None]
         centers = truth + np.stack([noise(rng, N) * math.sqrt(tf) for tf in t_future], axis=1)
         raw = Forecasts(ids, t_future, centers, std=np.full((N, 2, 2), claimed) * np.sqrt(t_future)[None, :, None])
+        warm = cal is None or cal.warm("m", len(t_future))  # as the forecaster tells it: spreads scored once warm
         fc = cal.apply("m", raw) if cal is not None else gaussian_regions(raw)
-        scorer.update(t, tracks, {"m": fc}, TrackScale(ids, np.full(N, H)), {"m": raw.std})
+        scorer.update(t, tracks, {"m": fc}, TrackScale(ids, np.full(N, H)), {"m": raw.std}, warm)
     return scorer
 
 
