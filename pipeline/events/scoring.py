@@ -11,7 +11,7 @@ Memory is bounded: only alerts whose horizon has not passed, and real events wit
 from __future__ import annotations
 
 from collections import deque
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 
 from pipeline.core.tables import write_csv_atomic
@@ -24,6 +24,7 @@ SCORE_COLUMNS = ["event", "name", "alerts", "hits", "precision", "real_events", 
                  *(f"{c}_{round(lo * 100)}_{round(hi * 100)}" for lo, hi in BINS
                    for c in ("alerts", "probability", "came_true"))]
 PREDICTED_OF = {real: predicted for predicted, real in REAL_OF.items()}
+LEADS_KEPT = 100_000  # alert leads kept per tally for the median (bounded on endless streams)
 CONFIRM_S = 1.0  # a real crossing is reported when the foot point is past the band, up to about this much later
 Key = tuple  # (real kind, track, zone/line name) or ("conflict", a, b)
 
@@ -59,6 +60,18 @@ class Tally:
                 b[0] += 1
                 b[1] += probability
                 b[2] += came_true
+
+    def add(self, other: Tally) -> None:
+        """Fold another tally of the same kind into this one (e.g. several recordings' into one)."""
+        for f in fields(self):
+            mine, theirs = getattr(self, f.name), getattr(other, f.name)
+            if f.name == "bins":
+                for b, o in zip(mine, theirs):
+                    b[:] = [x + y for x, y in zip(b, o)]
+            elif f.name == "leads":
+                mine += theirs[:max(0, LEADS_KEPT - len(mine))]
+            else:
+                setattr(self, f.name, mine + theirs)
 
     def row(self, kind: str, name: str) -> list[str]:
         def ratio(a: float, b: float) -> str:
@@ -140,7 +153,7 @@ class AlertScorer:
             tl.add_scored(said, raw, bool(real))
             if real:
                 tl.hits += 1
-                if len(tl.leads) < 100_000:
+                if len(tl.leads) < LEADS_KEPT:
                     tl.leads.append(real[0] - e.time_s)
                 err = real[0] - (e.time_s + (e.eta_s or 0.0))
                 tl.eta_abs += abs(err)

@@ -83,10 +83,7 @@ def nll(err: np.ndarray, std: np.ndarray, std2: np.ndarray | None = None) -> np.
     """Negative log-likelihood (...,) of offsets `err` (..., 2) under the published distribution: the bivariate t
     of the two regions, or the Gaussian of `std` alone (std2 None). Units are those of the inputs."""
     std = np.maximum(std, MIN_STD)
-    if std2 is None:
-        z2 = ((err / std) ** 2).sum(-1)
-        return np.log(2 * np.pi * std[..., 0] * std[..., 1]) + 0.5 * z2
-    scale, nu = t_params(std, std2)
+    scale, nu = t_params(std, 2 * std if std2 is None else std2)  # 2:1 is the Gaussian (nu inf)
     d2 = ((err / scale) ** 2).sum(-1)
     gauss = ~np.isfinite(nu)
     n = np.where(gauss, 1.0, nu)
@@ -102,9 +99,8 @@ def inside(err: np.ndarray, axes: np.ndarray) -> np.ndarray:
 def region(std: np.ndarray, std2: np.ndarray | None, level: float) -> np.ndarray:
     """Semi-axes (..., 2) of the ellipse that holds `level` of true positions under the published distribution
     (a Gaussian of std when std2 is None)."""
-    if std2 is None:
-        return np.asarray(std) * math.sqrt(-2.0 * math.log(1.0 - level))
-    scale, nu = t_params(std, std2)
+    std = np.maximum(std, MIN_STD)
+    scale, nu = t_params(std, 2 * std if std2 is None else std2)  # 2:1 is the Gaussian (nu inf)
     return scale * np.sqrt(_d2_at(level, nu))[..., None]
 
 

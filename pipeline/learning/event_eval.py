@@ -35,12 +35,6 @@ class EvalSettings:
     min_lead_s: float = 0.5
 
 
-def _merge(into: Tally, tl: Tally) -> None:
-    for k in ("alerts", "hits", "real", "forecastable", "detected", "eta_abs", "eta_signed", "unscored", "announced"):
-        setattr(into, k, getattr(into, k) + getattr(tl, k))
-    into.leads += tl.leads
-
-
 def _row(tl: Tally) -> dict[str, Any]:
     def ratio(a: float, b: float) -> float | None:
         return round(a / b, 3) if b else None
@@ -62,7 +56,7 @@ def evaluate_events(trajs: list[Trajectory], s: EvalSettings, log: Callable[[str
         for rec in recs:
             _, engine = replay(rec, replace(s.predictor, kind=kind), s.events, min_lead_s=s.min_lead_s)
             for k in KINDS:
-                _merge(totals[k], engine.scorer.tallies.get((k, "*"), Tally()))
+                totals[k].add(engine.scorer.tallies.get((k, "*"), Tally()))
             log(f"{kind}: {rec.name} ({len(rec.frames)} frames)")
         out[kind] = {k: _row(tl) for k, tl in totals.items() if tl.alerts or tl.real}
     return out
