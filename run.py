@@ -445,6 +445,14 @@ def _eval_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--json", help="also write the numbers to this JSON file")
 
 
+def _check_json_path(path: str | None) -> None:
+    """A --json output must go to a folder that exists (checked before any work is done)."""
+    from pipeline.core.errors import UserError
+
+    if path and not Path(path).expanduser().parent.is_dir():
+        raise UserError(f"--json {path}: its folder does not exist; create it or pick another path")
+
+
 def _check_eval_numbers(a: argparse.Namespace) -> None:
     """Numbers on eval's command line, checked before any data is read."""
     import math
@@ -457,8 +465,7 @@ def _check_eval_numbers(a: argparse.Namespace) -> None:
         raise UserError(f"--obs must be >= 2 observed steps, got {a.obs}")
     if a.pred is not None and a.pred < 1:
         raise UserError(f"--pred must be >= 1 predicted step, got {a.pred}")
-    if a.json and not Path(a.json).expanduser().parent.is_dir():
-        raise UserError(f"--json {a.json}: its folder does not exist; create it or pick another path")
+    _check_json_path(a.json)
 
 
 def cmd_eval(a: argparse.Namespace) -> int:
@@ -596,8 +603,7 @@ def cmd_eval_events(a: argparse.Namespace) -> int:
         raise UserError(f"--minutes must be > 0, got {a.minutes}")
     if not a.min_lead >= 0:
         raise UserError(f"--min-lead must be >= 0 seconds, got {a.min_lead}")
-    if a.json and not Path(a.json).expanduser().parent.is_dir():
-        raise UserError(f"--json {a.json}: its folder does not exist; create it or pick another path")
+    _check_json_path(a.json)
     _input_paths(a.data, a.config, a.zones)
     data = load_yaml(a.config)
     pcfg = from_dict(PredictorConfig, data.get("predictor"), "predictor.")

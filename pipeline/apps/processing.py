@@ -15,7 +15,7 @@ import numpy as np
 from pipeline.core.config import DetectorConfig, TrackRunConfig
 from pipeline.perception.detector import Detector, OpenVinoYolo, build_detector, detections_stream
 from pipeline.core.errors import UserError
-from pipeline.events.engine import EventEngine
+from pipeline.events.engine import EventEngine, foot_points
 from pipeline.events.track_summary import TrackSummaries
 from pipeline.events.types import EventFrame
 from pipeline.forecast.history import TrackHistory
@@ -138,11 +138,12 @@ class FrameProcessor:
             lambda step_s, obs_len: self.history.windows(tracks.track_id, frame.time_s, step_s, obs_len, self.frame_size),
         )
         if self._scores_file is not None and self._scores_file.maybe_write(frame.time_s, self.forecaster.score_rows):
-            self._write_counts()  # counts.csv kept current at the same cadence (every 10 s of video)
+            self._write_tables()  # counts, conflicts and track summary kept current at the same cadence (10 s)
         since = frame.time_s - self.cfg.output.trail_s
         trails = {int(t): self.history.trail(int(t), since) for t in tracks.track_id}
         ev = self.events.update(frame.index, frame.time_s, tracks, fc) if self.events is not None else None
-        self._summarise(frame.time_s, tracks, ev)
+        if self._summary_path is not None:  # track_summary.csv is written: nothing else reads it
+            self._summarise(frame.time_s, tracks, ev)
         made = fc if self.forecaster.fresh else Forecasts.empty(fc.t_future_s)
         return FrameResult(frame, tracks, made, trails, ev, shown=fc)
 
@@ -151,15 +152,17 @@ class FrameProcessor:
         self._scores_file = ScoresFile(path, every_s)
 
     def _summarise(self, t: float, tracks: Tracks, ev: EventFrame | None) -> None:
-        """Per-track aggregates: foot points in metres with a camera, else pixels in body heights."""
+        """Per-track aggregates: foot points in metres with a camera (and the ground speeds the events stage
+        measured, the same way), else pixels in body heights."""
+        speeds = None
         if ev is not None and ev.ground is not None:
-            foot, unit = ev.ground[:, :2], np.ones(len(tracks))
+            foot, unit, speeds = ev.ground[:, :2], np.ones(len(tracks)), ev.ground[:, 2]
         else:
-            foot = np.stack([(tracks.xyxy[:, 0] + tracks.xyxy[:, 2]) / 2, tracks.xyxy[:, 3]], axis=1).astype(np.float64)
+            foot = foot_points(tracks.xyxy).astype(np.float64)
             unit = (tracks.xyxy[:, 3] - tracks.xyxy[:, 1]).astype(np.float64)
         names = self.detector.names
         classes = [names.get(int(c), str(int(c))) for c in tracks.class_id.tolist()]
-        self.summaries.update(t, tracks.track_id, classes, foot, unit, ev.events if ev is not None else ())
+        self.summaries.update(t, tracks.track_id, classes, foot, unit, ev.events if ev is not None else (), speeds)
 
     def _speed_notes(self, r: FrameResult) -> dict[int, str] | None:
         """`31 km/h` for each moving track (output.show_speed, with a camera); standing ones say nothing."""
@@ -178,7 +181,8 @@ class FrameProcessor:
         whole at the end."""
         self._counts = path
 
-    def _write_counts(self) -> None:
+    def _write_tables(self) -> None:
+        """counts.csv, conflicts.csv (beside it) and track_summary.csv, where they are being saved."""
         if self._counts is not None and self.events is not None and self.events.traffic.has_geometry:
             self.events.write_counts(self._counts)
         if self._counts is not None and self.events is not None:
@@ -190,7 +194,7 @@ class FrameProcessor:
         """Write the final scores (when saving) and return the summary line."""
         if self._scores_file is not None:
             self._scores_file.write(*self.forecaster.score_rows())
-        self._write_counts()
+        self._write_tables()
         lines = [self.forecaster.summary_line()]
         if self.events is not None:
             kind = self.cfg.predictor.kind

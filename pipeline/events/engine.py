@@ -96,8 +96,8 @@ class EventEngine:
 
     def _note_classes(self, t: float, tracks: Tracks) -> None:
         """Each track's class name, kept while its passages may still be counted (bounded)."""
-        for tid, cls in zip(tracks.track_id.tolist(), tracks.class_id.tolist()):
-            self._classes[tid] = (self.names.get(int(cls), str(cls)), t)
+        for tid, name in zip(tracks.track_id.tolist(), self._class_names(tracks.class_id)):
+            self._classes[tid] = (name, t)
         for tid in [k for k, (_, last) in self._classes.items() if t - last > STATE_FORGET_S]:
             del self._classes[tid]
 

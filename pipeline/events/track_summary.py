@@ -51,8 +51,9 @@ class TrackSummaries:
         self._rng = np.random.default_rng(0)
 
     def update(self, t: float, ids: np.ndarray, classes: list[str], foot: np.ndarray, unit: np.ndarray,
-               events: Iterable[Event] = ()) -> None:
-        """One frame: `foot` (N, 2) in metres or pixels, `unit` (N,) metres or pixels per body height."""
+               events: Iterable[Event] = (), speeds: np.ndarray | None = None) -> None:
+        """One frame: `foot` (N, 2) in metres or pixels, `unit` (N,) metres or pixels per body height; `speeds`
+        (N,), per second in foot's units, when the caller already measured them the same way (GroundMotion)."""
         for i, tid in enumerate(ids.tolist()):
             p, u = foot[i], float(unit[i]) if unit[i] > 0 else 1.0
             if not np.isfinite(p).all():
@@ -61,8 +62,11 @@ class TrackSummaries:
             if tr is None:
                 tr = self._live[tid] = _Track(classes[i], t, t, p.copy())
             tr.last_s = t
-            tr.window.add(t, p, self.window_s)
-            v = tr.window.speed(self.window_s, 2 * self.step * (1.0 if self.metric else u))
+            if speeds is not None:
+                v = float(speeds[i])
+            else:
+                tr.window.add(t, p, self.window_s)
+                v = tr.window.speed(self.window_s, 2 * self.step * (1.0 if self.metric else u))
             self._add_speed(tr, v, u)
             moved = float(np.hypot(*(p - tr.anchor)))
             if v == 0.0:  # standing still: the path does not grow by its jitter
