@@ -123,7 +123,7 @@ class ConflictMonitor:
         self._approach: dict[tuple[int, int], tuple[float, float]] = {}  # pair -> (time, smallest TTC lately)
         self._announced: dict[tuple[int, int], tuple[float, float]] = {}  # pair -> (alert time, probability)
         self._classes: dict[int, str] = {}
-        self.rows: list[list[str]] = []  # conflicts.csv
+        self.rows: deque[list[str]] = deque(maxlen=MAX_ROWS)  # conflicts.csv (the oldest go first)
         self._active: dict[tuple[int, int], float] = {}  # predicted pair -> alert expiry
         self._hist: dict[int, deque] = {}  # track -> (t, x, y) over the last pet_max_s
         self._open: dict[tuple[int, int], list[float]] = {}  # pair -> [min distance, t at min, min PET]
@@ -299,8 +299,6 @@ class ConflictMonitor:
                           num(dv * kmh, 2), num(angle, 1), conflict_type(angle), severity,
                           "" if pred is None else num(pred[1]), "" if pred is None else num(start - pred[0]),
                           "m" if self.metric else "bh", "km/h" if self.metric else "bh/s", num(rec[8], 2), num(rec[9], 2)])
-        if len(self.rows) > MAX_ROWS:
-            del self.rows[0]
 
     def _forget(self, t: float) -> None:
         """Approach and alert memories of pairs long past, and classes of tracks no longer remembered: bounded."""

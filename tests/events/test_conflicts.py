@@ -102,7 +102,7 @@ def _encounter(a_path, b_path, classes=("car", "person"), steps: int = 60, fps: 
         t = k / fps
         pos = np.array([a_path(t), b_path(t)], float)
         mon.real(k, t, np.array([1, 2]), pos, np.ones(2), list(classes), np.column_stack([pos - 0.2, pos + 0.2]))
-    return mon.rows
+    return list(mon.rows)
 
 
 def test_conflicts_csv_indicators_on_encounters_with_known_answers():
