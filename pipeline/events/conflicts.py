@@ -112,14 +112,15 @@ class ConflictMonitor:
 
     def __init__(self, threshold: float, pet_max_s: float, alert_probability: float,
                  calibrate: Callable[[str, np.ndarray], np.ndarray] = lambda kind, p: p,
-                 rule: PairRule | None = None) -> None:
+                 rule: PairRule | None = None, metric: bool = False,
+                 serious_s: tuple[float, float] = (1.5, 1.0)) -> None:
         self.thr, self.pet_max_s, self.p_alert = threshold, pet_max_s, alert_probability
         self.calibrate = calibrate  # (kind, raw shares) -> the probabilities alerts carry
         self.rule = rule or PairRule(["all"])
         self._overlap: dict[tuple[int, int], list[int]] = {}  # near pair -> [frames seen together, frames overlapping]
         self._pet_spot: dict[tuple[int, int], np.ndarray] = {}
-        self.serious_ttc_s, self.serious_pet_s = 1.5, 1.0  # DOCTOR: serious below either
-        self.metric = False  # distances in metres and speeds in km/h (a camera), else body heights (per second)
+        self.serious_ttc_s, self.serious_pet_s = serious_s  # DOCTOR: serious below either TTC or PET
+        self.metric = metric  # distances in metres and speeds in km/h (a camera), else body heights (per second)
         self._approach: dict[tuple[int, int], tuple[float, float]] = {}  # pair -> (time, smallest TTC lately)
         self._announced: dict[tuple[int, int], tuple[float, float]] = {}  # pair -> (alert time, probability)
         self._classes: dict[int, str] = {}

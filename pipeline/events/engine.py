@@ -55,9 +55,8 @@ class EventEngine:
         hyst = cfg.hysteresis_m if self.camera else cfg.hysteresis_bh
         self.zones = ZoneMonitor(zones, lines, cfg.alert_probability, max(forget_s, STATE_FORGET_S), said, hyst)
         thr = cfg.conflict_distance_m if self.camera else cfg.conflict_distance_bh
-        self.conflicts = ConflictMonitor(thr, cfg.pet_max_s, cfg.alert_probability, said, PairRule(cfg.conflict_pairs))
-        self.conflicts.metric = self.camera is not None
-        self.conflicts.serious_ttc_s, self.conflicts.serious_pet_s = cfg.serious_ttc_s, cfg.serious_pet_s
+        self.conflicts = ConflictMonitor(thr, cfg.pet_max_s, cfg.alert_probability, said, PairRule(cfg.conflict_pairs),
+                                         self.camera is not None, (cfg.serious_ttc_s, cfg.serious_pet_s))
         self.motion = GroundMotion(cfg.speed_window_s, forget_s, 2 * cfg.hysteresis_m) if self.camera else None
         self.scorer = AlertScorer(cfg.score_tolerance_s, self.reliability)
         self.static = Overlay(tuple((z.name, to_pixels(z.polygon, self.camera, z.name)) for z in zones),

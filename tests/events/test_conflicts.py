@@ -96,8 +96,7 @@ def test_bad_conflict_pairs_are_refused_in_one_line():
 
 def _encounter(a_path, b_path, classes=("car", "person"), steps: int = 60, fps: float = 10.0) -> list[list[str]]:
     """Replay two road users (position functions of t, metres) through real(); conflicts.csv's rows."""
-    mon = ConflictMonitor(1.0, 2.0, 0.5, rule=PairRule(["all"]))
-    mon.metric = True
+    mon = ConflictMonitor(1.0, 2.0, 0.5, rule=PairRule(["all"]), metric=True)
     for k in range(steps):
         t = k / fps
         pos = np.array([a_path(t), b_path(t)], float)
