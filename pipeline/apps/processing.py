@@ -194,6 +194,8 @@ class FrameProcessor:
         """Write the final scores (when saving) and return the summary line."""
         if self._scores_file is not None:
             self._scores_file.write(*self.forecaster.score_rows())
+        if self.events is not None:
+            self.events.finish()
         self._write_tables()
         lines = [self.forecaster.summary_line()]
         if self.events is not None:

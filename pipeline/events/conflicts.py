@@ -1,18 +1,22 @@
-"""Conflicts between road users: pairs forecast to come close (time to collision), and real close encounters
-(minimum distance, post-encroachment time).
+"""Conflicts between road users as traffic engineers define them: pairs forecast to meet (alerts), and real
+conflicts measured afterwards (SSAM's time to collision and post-encroachment time, DOCTOR's severity).
 
-Why both: a predicted conflict is an alert that can still be acted on; the real encounter, measured after the
-fact, is what the alert is scored against. Distances are metres with a camera, else body heights (the mean box
-height of the pair), so one threshold suits near and far objects in an uncalibrated view.
+Why both: a predicted conflict is an alert that can still be acted on; the real conflict, measured after the
+fact by the same footprints, is what the alert is scored against. With a camera, footprints are per-class sizes
+in metres; without one, every object is a square of half the conflict distance in body heights (the pair's mean
+box height), so one definition suits near and far objects in an uncalibrated view.
 """
 
 from __future__ import annotations
 
 from collections import deque
 from collections.abc import Callable
+from dataclasses import dataclass
 
 import numpy as np
 
+from pipeline.core.config import FOOTPRINT_M
+from pipeline.events.ttc import half_sizes, headings, overlap, ttc_2d
 from pipeline.events.types import ConflictMark, Event
 from pipeline.events.zones import median_where
 
@@ -51,19 +55,6 @@ CONFLICT_COLUMNS = ["track_a", "track_b", "class_a", "class_b", "start_s", "end_
 MAX_ROWS = 100_000  # conflicts.csv rows kept (the oldest go first on an endless stream)
 
 
-def ttc_to(thr: float, rel_pos: np.ndarray, rel_vel: np.ndarray) -> np.ndarray:
-    """(P,) time until the separation rel_pos + rel_vel t first drops below thr at constant velocity (0 when it
-    already is, inf when it never does): the time to collision with a disc of radius thr around each pair."""
-    a = (rel_vel**2).sum(axis=1)
-    b = 2 * (rel_pos * rel_vel).sum(axis=1)
-    c = (rel_pos**2).sum(axis=1) - thr**2
-    disc = b**2 - 4 * a * c
-    with np.errstate(divide="ignore", invalid="ignore"):
-        t = (-b - np.sqrt(np.maximum(disc, 0))) / (2 * a)
-    t = np.where((a > 1e-12) & (disc >= 0) & (t >= 0), t, np.inf)
-    return np.where(c <= 0, 0.0, t)
-
-
 def conflict_type(angle_deg: float) -> str:
     """SSAM's classes from the angle between the two headings (NaN: one of them stands)."""
     if not np.isfinite(angle_deg):
@@ -94,63 +85,106 @@ def parallel(va: np.ndarray, vb: np.ndarray, min_speed: float = 0.2, max_angle_d
     return (sa > min_speed) & (sb > min_speed) & (cos > np.cos(np.radians(max_angle_deg)))
 
 
-def _first_below(d: np.ndarray, times: np.ndarray, thr: float) -> np.ndarray:
-    """(...,) first time d (..., T) drops below thr, linearly interpolated between grid points (NaN: never)."""
-    below = d < thr
-    k = np.argmax(below, axis=-1)
-    km = np.maximum(k - 1, 0)
-    d0 = np.take_along_axis(d, km[..., None], -1)[..., 0]
-    d1 = np.take_along_axis(d, k[..., None], -1)[..., 0]
-    with np.errstate(divide="ignore", invalid="ignore"):
-        f = np.clip(np.where(d0 > d1, (d0 - thr) / (d0 - d1), 1.0), 0, 1)
-    t = np.where(k > 0, times[km] + f * (times[k] - times[km]), times[k])
-    return np.where(below.any(axis=-1), t, np.nan)
+def _first_hit(hit: np.ndarray, times: np.ndarray) -> np.ndarray:
+    """(...,) the first time at which hit (..., T) is true (NaN: never)."""
+    return np.where(hit.any(axis=-1), times[np.argmax(hit, axis=-1)], np.nan)
+
+
+@dataclass
+class Encounter:
+    """One pair's conflict while it lasts: opened when its time to collision first fell to the threshold (or when
+    one reached the other's spot within `serious_pet_s`), written when it has been off course for a while."""
+
+    start: float
+    last_course: float  # last time the pair was on a collision course within the TTC threshold
+    min_ttc: float = np.inf
+    min_dist: float = np.inf
+    pet: float = np.inf
+    motion: tuple[float, float, float, float] = (np.nan, np.nan, np.nan, np.nan)  # at the smallest TTC
+    place: tuple[float, float] = (np.nan, np.nan)  # where they would have collided, else the shared spot
+
+
+@dataclass(frozen=True)
+class ConflictRules:
+    """The definitions (SSAM, DOCTOR): a conflict is a collision course with a time to collision of at most
+    `ttc_max_s` whose post-encroachment time is at most `pet_max_s` (when the two shared a spot at all), or
+    a crossing of paths within `serious_pet_s`; serious below either DOCTOR threshold."""
+
+    ttc_max_s: float = 1.5
+    pet_max_s: float = 5.0
+    serious_ttc_s: float = 1.0
+    serious_pet_s: float = 1.0
+    footprints: dict[str, tuple[float, float]] | None = None  # class -> (length, width) in metres; None: FOOTPRINT_M
+
+
+CLOSE_S = 1.0  # an encounter whose PET is known ends this long after its collision course did
+HIST_STEP_S = 0.1  # track history for PET and velocity: one point per this much time at most
 
 
 class ConflictMonitor:
-    """Predicted and real conflicts for every pair of tracks; per-track history bounded to `pet_max_s`."""
+    """Predicted and real conflicts for every pair of tracks; per-track history bounded to the PET limit."""
 
-    def __init__(self, threshold: float, pet_max_s: float, alert_probability: float,
+    def __init__(self, threshold: float, rules: ConflictRules, alert_probability: float,
                  calibrate: Callable[[str, np.ndarray], np.ndarray] = lambda kind, p: p,
-                 rule: PairRule | None = None, metric: bool = False,
-                 serious_s: tuple[float, float] = (1.5, 1.0)) -> None:
-        self.thr, self.pet_max_s, self.p_alert = threshold, pet_max_s, alert_probability
+                 rule: PairRule | None = None, metric: bool = False) -> None:
+        self.thr, self.r, self.p_alert = threshold, rules, alert_probability
         self.calibrate = calibrate  # (kind, raw shares) -> the probabilities alerts carry
         self.rule = rule or PairRule(["all"])
-        self._overlap: dict[tuple[int, int], list[int]] = {}  # near pair -> [frames seen together, frames overlapping]
-        self._pet_spot: dict[tuple[int, int], np.ndarray] = {}
-        self.serious_ttc_s, self.serious_pet_s = serious_s  # DOCTOR: serious below either TTC or PET
         self.metric = metric  # distances in metres and speeds in km/h (a camera), else body heights (per second)
-        self._approach: dict[tuple[int, int], tuple[float, float]] = {}  # pair -> (time, smallest TTC lately)
+        self.sizes = (rules.footprints or FOOTPRINT_M) if metric else None  # without a camera: one square for all
+        self._overlap: dict[tuple[int, int], list[int]] = {}  # near pair -> [frames seen together, frames overlapping]
         self._announced: dict[tuple[int, int], tuple[float, float]] = {}  # pair -> (alert time, probability)
         self._classes: dict[int, str] = {}
+        self._heading: dict[int, np.ndarray] = {}  # track -> last heading while it moved
         self.rows: deque[list[str]] = deque(maxlen=MAX_ROWS)  # conflicts.csv (the oldest go first)
         self._active: dict[tuple[int, int], float] = {}  # predicted pair -> alert expiry
-        self._hist: dict[int, deque] = {}  # track -> (t, x, y) over the last pet_max_s
-        self._open: dict[tuple[int, int], list[float]] = {}  # pair -> [min distance, t at min, min PET]
-        self._near: set[tuple[int, int]] = set()  # pairs closer than thr now
+        self._hist: dict[int, deque] = {}  # track -> (t, x, y, unit, hx, hy, half length, half width) over pet_max_s
+        self._open: dict[tuple[int, int], Encounter] = {}
+        self._closed: dict[tuple[int, int], float] = {}  # pair -> when its last encounter ended
+        self._t = 0.0  # the latest frame's time
+
+    def _footprints(self, ids: np.ndarray, vel: np.ndarray, classes: list[str] | None) -> tuple[np.ndarray, np.ndarray]:
+        """(N, 2) headings (the last one while moving) and (N, 2) half sizes in units (metres or body heights)."""
+        known = np.array([tid in self._heading for tid in ids.tolist()], bool)
+        prev = np.array([self._heading.get(tid, (1.0, 0.0)) for tid in ids.tolist()], float).reshape(-1, 2)
+        head = headings(vel, prev, MIN_SPEED)
+        moving = np.linalg.norm(vel, axis=-1) >= MIN_SPEED
+        for tid, h, m in zip(ids.tolist(), head, moving):
+            if m:
+                self._heading[tid] = h
+        half = half_sizes(classes, len(ids), self.sizes, self.thr / 4)
+        # never seen moving: which way it points is unknown, so only its width is sure (a parked car is not
+        # taken to reach 4.5 m along an arbitrary axis into the lane beside it)
+        unknown = ~known & ~moving
+        half[unknown] = half[unknown].min(axis=1, keepdims=True)
+        return head, half
 
     def predicted(self, frame: int, t: float, ids: np.ndarray, paths: np.ndarray, unit: np.ndarray,
                   times: np.ndarray, horizon_s: float, foot_px: np.ndarray,
                   classes: list[str] | None = None) -> tuple[list[Event], list[ConflictMark]]:
-        """Pairs whose forecasts come within the threshold: probability = share of sample pairs that do. Only
-        pairs the rule allows, not both standing, and not two ids on one object."""
+        """Pairs whose forecast footprints meet within the horizon: probability = share of sample paths on which
+        they do. Only pairs the rule allows, not both standing, not already touching, not two ids on one object,
+        and pairs moving side by side only when their mean forecasts meet."""
         self._active = {k: exp for k, exp in self._active.items() if exp > t}
         i, j = self._eligible(ids, classes)
+        vel = (paths[:, 0, -1] - paths[:, 0, 0]) / (times[-1] * unit[:, None])  # mean forecast velocity
+        head, half = self._footprints(ids, vel, classes)
+        standing = np.linalg.norm(vel, axis=1) < MIN_SPEED
         scale = ((unit[i] + unit[j]) / 2)[:, None]
         mean_d = np.linalg.norm(paths[i, 0] - paths[j, 0], axis=-1) / scale  # sample 0 is the mean path
-        heading = (paths[:, 0, -1] - paths[:, 0, 0]) / (times[-1] * unit[:, None])  # mean forecast velocity
-        standing = np.linalg.norm(heading, axis=1) < MIN_SPEED
-        cand = np.flatnonzero((mean_d[:, 0] >= self.thr) & (mean_d.min(axis=1) < 2 * self.thr)
-                              & ~parallel(heading[i], heading[j]) & ~(standing[i] & standing[j]))
+        reach = np.hypot(*half.T)
+        cand = np.flatnonzero((mean_d.min(axis=1) < reach[i] + reach[j] + self.thr) & ~(standing[i] & standing[j]))
         events, marks = [], []
         if not len(cand):
             return events, marks
         i, j, scale, mean_d = i[cand], j[cand], scale[cand], mean_d[cand]
-        d = np.linalg.norm(paths[i] - paths[j], axis=-1) / scale[:, :, None]  # (P, S, T)
-        prob = (d[..., 1:] < self.thr).any(axis=-1).mean(axis=1)
-        ttc = _first_below(mean_d, times, self.thr)
-        samp_ttc = _first_below(d, times, self.thr)  # where the mean path stays apart: the samples' median
+        rel = (paths[j] - paths[i]) / scale[:, :, None, None]  # (P, S, T, 2)
+        hit = overlap(rel, head[i][:, None, None], half[i][:, None, None], head[j][:, None, None],
+                      half[j][:, None, None])
+        keep = ~hit[:, 0, 0] & (~parallel(vel[i], vel[j]) | hit[:, 0, 1:].any(axis=-1))
+        prob = np.where(keep, hit[..., 1:].any(axis=-1).mean(axis=1), 0.0)
+        ttc = _first_hit(hit[:, 0], times)
+        samp_ttc = _first_hit(hit, times)  # where the mean path stays apart: the samples' median
         ttc = np.where(np.isfinite(ttc), ttc, median_where(samp_ttc, np.isfinite(samp_ttc)))
         said = self.calibrate("conflict_predicted", prob)
         for p in np.flatnonzero(prob >= self.p_alert):
@@ -200,163 +234,206 @@ class ConflictMonitor:
     def real(self, frame: int, t: float, ids: np.ndarray, pos: np.ndarray, unit: np.ndarray,
              classes: list[str] | None = None, boxes: np.ndarray | None = None
              ) -> tuple[list[Event], list[tuple[int, int]]]:
-        """Close encounters, reported when they end: minimum real distance and post-encroachment time (PET: how
-        long after one user was at a spot the other reached it; 0 when both were there together).
-
-        Also returns the pairs that came closer than the threshold at this frame (scored against predictions).
-        """
+        """Conflicts in the real motion, reported when they end: a collision course (constant-velocity 2-D time to
+        collision of the footprints) within the TTC threshold, with the post-encroachment time (PET: how long
+        after one user left a spot the other reached it) within its limit; or paths crossing within
+        `serious_pet_s`. Also returns the pairs whose conflict began at this frame (scored against alerts)."""
         ok = np.isfinite(pos).all(axis=1)
         ids, pos, unit = ids[ok], pos[ok], unit[ok]
         classes = None if classes is None else [c for c, k in zip(classes, ok) if k]
         boxes = None if boxes is None else boxes[ok]
-        self._remember(t, ids, pos, unit)
+        vel = np.array([self._velocity(tid, t, p) for tid, p in zip(ids.tolist(), pos)]).reshape(-1, 2) / unit[:, None]
+        head, half = self._footprints(ids, vel, classes)
+        self._remember(t, ids, pos, unit, head, half)
+        if classes is not None:
+            self._classes.update(zip(ids.tolist(), classes))
         a0, b0 = _pairs(len(ids))
         self._note_overlaps(ids, a0, b0, boxes, np.linalg.norm(pos[a0] - pos[b0], axis=1)
                             / ((unit[a0] + unit[b0]) / 2) < 2 * self.thr)
         i, j = self._eligible(ids, classes)
-        dist = np.linalg.norm(pos[i] - pos[j], axis=1) / ((unit[i] + unit[j]) / 2)
-        vel = np.array([self._velocity(tid, t) for tid in ids.tolist()]).reshape(-1, 2) / unit[:, None]
         speed = np.linalg.norm(vel, axis=1)
         # a track followed for less than the velocity window (a detection blip) has no known motion: not a road user yet
         young = np.array([self._hist[tid][-1][0] - self._hist[tid][0][0] < 0.5 for tid in ids.tolist()], bool)
-        side_by_side = (parallel(vel[i], vel[j]) | ((speed[i] < MIN_SPEED) & (speed[j] < MIN_SPEED))
-                        | young[i] | young[j])
-        dist_of = {self._key(ids[a], ids[b]): float(d) for a, b, d in zip(i, j, dist)}
-        if classes is not None:
-            self._classes.update(zip(ids.tolist(), classes))
-        self._note_approach(t, ids, pos, unit, vel, i[~side_by_side], j[~side_by_side])
-        now = {self._key(ids[i[p]], ids[j[p]]): 0.0 for p in np.flatnonzero((dist < self.thr) & ~side_by_side)}
-        starts = [k for k in now if k not in self._near]
-        self._near = set(now)
-        crossing = {self._key(ids[a], ids[b]) for a, b in zip(i[~side_by_side], j[~side_by_side])}
-        pets = self._pets(t, ids, pos, unit)
-        for key, pet in pets.items():
-            if key in crossing:
-                now[key] = min(now.get(key, np.inf), pet)
-        index = {self._key(ids[a], ids[b]): (a, b) for a, b in zip(i, j)}
-        for key, pet in now.items():
-            rec = self._open.setdefault(key, [np.inf, t, np.inf, t, np.nan, np.nan, np.nan, np.nan, np.nan, np.nan])
-            if dist_of.get(key, np.inf) < rec[0]:
-                rec[0], rec[1] = dist_of[key], t
-                if dist_of[key] < self.thr:  # where: the pair's midpoint when they were close ...
-                    a, b = index[key]
-                    rec[8:10] = list((pos[a] + pos[b]) / 2)
-            if pet < rec[2] and key in self._pet_spot and not rec[0] < self.thr:
-                rec[8:10] = list(self._pet_spot[key])  # ... else the spot the later one reached after the other
-            if np.isnan(rec[4]) or dist_of.get(key, np.inf) <= rec[0]:
-                rec[4:8] = self._motion(key, index[key], ids, vel)
-            rec[2] = min(rec[2], pet)
-        ended = [k for k in self._open if k not in now]
-        events = [Event(frame, self._open[k][1], k[0], "conflict", "", other_id=k[1], eta_s=self._open[k][2],
-                        distance=self._open[k][0]) for k in ended]
-        for k in ended:
-            self._row(k, self._open.pop(k), t)
+        moving = ~(young[i] | young[j] | ((speed[i] < MIN_SPEED) & (speed[j] < MIN_SPEED)))
+        starts = self._course(t, ids, pos, unit, vel, head, half, i[moving], j[moving])
+        both = (speed[i] >= MIN_SPEED) & (speed[j] >= MIN_SPEED) & ~young[i] & ~young[j]
+        starts += self._crossings(t, ids, pos, unit, vel, i[moving], j[moving], both[moving])
+        self._distances(ids, pos, unit, i, j)
+        self._t = t
+        events = [e for k in [k for k, e in self._open.items() if self._ended(k, e, t)]
+                  if (e := self._close(frame, k, t)) is not None]
         self._forget(t)
         return events, starts
 
-    def _motion(self, key: tuple[int, int], ab: tuple[int, int], ids: np.ndarray, vel: np.ndarray) -> list[float]:
-        """[speed of key[0], speed of key[1], relative speed, angle between headings (NaN: one stands)]."""
+    def _close(self, frame: int, key: tuple[int, int], t: float) -> Event | None:
+        """End an encounter: a conflicts.csv row and a `conflict` event when its PET is within the limit."""
+        enc = self._open.pop(key)
+        self._closed[key] = t
+        if enc.pet > self.r.pet_max_s and np.isfinite(enc.pet):
+            return None
+        self._row(key, enc, t)
+        return Event(frame, enc.start, key[0], "conflict", "", other_id=key[1], eta_s=enc.pet, distance=enc.min_dist)
+
+    def finish(self) -> None:
+        """At the end of a run: the encounters still open become rows (their PET as measured so far)."""
+        for key in list(self._open):
+            self._close(-1, key, self._t)
+
+    def _course(self, t: float, ids: np.ndarray, pos: np.ndarray, unit: np.ndarray, vel: np.ndarray,
+                head: np.ndarray, half: np.ndarray, i: np.ndarray, j: np.ndarray) -> list[tuple[int, int]]:
+        """Time to collision of each moving pair: opens encounters that came on course, keeps the open ones'
+        smallest TTC with the motion and place at that moment; the keys opened now."""
+        scale = (unit[i] + unit[j]) / 2
+        rel, rel_v = (pos[j] - pos[i]) / scale[:, None], vel[j] - vel[i]
+        reach = np.hypot(*half.T)
+        near = np.linalg.norm(rel, axis=1) <= reach[i] + reach[j] + np.linalg.norm(rel_v, axis=1) * self.r.ttc_max_s
+        ttc = np.full(len(i), np.inf)
+        ttc[near] = ttc_2d(rel[near], rel_v[near], head[i[near]], half[i[near]], head[j[near]], half[j[near]],
+                           self.r.ttc_max_s)
+        opened = []
+        for p in np.flatnonzero(np.isfinite(ttc)):
+            key = self._key(ids[i[p]], ids[j[p]])
+            enc = self._open.get(key)
+            if enc is None:
+                if ttc[p] <= 0:  # touching already (overlapping footprints of standing-by objects): no approach seen
+                    continue
+                enc = self._open[key] = Encounter(start=t, last_course=t)
+                opened.append(key)
+            enc.last_course = t
+            if ttc[p] < enc.min_ttc:
+                enc.min_ttc = float(ttc[p])
+                enc.motion = self._motion(key, (i[p], j[p]), ids, vel)
+                hit = (pos[i[p]] + pos[j[p]]) / 2 + (vel[i[p]] + vel[j[p]]) / 2 * scale[p] * ttc[p]
+                enc.place = (float(hit[0]), float(hit[1]))
+        return opened
+
+    def _crossings(self, t: float, ids: np.ndarray, pos: np.ndarray, unit: np.ndarray, vel: np.ndarray,
+                   i: np.ndarray, j: np.ndarray, both: np.ndarray) -> list[tuple[int, int]]:
+        """PET of pairs whose paths cross: kept by open encounters; a crossing within `serious_pet_s` off a
+        collision course, both moving and not one behind the other, is a conflict of its own (DOCTOR). The keys
+        opened now."""
+        allowed = {self._key(ids[a], ids[b]): bool(m) and not parallel(vel[a][None], vel[b][None])[0]
+                   for a, b, m in zip(i, j, both)}
+        opened = []
+        for key, (pet, spot) in self._pets(t, ids, pos).items():
+            if key not in allowed:
+                continue
+            enc = self._open.get(key)
+            recent = t - self._closed.get(key, -np.inf) <= self.r.pet_max_s  # this crossing ended a conflict
+            if enc is None and allowed[key] and pet < self.r.serious_pet_s and not recent:
+                enc = self._open[key] = Encounter(start=t, last_course=-np.inf, place=(float(spot[0]), float(spot[1])))
+                opened.append(key)
+            if enc is not None and pet < enc.pet:
+                enc.pet = pet
+                if not np.isfinite(enc.min_ttc):
+                    enc.place = (float(spot[0]), float(spot[1]))
+                    idx = {int(x): k for k, x in enumerate(ids.tolist())}
+                    enc.motion = self._motion(key, (idx[key[0]], idx[key[1]]), ids, vel)
+        return opened
+
+    def _distances(self, ids: np.ndarray, pos: np.ndarray, unit: np.ndarray, i: np.ndarray, j: np.ndarray) -> None:
+        """The smallest distance between the ground points of each open encounter's pair."""
+        for a, b in zip(i.tolist(), j.tolist()):
+            enc = self._open.get(self._key(ids[a], ids[b]))
+            if enc is not None:
+                enc.min_dist = min(enc.min_dist, float(np.linalg.norm(pos[a] - pos[b]) / ((unit[a] + unit[b]) / 2)))
+
+    def _ended(self, key: tuple[int, int], enc: Encounter, t: float) -> bool:
+        """Off course for the PET limit (no later arrival can count), or for CLOSE_S with its PET known, or a
+        track forgotten."""
+        off = t - enc.last_course
+        return off > self.r.pet_max_s or (np.isfinite(enc.pet) and off > CLOSE_S) \
+            or key[0] not in self._hist or key[1] not in self._hist
+
+    def _motion(self, key: tuple[int, int], ab: tuple[int, int], ids: np.ndarray, vel: np.ndarray
+                ) -> tuple[float, float, float, float]:
+        """(speed of key[0], speed of key[1], relative speed, angle between headings (NaN: one stands))."""
         a, b = ab if int(ids[ab[0]]) == key[0] else (ab[1], ab[0])
         va, vb = vel[a], vel[b]
         sa, sb = float(np.hypot(*va)), float(np.hypot(*vb))
         angle = float(np.degrees(np.arccos(np.clip(va @ vb / (sa * sb), -1, 1)))) if min(sa, sb) >= MIN_SPEED \
             else float("nan")
-        return [sa, sb, float(np.hypot(*(va - vb))), angle]
+        return (sa, sb, float(np.hypot(*(va - vb))), angle)
 
-    def _note_approach(self, t: float, ids: np.ndarray, pos: np.ndarray, unit: np.ndarray, vel: np.ndarray,
-                       i: np.ndarray, j: np.ndarray) -> None:
-        """The smallest time to collision of each pair on its way to an encounter, with its speeds and angle.
-        Collision here is the foot points within half the conflict distance (0.5 m with a camera): object
-        extents are not modelled yet."""
-        if not len(i):
-            return
-        scale = ((unit[i] + unit[j]) / 2)[:, None]
-        rel = (pos[j] - pos[i]) / scale
-        ttc = ttc_to(self.thr / 2, rel, vel[j] - vel[i])
-        for p in np.flatnonzero(ttc < 2 * self.pet_max_s + 1.0):
-            key = self._key(ids[i[p]], ids[j[p]])
-            old = self._approach.get(key)
-            if old is not None and t - old[0] <= self.pet_max_s and old[1] <= ttc[p]:
-                continue
-            self._approach[key] = (t, float(ttc[p]))
-
-    def _row(self, key: tuple[int, int], rec: list[float], end: float) -> None:
+    def _row(self, key: tuple[int, int], enc: Encounter, end: float) -> None:
         """One conflicts.csv row for an encounter that ended."""
-        start = rec[3]
-        app = self._approach.get(key)
-        ttc = app[1] if app is not None and start - app[0] <= self.pet_max_s + 1.0 else np.inf
-        sa, sb, dv, angle = rec[4:8]  # at the closest moment
-        pet = rec[2]
-        severity = "serious" if ttc < self.serious_ttc_s or pet < self.serious_pet_s else "potential"
+        ttc, pet = enc.min_ttc, enc.pet
+        sa, sb, dv, angle = enc.motion
+        severity = "serious" if ttc < self.r.serious_ttc_s or pet < self.r.serious_pet_s else "potential"
         alert = self._announced.get(key)
-        pred = alert if alert is not None and 0 <= start - alert[0] <= 2 * self.pet_max_s + 1.0 else None
+        pred = alert if alert is not None and 0 <= enc.start - alert[0] <= 2 * self.r.pet_max_s + 1.0 else None
         kmh = 3.6 if self.metric else 1.0
 
         def num(v: float, nd: int = 3) -> str:
             return f"{v:.{nd}f}" if np.isfinite(v) else ""
 
         self.rows.append([str(key[0]), str(key[1]), self._classes.get(key[0], ""), self._classes.get(key[1], ""),
-                          num(start), num(end), num(rec[0]), num(pet), num(ttc), num(sa * kmh, 2), num(sb * kmh, 2),
-                          num(dv * kmh, 2), num(angle, 1), conflict_type(angle), severity,
-                          "" if pred is None else num(pred[1]), "" if pred is None else num(start - pred[0]),
-                          "m" if self.metric else "bh", "km/h" if self.metric else "bh/s", num(rec[8], 2), num(rec[9], 2)])
+                          num(enc.start), num(end), num(enc.min_dist), num(pet), num(ttc), num(sa * kmh, 2),
+                          num(sb * kmh, 2), num(dv * kmh, 2), num(angle, 1), conflict_type(angle), severity,
+                          "" if pred is None else num(pred[1]), "" if pred is None else num(enc.start - pred[0]),
+                          "m" if self.metric else "bh", "km/h" if self.metric else "bh/s", num(enc.place[0], 2),
+                          num(enc.place[1], 2)])
 
     def _forget(self, t: float) -> None:
-        """Approach and alert memories of pairs long past, and classes of tracks no longer remembered: bounded."""
-        keep = 2 * self.pet_max_s + 5.0
-        self._approach = {k: v for k, v in self._approach.items() if t - v[0] <= keep or k in self._open}
+        """Alert memories of pairs long past, and classes and headings of tracks no longer remembered: bounded."""
+        keep = 2 * self.r.pet_max_s + 5.0
         self._announced = {k: v for k, v in self._announced.items() if t - v[0] <= keep or k in self._open}
+        self._closed = {k: v for k, v in self._closed.items() if t - v <= self.r.pet_max_s}
         if len(self._classes) > 4 * max(len(self._hist), 1) + 100:
             self._classes = {k: v for k, v in self._classes.items() if k in self._hist}
+        if len(self._heading) > 4 * max(len(self._hist), 1) + 100:
+            self._heading = {k: v for k, v in self._heading.items() if k in self._hist}
 
-    def _velocity(self, tid: int, t: float, over_s: float = 0.5) -> tuple[float, float]:
-        """Displacement over about the last `over_s` seconds / time (0 with less than half of that: over a frame
-        or two, box jitter reads as motion)."""
+    def _velocity(self, tid: int, t: float, p: np.ndarray, over_s: float = 0.5) -> tuple[float, float]:
+        """Displacement from about `over_s` seconds ago to `p` now / time (0 with less than half of that: over a
+        frame or two, box jitter reads as motion)."""
         h = self._hist.get(tid)
-        if not h or len(h) < 2:
+        if not h:
             return (0.0, 0.0)
         old = next((s for s in h if s[0] >= t - over_s), h[0])
-        dt = h[-1][0] - old[0]
+        dt = t - old[0]
         if dt < over_s / 2:
             return (0.0, 0.0)
-        return ((h[-1][1] - old[1]) / dt, (h[-1][2] - old[2]) / dt) if dt > 0 else (0.0, 0.0)
+        return ((p[0] - old[1]) / dt, (p[1] - old[2]) / dt)
 
     @staticmethod
     def _key(a: int, b: int) -> tuple[int, int]:
         return (int(min(a, b)), int(max(a, b)))
 
-    def _remember(self, t: float, ids: np.ndarray, pos: np.ndarray, unit: np.ndarray) -> None:
-        for tid, p, u in zip(ids.tolist(), pos, unit):
-            self._hist.setdefault(tid, deque()).append((t, p[0], p[1], u))
+    def _remember(self, t: float, ids: np.ndarray, pos: np.ndarray, unit: np.ndarray, head: np.ndarray,
+                  half: np.ndarray) -> None:
+        """Each track's point and footprint (in its own units: pixels without a camera), one per HIST_STEP_S."""
+        for tid, p, u, h, s in zip(ids.tolist(), pos, unit, head, half):
+            hist = self._hist.setdefault(tid, deque())
+            entry = (t, p[0], p[1], u, h[0], h[1], s[0] * u, s[1] * u)
+            if len(hist) > 1 and t - hist[-2][0] < HIST_STEP_S:
+                hist[-1] = entry  # the newest point replaces one closer than a step to the one before it
+            else:
+                hist.append(entry)
         for tid in list(self._hist):
-            h = self._hist[tid]
-            while h and h[0][0] < t - self.pet_max_s:
-                h.popleft()
-            if not h:
+            hist = self._hist[tid]
+            while hist and hist[0][0] < t - self.r.pet_max_s:
+                hist.popleft()
+            if not hist:
                 del self._hist[tid]
 
-    def _pets(self, t: float, ids: np.ndarray, pos: np.ndarray, unit: np.ndarray) -> dict[tuple[int, int], float]:
-        """Pair -> time since the other track was where this one is now (within the threshold)."""
+    def _pets(self, t: float, ids: np.ndarray, pos: np.ndarray) -> dict[tuple[int, int], tuple[float, np.ndarray]]:
+        """Pair -> (time since the other track's footprint last covered where this one's is now, that spot)."""
         owners = [(tid, np.array(h)) for tid, h in self._hist.items()]
         if not owners or not len(ids):
             return {}
         own = np.concatenate([np.full(len(a), tid) for tid, a in owners])
-        past = np.concatenate([a for _, a in owners])  # (M, 4) t, x, y, unit
-        d = np.linalg.norm(pos[:, None] - past[None, :, 1:3], axis=-1) / ((unit[:, None] + past[None, :, 3]) / 2)
-        close = (d < self.thr) & (own[None] != ids[:, None])
-        n, m = np.nonzero(close)
-        if not len(n):
-            return {}
-        order = np.lexsort((-past[m, 0], own[m], n))  # per (track, other): the latest time the other was here
-        n, m = n[order], m[order]
-        first = np.ones(len(n), bool)
-        first[1:] = (n[1:] != n[:-1]) | (own[m][1:] != own[m][:-1])
-        out: dict[tuple[int, int], float] = {}
-        self._pet_spot: dict[tuple[int, int], np.ndarray] = {}  # where the later one reached the other's path
-        for a, b, pet, k in zip(ids[n[first]].tolist(), own[m[first]].tolist(), (t - past[m[first], 0]).tolist(),
-                                n[first].tolist()):
-            key = self._key(a, b)
-            if pet < out.get(key, np.inf):
-                out[key] = pet
-                self._pet_spot[key] = pos[k].copy()
+        past = np.concatenate([a for _, a in owners])  # (M, 8) t, x, y, unit, hx, hy, half length, half width
+        now = np.array([self._hist[tid][-1] for tid in ids.tolist()])
+        close = overlap(pos[:, None] - past[None, :, 1:3], now[:, None, 4:6], now[:, None, 6:8], past[None, :, 4:6],
+                        past[None, :, 6:8]) & (own[None] != ids[:, None])
+        touching = {(int(ids[a]), int(own[b])) for a, b in zip(*np.nonzero(close & (past[None, :, 0] >= t)))}
+        n, m = np.nonzero(close & (past[None, :, 0] < t))
+        keep = [(int(ids[a]), int(own[b])) not in touching for a, b in zip(n, m)]  # PET: after the other left
+        n, m = n[keep], m[keep]
+        out: dict[tuple[int, int], tuple[float, np.ndarray]] = {}
+        for k, other, pet in zip(n.tolist(), own[m].tolist(), (t - past[m, 0]).tolist()):
+            key = self._key(int(ids[k]), other)
+            if pet < out.get(key, (np.inf,))[0]:
+                out[key] = (pet, pos[k].copy())
         return out

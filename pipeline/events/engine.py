@@ -18,7 +18,7 @@ import numpy as np
 from pipeline.core.config import EventsConfig
 from pipeline.events.calibration import Camera, CalibrationReport, GroundMotion, camera_from_config
 from pipeline.core.tables import write_csv_atomic
-from pipeline.events.conflicts import CONFLICT_COLUMNS, ConflictMonitor, PairRule
+from pipeline.events.conflicts import CONFLICT_COLUMNS, ConflictMonitor, ConflictRules, PairRule
 from pipeline.events.counts import TrafficCounts
 from pipeline.events.reliability import ProbabilityCalibrator, ReliabilitySettings
 from pipeline.events.scoring import AlertScorer, key_of
@@ -55,8 +55,10 @@ class EventEngine:
         hyst = cfg.hysteresis_m if self.camera else cfg.hysteresis_bh
         self.zones = ZoneMonitor(zones, lines, cfg.alert_probability, max(forget_s, STATE_FORGET_S), said, hyst)
         thr = cfg.conflict_distance_m if self.camera else cfg.conflict_distance_bh
-        self.conflicts = ConflictMonitor(thr, cfg.pet_max_s, cfg.alert_probability, said, PairRule(cfg.conflict_pairs),
-                                         self.camera is not None, (cfg.serious_ttc_s, cfg.serious_pet_s))
+        rules = ConflictRules(cfg.conflict_ttc_s, cfg.pet_max_s, cfg.serious_ttc_s, cfg.serious_pet_s,
+                              {k: (float(v[0]), float(v[1])) for k, v in cfg.footprints_m.items()})
+        self.conflicts = ConflictMonitor(thr, rules, cfg.alert_probability, said, PairRule(cfg.conflict_pairs),
+                                         self.camera is not None)
         self.motion = GroundMotion(cfg.speed_window_s, forget_s, 2 * cfg.hysteresis_m) if self.camera else None
         self.scorer = AlertScorer(cfg.score_tolerance_s, self.reliability)
         self.static = Overlay(tuple((z.name, to_pixels(z.polygon, self.camera, z.name)) for z in zones),
@@ -188,6 +190,10 @@ class EventEngine:
         out.append("events: " + (", ".join(f"{self.counts[k]} {k}" for k in order) or "none"))
         conflicts = self.conflict_summary()
         return out + self.traffic.summary_lines() + ([conflicts] if conflicts else []) + self.scorer.summary_lines(served)
+
+    def finish(self) -> None:
+        """At the end of a run: conflicts still open are written as they stand."""
+        self.conflicts.finish()
 
     def write_scores(self, path: Path) -> None:
         self.scorer.write(path)

@@ -1,63 +1,114 @@
-"""Conflicts: time to collision from forecasts, and the real minimum distance and post-encroachment time."""
+"""Conflicts: forecast footprints meeting (alerts), and real conflicts by SSAM's and DOCTOR's definitions."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
 
-from pipeline.events.conflicts import ConflictMonitor, PairRule
+from pipeline.events.conflicts import CONFLICT_COLUMNS, ConflictMonitor, ConflictRules, PairRule
+
+RULES = ConflictRules()  # SSAM: TTC <= 1.5 s and PET <= 5 s; serious below 1 s TTC or 1 s PET
 
 
 def _walk(start: tuple[float, float], vel: tuple[float, float], times: np.ndarray) -> np.ndarray:
     return np.asarray(start) + np.asarray(vel) * times[:, None]
 
 
-def test_head_on_forecasts_give_time_to_collision():
-    """Two walkers 6 m apart closing at 2.5 m/s: within 1 m after (6 - 1) / 2.5 = 2 s."""
+def test_head_on_forecasts_meet_when_their_footprints_touch():
+    """Two walkers 6 m apart closing at 2.5 m/s, 0.2 m apart sideways: their 0.5 m squares touch after
+    (6 - 0.5) / 2.5 = 2.2 s (on the 0.1 s forecast grid)."""
     times = np.linspace(0, 3, 31)
     paths = np.stack([_walk((0, 0), (1.25, 0), times), _walk((6, 0.2), (-1.25, 0), times)])[:, None]
-    mon = ConflictMonitor(1.0, pet_max_s=2.0, alert_probability=0.5)
-    ev, marks = mon.predicted(0, 0.0, np.array([3, 8]), paths, np.ones(2), times, 3.0, np.zeros((2, 2)))
+    mon = ConflictMonitor(1.0, RULES, alert_probability=0.5, metric=True)
+    ev, marks = mon.predicted(0, 0.0, np.array([3, 8]), paths, np.ones(2), times, 3.0, np.zeros((2, 2)),
+                              ["person", "person"])
     assert [(e.event, e.track_id, e.other_id) for e in ev] == [("conflict_predicted", 3, 8)]
-    assert ev[0].eta_s == pytest.approx(2.0, abs=0.02) and ev[0].distance == pytest.approx(0.2, abs=0.06)
+    assert ev[0].eta_s == pytest.approx(2.2, abs=0.051) and ev[0].distance == pytest.approx(0.2, abs=0.06)
     assert marks[0].ttc_s == ev[0].eta_s
 
 
-def test_walkers_side_by_side_are_no_conflict():
+def test_forecasts_side_by_side_or_passing_wide_are_no_conflict():
     times = np.linspace(0, 3, 31)
-    paths = np.stack([_walk((0, 0), (1.2, 0), times), _walk((0, 1.5), (1.2, -0.1), times)])[:, None]
-    mon = ConflictMonitor(1.0, pet_max_s=2.0, alert_probability=0.5)
-    assert mon.predicted(0, 0.0, np.array([1, 2]), paths, np.ones(2), times, 3.0, np.zeros((2, 2))) == ([], [])
+    mon = ConflictMonitor(1.0, RULES, alert_probability=0.5, metric=True)
+    together = np.stack([_walk((0, 0), (1.2, 0), times), _walk((0, 1.5), (1.2, -0.1), times)])[:, None]
+    assert mon.predicted(0, 0.0, np.array([1, 2]), together, np.ones(2), times, 3.0, np.zeros((2, 2))) == ([], [])
+    # a car and a person passing head-on 1.5 m apart sideways: closer than 1 m centre to side, never touching
+    wide = np.stack([_walk((0, 0), (8, 0), times), _walk((20, 1.5), (-1.2, 0), times)])[:, None]
+    assert mon.predicted(0, 0.0, np.array([1, 2]), wide, np.ones(2), times, 3.0, np.zeros((2, 2)),
+                         ["car", "person"]) == ([], [])
 
 
-def test_real_crossing_paths_report_post_encroachment_time():
-    """A crosses the point (5, 0) at t=2 s going east; B crosses it at t=3.5 s going north, never closer than
-    ~1.5 m at the same time: one conflict with PET about 1.5 s minus the time to cover the 1 m radius."""
-    mon = ConflictMonitor(1.0, pet_max_s=2.0, alert_probability=0.5)
-    events = []
-    for k in range(80):
-        t = k / 10
-        a = (2.5 * (t - 2) + 5, 0.0)
-        b = (5.0, 1.5 * (t - 3.5))
-        ev, _ = mon.real(k, t, np.array([1, 2]), np.array([a, b]), np.ones(2))
+def _replay(a_path, b_path, classes=("car", "person"), seconds: float = 8.0, fps: float = 10.0,
+            rules: ConflictRules = RULES, rule: PairRule | None = None) -> tuple[list, list, list[dict]]:
+    """Two road users (position functions of t, metres) through real(): events, conflict starts and rows."""
+    mon = ConflictMonitor(1.0, rules, 0.5, rule=rule or PairRule(["all"]), metric=True)
+    events, starts = [], []
+    for k in range(int(seconds * fps)):
+        t = k / fps
+        pos = np.array([a_path(t), b_path(t)], float)
+        ev, st = mon.real(k, t, np.array([1, 2]), pos, np.ones(2), list(classes), np.column_stack([pos - 0.2, pos + 0.2]))
         events += ev
+        starts += [(t, s) for s in st]
+    mon.finish()  # the end of the run: what is still open is written
+    return events, starts, [dict(zip(CONFLICT_COLUMNS, r)) for r in mon.rows]
+
+
+def _car(t: float) -> tuple[float, float]:
+    return (-40 + 10 * t, 0.0)  # east at 10 m/s (36 km/h), covering x = 0 from 3.75 to 4.25 s
+
+
+def _walker_stopping_at_the_kerb(t: float) -> tuple[float, float]:
+    return (0.0, -6 + 1.5 * min(t, 3.0))  # north at 1.5 m/s, stops 1.5 m from the car's centre line at 3 s
+
+
+def test_a_collision_course_within_ssam_ttc_is_a_conflict_from_when_ttc_fell_to_the_threshold():
+    """While walking, the person is in the car's lane from (6 - 1.15) / 1.5 = 3.23 s, before the car gets there
+    at 3.75 s: TTC = 3.75 - t, which reaches 1.5 s at t = 2.25 s. The person stops at the kerb and the car
+    passes 0.6 m from them (no PET: they never share a spot)."""
+    events, starts, rows = _replay(_car, _walker_stopping_at_the_kerb, seconds=10)
+    assert [s for _, s in starts] == [(1, 2)] and starts[0][0] == pytest.approx(2.3, abs=0.051)
     assert [(e.event, e.track_id, e.other_id) for e in events] == [("conflict", 1, 2)]
-    pet, dist = events[0].eta_s, events[0].distance
-    assert 0.6 < pet < 1.5 and 1.2 < dist < 3.0
+    r = rows[0]
+    assert float(r["start_s"]) == pytest.approx(2.3, abs=0.051) and 0.0 < float(r["min_ttc_s"]) <= 0.8
+    assert (r["class_a"], r["class_b"], r["type"], r["severity"]) == ("car", "person", "crossing", "serious")
+    assert r["pet_s"] == "" and float(r["speed_a"]) == pytest.approx(36.0, abs=1.0)
+    assert 0 < float(r["speed_b"]) <= 5.5 and float(r["angle_deg"]) == pytest.approx(90, abs=5)  # at the smallest TTC: stopping
+    assert abs(float(r["x"])) < 3.0 and abs(float(r["y"])) < 2.0  # where they would have collided
+    # the same walk 2 s later: the car is long past, never on course, no PET within 1 s: nothing
+    assert _replay(_car, lambda t: _walker_stopping_at_the_kerb(t - 2.0))[2] == []
+
+
+def test_paths_crossing_within_a_second_are_a_doctor_conflict_with_their_pet():
+    """The car leaves x = 0 (its footprint plus the person's half size) at 4.25 s; the person, crossing y = 0 at
+    5.05 s, reaches the car's swept band at 5.05 - 1.15 / 1.5 = 4.28 s: PET about 0.03-0.13 s, never on course."""
+    events, starts, rows = _replay(_car, lambda t: (0.0, 1.5 * (t - 5.05)))
+    assert len(rows) == 1 and rows[0]["min_ttc_s"] == "" and 0.0 <= float(rows[0]["pet_s"]) < 0.3
+    assert rows[0]["severity"] == "serious" and [s for _, s in starts] == [(1, 2)]
+    # 2 s later: PET about 2 s, a crossing but no conflict (no collision course, PET above DOCTOR's 1 s)
+    assert _replay(_car, lambda t: (0.0, 1.5 * (t - 7.05)), seconds=10)[2] == []
+
+
+def test_head_on_and_rear_end_types_and_speeds():
+    """Head-on: a cyclist and a car closing at 15 m/s, offset 0.5 m, the cyclist swerving off at 1.2 s; rear-end: a
+    car 25 m behind one 5 m/s slower, braking to its speed at 2.5 s (TTC (25 - 4.5 - 5 t) / 5 reaches 1.5 s at
+    2.6 s: just after it braked, so no conflict), and at 3.5 s (a conflict, rear-end)."""
+    def swerve(t):
+        return (30 - 5 * t, 0.5 + (3.0 * (t - 1.2) if t > 1.2 else 0.0))
+    _, _, rows = _replay(lambda t: (10 * t, 0.0), swerve, classes=("car", "bicycle"))
+    assert [r["type"] for r in rows] == ["head-on"] and float(rows[0]["delta_v"]) == pytest.approx(54, abs=3)
+
+    def follower(brake_s):
+        return lambda t: (10 * min(t, brake_s) + 5 * max(t - brake_s, 0.0), 0.0)
+    assert _replay(follower(2.5), lambda t: (25 + 5 * t, 0.0), classes=("car", "car"))[2] == []
+    rows = _replay(follower(3.5), lambda t: (25 + 5 * t, 0.0), classes=("car", "car"))[2]
+    assert [r["type"] for r in rows] == ["rear-end"] and float(rows[0]["min_ttc_s"]) <= 1.5
+
+
+def test_walking_side_by_side_is_no_conflict():
+    assert _replay(lambda t: (1.5 * t, 0.0), lambda t: (1.5 * t, 0.6), classes=("person", "person"))[2] == []
 
 
 DEFAULT_PAIRS = ["vehicle-person", "vehicle-cyclist", "vehicle-vehicle", "cyclist-person"]
-
-
-def _crossing(mon: ConflictMonitor, classes: list[str]) -> list:
-    """The crossing paths of the test above, as two road users of the given classes."""
-    events = []
-    for k in range(80):
-        t = k / 10
-        pos = np.array([(2.5 * (t - 2) + 5, 0.0), (5.0, 1.5 * (t - 3.5))])
-        boxes = np.column_stack([pos - 0.3, pos + 0.3])
-        events += mon.real(k, t, np.array([1, 2]), pos, np.ones(2), classes, boxes)[0]
-    return events
 
 
 def test_only_road_user_pairs_a_conflict_technique_counts_are_conflicts():
@@ -66,14 +117,14 @@ def test_only_road_user_pairs_a_conflict_technique_counts_are_conflicts():
         == [True, True, True, False, True]
     assert PairRule(["all"]).allowed(["person"], ["person"]).tolist() == [True]
     assert PairRule(["person-dog"]).allowed(["dog", "person"], ["person", "cat"]).tolist() == [True, False]
-    walkers = _crossing(ConflictMonitor(1.0, 2.0, 0.5, rule=rule), ["person", "person"])
-    car = _crossing(ConflictMonitor(1.0, 2.0, 0.5, rule=rule), ["car", "person"])
-    assert walkers == [] and [(e.event, e.track_id, e.other_id) for e in car] == [("conflict", 1, 2)]
+    walkers = _replay(_car, _walker_stopping_at_the_kerb, classes=("person", "person"), rule=rule)[2]
+    car = _replay(_car, _walker_stopping_at_the_kerb, classes=("car", "person"), rule=rule)[2]
+    assert walkers == [] and len(car) == 1
 
 
 def test_two_ids_on_one_standing_object_are_no_conflict():
     """A parked car seen as two overlapping boxes with two ids (the street video's 17/75): never a conflict."""
-    mon = ConflictMonitor(1.0, 2.0, 0.5, rule=PairRule(["all"]))
+    mon = ConflictMonitor(1.0, RULES, 0.5, rule=PairRule(["all"]), metric=True)
     rng = np.random.default_rng(0)
     events, starts = [], []
     for k in range(60):
@@ -85,49 +136,15 @@ def test_two_ids_on_one_standing_object_are_no_conflict():
     assert events == [] and starts == []
 
 
-def test_bad_conflict_pairs_are_refused_in_one_line():
+def test_bad_conflict_settings_are_refused_in_one_line():
     from pipeline.core.config import EventsConfig
     from pipeline.core.errors import UserError
 
     for bad in (["car"], ["-person"], []):
         with pytest.raises(UserError, match="events.conflict_pairs"):
             EventsConfig(conflict_pairs=bad)
-
-
-def _encounter(a_path, b_path, classes=("car", "person"), steps: int = 60, fps: float = 10.0) -> list[list[str]]:
-    """Replay two road users (position functions of t, metres) through real(); conflicts.csv's rows."""
-    mon = ConflictMonitor(1.0, 2.0, 0.5, rule=PairRule(["all"]), metric=True)
-    for k in range(steps):
-        t = k / fps
-        pos = np.array([a_path(t), b_path(t)], float)
-        mon.real(k, t, np.array([1, 2]), pos, np.ones(2), list(classes), np.column_stack([pos - 0.2, pos + 0.2]))
-    return list(mon.rows)
-
-
-def test_conflicts_csv_indicators_on_encounters_with_known_answers():
-    from pipeline.events.conflicts import CONFLICT_COLUMNS
-
-    # crossing at right angles: a car at 10 m/s east passes (10, 0) at t=1 s, a person at 1.5 m/s north reaches
-    # it at t=2 s: PET about 1 s minus the time to cover the 1 m radius, speeds 36 and 5.4 km/h, 90 degrees
-    rows = _encounter(lambda t: (10 * t, 0.0), lambda t: (10.0, 1.5 * (t - 2.0)))
-    assert len(rows) == 1
-    r = dict(zip(CONFLICT_COLUMNS, rows[0]))
-    assert (r["class_a"], r["class_b"], r["type"]) == ("car", "person", "crossing")
-    assert float(r["speed_a"]) == pytest.approx(36.0, abs=1.0) and float(r["speed_b"]) == pytest.approx(5.4, abs=0.5)
-    assert float(r["angle_deg"]) == pytest.approx(90, abs=5) and 0.2 < float(r["pet_s"]) < 1.0
-    assert r["severity"] == "serious" and r["speed_unit"] == "km/h"
-    # head-on: 2 m/s each towards each other, 0.3 m apart sideways: TTC to within 0.5 m falls below 1.5 s
-    rows = _encounter(lambda t: (2 * t, 0.0), lambda t: (12 - 2 * t, 0.3), classes=("bicycle", "person"))
-    r = dict(zip(CONFLICT_COLUMNS, rows[0]))
-    assert r["type"] == "head-on" and float(r["min_ttc_s"]) < 0.5 and float(r["min_distance"]) < 0.35
-    assert float(r["delta_v"]) == pytest.approx(14.4, abs=1.0)
-    # side by side at the same speed, 0.8 m apart: no conflict at all
-    assert _encounter(lambda t: (1.5 * t, 0.0), lambda t: (1.5 * t, 0.8)) == []
-
-
-def test_each_conflict_says_where_it_happened():
-    from pipeline.events.conflicts import CONFLICT_COLUMNS
-
-    rows = _encounter(lambda t: (10 * t, 0.0), lambda t: (10.0, 1.5 * (t - 2.0)))
-    r = dict(zip(CONFLICT_COLUMNS, rows[0]))
-    assert 8.0 < float(r["x"]) < 12.0 and abs(float(r["y"])) < 1.5  # around the crossing point (10, 0)
+    for kw, key in (({"conflict_ttc_s": 0}, "conflict_ttc_s"), ({"pet_max_s": -1}, "pet_max_s"),
+                    ({"serious_ttc_s": 2.0}, "serious"), ({"footprints_m": {"car": [4.5]}}, "footprints_m"),
+                    ({"footprints_m": {"car": [4.5, -1]}}, "footprints_m")):
+        with pytest.raises(UserError, match=key):
+            EventsConfig(**kw)
