@@ -364,25 +364,28 @@ class LiveServer:
 
 PAGE = """<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>trajectory forecast (live)</title>
-<meta name="viewport" content="width=device-width, initial-scale=1">
+<meta name="viewport" content="width=device-width, initial-scale=1"><link rel="icon" href="data:,">
 <style>
 body{margin:0;font:14px system-ui,sans-serif;background:#111;color:#ddd}
 header{padding:8px 14px;background:#222;display:flex;gap:16px;align-items:baseline}
 h1{font-size:16px;margin:0;color:#fff} #conn{font-size:12px;color:#888}
 main{display:flex;gap:14px;padding:14px;align-items:flex-start;flex-wrap:wrap}
-#view{flex:1 1 640px;min-width:320px} #view img{width:100%;background:#000;display:block;min-height:120px}
-aside{flex:0 1 420px;min-width:280px} h2{font-size:13px;text-transform:uppercase;color:#999;margin:14px 0 6px}
-table{border-collapse:collapse;width:100%} th,td{text-align:right;padding:3px 6px;border-bottom:1px solid #333}
-th:first-child,td:first-child{text-align:left} td button{background:none;border:0;color:#8cf;cursor:pointer;padding:0}
-td button.on{color:#fff;font-weight:bold}
+#view{flex:1 1 560px;min-width:320px} #view img{width:100%;background:#000;display:block;min-height:120px}
+aside{flex:0 1 490px;min-width:300px;overflow-x:auto} h2{font-size:13px;text-transform:uppercase;color:#999;margin:14px 0 6px}
+table{border-collapse:collapse;width:100%;font-size:12px}
+th,td{text-align:right;padding:3px 5px;border-bottom:1px solid #333;white-space:nowrap}
+th:first-child,td:first-child{text-align:left}
+td button{background:none;border:0;color:#8cf;cursor:pointer;padding:0;font:inherit;max-width:11em;
+overflow:hidden;text-overflow:ellipsis;white-space:nowrap;vertical-align:bottom} td button.on{color:#fff;font-weight:bold}
 #events{list-style:none;margin:0;padding:0;max-height:60vh;overflow:auto;font:12px ui-monospace,monospace}
-#events li{padding:3px 4px;border-bottom:1px solid #2a2a2a} #events li.new{background:#243}
-.k{color:#fc6} .p{color:#9c9} #counts{margin:0;padding-left:16px;font-size:12px}
+#events li{padding:3px 4px;border-bottom:1px solid #2a2a2a;animation:flash 1s ease-out}
+@keyframes flash{from{background:#2a4a32}to{background:transparent}}
+#counts{margin:0;padding-left:16px;font-size:12px}
 </style></head><body>
 <header><h1>trajectory forecast (live)</h1><span id="conn">connecting...</span></header>
 <main><section id="view"><img id="stream" alt="annotated stream"></section>
 <aside><h2>cameras</h2><table><thead><tr><th>camera</th><th>fps</th><th>latency</th><th>tracks</th>
-<th>dropped</th><th>reconnects</th><th>up</th></tr></thead><tbody id="status"></tbody></table>
+<th>dropped</th><th>reconn.</th><th>up</th></tr></thead><tbody id="status"></tbody></table>
 <h2>counts</h2><ul id="counts"><li>none yet</li></ul>
 <h2>events (newest first)</h2><ul id="events"></ul></aside></main>
 <script>
@@ -403,19 +406,19 @@ watch();
 function fmt(v, nd) { return v === null || v === undefined ? "" : typeof v === "number" ? v.toFixed(nd) : String(v); }
 function cell(tr, text) { const td = document.createElement("td"); td.textContent = text; tr.appendChild(td); return td; }
 const list = document.getElementById("events");
-function addEvent(e) {
+let cameras = [];
+function addEvent(e) {  // one line per event: video time, kind, zone/line, track(s), then what it has
   const li = document.createElement("li");
-  li.className = "new";
-  const parts = [fmt(e.time_s, 1) + " s", e.event, e.name || "", "track " + e.track_id];
-  if (e.other_id !== null) parts.push("with " + e.other_id);
-  if (e.direction) parts.push(e.direction);
-  if (e.eta_s !== null) parts.push("in " + fmt(e.eta_s, 1) + " s");
+  const parts = [fmt(e.time_s, 1) + " s", e.event, e.name || "", "#" + e.track_id];
+  if (e.other_id !== null) parts.push("& #" + e.other_id);
+  if (e.direction) parts.push("(" + e.direction + ")");
+  if (e.eta_s !== null) parts.push("eta " + fmt(e.eta_s, 1) + " s");
   if (e.probability !== null) parts.push("p " + fmt(e.probability, 2));
-  if (e.distance !== null) parts.push("d " + fmt(e.distance, 2));
+  if (e.distance !== null) parts.push("distance " + fmt(e.distance, 2));
   if (e.dwell_s !== null) parts.push("dwell " + fmt(e.dwell_s, 1) + " s");
-  li.textContent = parts.filter(Boolean).join("  ") + "  [" + e.camera + "]";
+  if (cameras.length > 1) parts.push("[" + e.camera + "]");
+  li.textContent = parts.filter(Boolean).join("  ");
   list.prepend(li);
-  setTimeout(() => li.classList.remove("new"), 1500);
   while (list.children.length > 200) list.lastChild.remove();
 }
 const source = new EventSource(url("/events"));
@@ -429,11 +432,11 @@ async function poll() {
     const s = await r.json();
     const body = document.getElementById("status"), counts = document.getElementById("counts");
     body.replaceChildren(); counts.replaceChildren();
-    const names = Object.keys(s.cameras);
+    const names = cameras = Object.keys(s.cameras);
     for (const name of names) {
       const c = s.cameras[name], tr = document.createElement("tr");
       const b = document.createElement("button");
-      b.textContent = name; b.title = "show this camera";
+      b.textContent = name; b.title = name + ": show this camera";
       b.className = (camera || names[0]) === name ? "on" : "";
       b.onclick = () => { camera = name; watch(); };
       cell(tr, "").appendChild(b);
