@@ -40,6 +40,7 @@ EVENT_HISTORY = 50  # the latest events a page gets when it connects
 JPEG_QUALITY = 80
 KEEPALIVE_S = 15.0  # an SSE comment this often: proxies keep the connection, a gone client is noticed
 START_TIMEOUT_S = 10.0
+STOP_GRACE_S = 1.0  # a client that has not taken the end of its stream by then never reads: cut it off
 STOP_TIMEOUT_S = 10.0
 BOUNDARY = b"frame"
 
@@ -150,6 +151,7 @@ class LiveServer:
         self._server: uvicorn.Server | None = None
         self._thread: threading.Thread | None = None
         self._error: BaseException | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
         self._closing = False
 
     @classmethod
@@ -178,6 +180,7 @@ class LiveServer:
 
     def publish_frame(self, camera: str, image: np.ndarray) -> None:
         """The newest annotated frame of `camera`: JPEG-encoded once, only when someone watches that camera."""
+        self._raise_error()
         self._note_camera(camera)
         default = self._cameras[0]
         with self._lock:
@@ -207,6 +210,7 @@ class LiveServer:
 
     def set_status(self, camera: str, status: Mapping[str, Any]) -> None:
         """The figures /api/status shows for `camera` (fps, latency_s, tracks, dropped, reconnects, uptime_s...)."""
+        self._raise_error()
         self._note_camera(camera)
         self._status[camera] = dict(status)
 
@@ -308,14 +312,25 @@ class LiveServer:
         self.port = sock.getsockname()[1]  # port 0: the one the system chose
         return sock
 
-    def _run(self, sock: socket.socket) -> None:
+    async def _serve(self, sock: socket.socket) -> None:
         assert self._server is not None
+        self._loop = asyncio.get_running_loop()
+        await self._server.serve(sockets=[sock])
+
+    def _run(self, sock: socket.socket) -> None:
         try:
-            asyncio.run(self._server.serve(sockets=[sock]))
-        except BaseException as exc:  # handed to the pipeline thread: raised by __enter__ / __exit__
+            asyncio.run(self._serve(sock))
+        except BaseException as exc:  # handed to the pipeline thread: raised by publish_frame, set_status and close
             self._error = exc
         finally:
             sock.close()
+
+    async def _cut_stalled(self) -> None:
+        """Abort connections still open after the grace: a stalled browser must not hold up the stop."""
+        await asyncio.sleep(STOP_GRACE_S)
+        assert self._server is not None
+        for conn in list(self._server.server_state.connections):
+            conn.transport.abort()
 
     def __enter__(self) -> LiveServer:
         sock = self._bind()
@@ -329,15 +344,17 @@ class LiveServer:
         while not self._server.started and self._thread.is_alive() and time.monotonic() < deadline:
             self._thread.join(0.02)
         if not self._server.started:
+            err, self._error = self._error, None
             self.close()
-            self._raise_error("did not start")
-            raise RuntimeError(f"web server on {self.url} did not start within {START_TIMEOUT_S:g} s")
+            raise RuntimeError(f"web server on {self.url} did not start within {START_TIMEOUT_S:g} s"
+                               + (f": {err!r}" if err else "")) from err
         return self
 
-    def _raise_error(self, what: str) -> None:
+    def _raise_error(self) -> None:
+        """What the server thread died of, raised in the pipeline thread (once)."""
         if self._error is not None:
             err, self._error = self._error, None
-            raise RuntimeError(f"web server on {self.url} {what}: {err!r}") from err
+            raise RuntimeError(f"web server on {self.url} failed: {err!r}") from err
 
     def close(self) -> None:
         """End every open connection, stop uvicorn and join its thread; raises what the server thread raised."""
@@ -346,6 +363,8 @@ class LiveServer:
             clients = list(self._streams) + list(self._pages)
         for c in clients:  # the streams end, so uvicorn's graceful shutdown has nothing to wait for
             c.close()
+        if self._loop is not None and self._thread is not None and self._thread.is_alive():
+            asyncio.run_coroutine_threadsafe(self._cut_stalled(), self._loop)
         if self._server is not None:
             self._server.should_exit = True
         if self._thread is not None:
@@ -356,7 +375,7 @@ class LiveServer:
         with self._lock:  # normally empty by now; a closed loop must never be handed anything
             self._streams.clear()
             self._pages.clear()
-        self._raise_error("failed")
+        self._raise_error()
 
     def __exit__(self, et: type[BaseException] | None, ev: BaseException | None, tb: TracebackType | None) -> None:
         self.close()

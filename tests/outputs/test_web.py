@@ -188,28 +188,32 @@ def test_mjpeg_delivers_jpegs_of_the_camera_asked_for(server):
     assert _code(server.url + "stream.mjpg?camera=nope") == 404
 
 
-def test_a_client_that_never_reads_does_not_hold_up_the_publisher(server):
+def test_a_client_that_never_reads_does_not_hold_up_the_publisher_nor_the_stop(caplog):
     """Far more frames than any socket buffer holds: each publish_frame returns, the stalled client's are dropped."""
     with socket.socket() as stalled:
         stalled.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 8192)
-        stalled.connect(("127.0.0.1", server.port))
-        stalled.sendall(b"GET /stream.mjpg HTTP/1.1\r\nHost: x\r\n\r\n")  # and then never reads
-        _wait(lambda: server.streaming, what="the stalled client")
-        noise = np.random.default_rng(0).integers(0, 256, (480, 640, 3), np.uint8)  # ~200 kB a JPEG
-        n, published = 300, []
+        with LiveServer("127.0.0.1", 0) as server:
+            stalled.connect(("127.0.0.1", server.port))
+            stalled.sendall(b"GET /stream.mjpg HTTP/1.1\r\nHost: x\r\n\r\n")  # and then never reads
+            _wait(lambda: server.streaming, what="the stalled client")
+            noise = np.random.default_rng(0).integers(0, 256, (480, 640, 3), np.uint8)  # ~200 kB a JPEG
+            n, published = 300, []
 
-        def publish() -> None:
-            for i in range(n):
-                noise[0, :8] = i % 256
-                server.publish_frame("cam-a", noise)
-                published.append(i)
+            def publish() -> None:
+                for i in range(n):
+                    noise[0, :8] = i % 256
+                    server.publish_frame("cam-a", noise)
+                    published.append(i)
 
-        t = threading.Thread(target=publish, daemon=True)
-        t.start()
-        t.join(120)  # a blocking publisher would stop after a few frames, whatever the deadline
-        assert len(published) == n
-        stats = server.stats()
-        assert stats["frames_encoded"] == n and stats["frames_dropped"] >= n // 2, stats
+            t = threading.Thread(target=publish, daemon=True)
+            t.start()
+            t.join(120)  # a blocking publisher would stop after a few frames, whatever the deadline
+            assert len(published) == n
+            stats = server.stats()
+            assert stats["frames_encoded"] == n and stats["frames_dropped"] >= n // 2, stats
+        # stopped with the client still stalled: cut off, not waited for, nothing logged as an error
+        assert not any(t.name == "live-web-server" for t in threading.enumerate())
+    assert [r.getMessage() for r in caplog.records if r.levelname == "ERROR"] == []
 
 
 def test_with_a_token_every_request_needs_it():
