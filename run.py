@@ -246,6 +246,10 @@ def _live_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--max-seconds", type=float, default=0.0, help="stop after this many seconds (0: run until stopped)")
     p.add_argument("--events-jsonl", action="store_true",
                    help="stream events (zones, lines, conflicts) as JSON lines on stdout; the summary goes to stderr")
+    p.add_argument("--serve", metavar="[HOST:]PORT", help="serve a web page with the annotated stream, events and "
+                   "status (host 127.0.0.1 unless given; any other host needs --serve-token)")
+    p.add_argument("--serve-token", metavar="TOKEN",
+                   help="secret every --serve request must carry (?token=TOKEN or Authorization: Bearer TOKEN)")
 
 
 def cmd_live(a: argparse.Namespace) -> int:
@@ -263,7 +267,10 @@ def cmd_live(a: argparse.Namespace) -> int:
     cfg = _with_events(a, _track_config(a, overrides))
     inputs = _input_paths(a.source, a.config, cfg.detector.weights, cfg.predictor.weights, a.camera, a.zones, a.tracker)
     out_dir = choose_run_dir(a.out, a.overwrite, base=Path("runs/live"), inputs=inputs)
-    opts = LiveOptions(a.show, a.save, a.max_seconds, a.quiet, events_jsonl=a.events_jsonl)
+    if a.serve_token is not None and not a.serve:
+        raise UserError("--serve-token needs --serve [HOST:]PORT")
+    opts = LiveOptions(a.show, a.save, a.max_seconds, a.quiet, events_jsonl=a.events_jsonl, serve=a.serve,
+                       serve_token=a.serve_token)
     session = LiveSession(parse_source(a.source), RunDir(out_dir, a.overwrite, inputs), cfg, opts)
     session.run()
     print(mask_credentials("\n".join(session.summary())), file=sys.stderr if a.events_jsonl else sys.stdout)

@@ -19,8 +19,9 @@ from pipeline.core.errors import UserError
 from pipeline.events.types import EVENT_COLUMNS, Event
 from pipeline.io.run_dirs import RunDir
 from pipeline.io.run_meta import InputFacts, finish_run, live_figures
-from pipeline.apps.processing import FrameProcessor, StopFlag, check_display
+from pipeline.apps.processing import FrameProcessor, FrameResult, StopFlag, check_display
 from pipeline.outputs.run_report import RunReport
+from pipeline.outputs.web import LiveServer
 from pipeline.core.types import Frame
 from pipeline.io.writers import EventsCsv, PredictionsCsv, TracksCsv, VideoSink, whole_frame
 
@@ -60,6 +61,8 @@ class LiveOptions:
     max_seconds: float = 0.0  # 0: until stopped
     quiet: bool = False
     events_jsonl: bool = False  # stream events.csv's rows as JSON lines on stdout (--events-jsonl)
+    serve: str | None = None  # --serve [HOST:]PORT: a web page with the stream, events and status
+    serve_token: str | None = None  # --serve-token: what every request to it must carry
 
 
 def emit_jsonl(events: tuple[Event, ...]) -> None:
@@ -116,6 +119,7 @@ class LiveSession:
 
     def __init__(self, source: int | str, out: Path | RunDir, cfg: TrackRunConfig, opts: LiveOptions) -> None:
         check_display(opts.show, "use --no-show (add --save to record)")
+        self.server = LiveServer.from_spec(opts.serve, opts.serve_token) if opts.serve else None  # refused now, not later
         self.run_dir = out if isinstance(out, RunDir) else RunDir(Path(out))
         out_dir = self.run_dir.path
         self.source, self.out_dir, self.cfg, self.opts = source, out_dir, cfg, opts
@@ -167,6 +171,8 @@ class LiveSession:
             stack.callback(self.run_dir.close)  # the folder's lock, released after every file is closed
             # caught until every file is closed: a second Ctrl-C must not abort the finalising of a video
             stop = stack.enter_context(StopFlag().installed())
+            if self.server is not None:
+                print(f"serving {stack.enter_context(self.server).url}", file=sys.stderr, flush=True)
             stack.callback(self.reader.stop)
             stack.callback(lambda: self.score_lines.extend(self.proc.finish_scores()))
             csvs = None
@@ -225,13 +231,29 @@ class LiveSession:
                 csvs[1].write(frame.index, frame.time_s, r.forecasts, ev.pred_ground if ev else None)
                 if self.events_csv is not None and ev is not None:
                     self.events_csv.write([e.row() for e in ev.events])
-            if self.opts.show or self.recorder.active:  # headless without recording: nothing to draw
+            # drawn only when shown, recorded or watched in a browser
+            if self.opts.show or self.recorder.active or (self.server is not None and self.server.streaming):
                 annotated = self.proc.annotate(r)
                 overlay(annotated, self.stats, latency, len(r.tracks), self.reader.dropped, self.recorder.active)
                 self.recorder.write(annotated, frame.time_s)
                 self.last_annotated = annotated
+        if self.server is not None:
+            self._publish(r, annotated, latency)
         self._keys(stop, annotated)
         return True
+
+    def _publish(self, r: FrameResult, annotated: np.ndarray | None, latency: float) -> None:
+        """--serve: this frame's picture (drawn only when someone watches), events and figures, never waiting."""
+        srv, cam, ev = self.server, describe(self.source), self.proc.events
+        assert srv is not None
+        if annotated is not None:
+            srv.publish_frame(cam, annotated)
+        if r.events is not None:
+            srv.publish_events(cam, r.events.events)
+        srv.set_status(cam, {"fps": round(self.stats.fps, 2), "latency_s": round(latency, 4), "tracks": len(r.tracks),
+                             "dropped": self.reader.dropped, "reconnects": self.reader.reconnects,
+                             "uptime_s": round(time.monotonic() - self.stats.started, 1),
+                             "counts": ev.traffic.summary_lines() if ev is not None and ev.traffic.has_geometry else []})
 
     def _keys(self, stop: StopFlag, annotated: np.ndarray | None) -> None:
         """Window and keys: q/Esc quit, space pause, s snapshot, r record on/off."""
