@@ -65,7 +65,7 @@ def parse_target(value: str) -> MqttTarget:
         rest = after
     userinfo, at, hostport = rest.rstrip("/").rpartition("@")
     shown = ("***@" if at else "") + hostport  # what error messages may show
-    usage = "give HOST[:PORT] (e.g. --mqtt 127.0.0.1:1883, or user:password@host:1883)"
+    usage = "give HOST[:PORT], e.g. --mqtt 127.0.0.1:1883 (a user name and password go before the host, then '@')"
     if sep and scheme.lower() not in ("mqtt", "tcp"):
         raise UserError(f"--mqtt {shown}: only plain MQTT (mqtt://) is supported, not {scheme}://; {usage}")
     user, has_password, password = userinfo.partition(":")
@@ -93,9 +93,11 @@ def camera_name(source: int | str) -> str:
         return f"camera{source}"
     s = str(source).strip()
     if "://" in s:
-        rest = re.split(r"[?#]", s.split("://", 1)[1], maxsplit=1)[0]
-        rest = rest.rsplit("@", 1)[-1]  # whatever stands before the last '@' is credentials
-        raw = rest.replace(":", "_").replace("/", "_")
+        rest = s.split("://", 1)[1]
+        at = rest.rfind("@")  # whatever stands before the last '@' may be credentials
+        if re.search(r"[?#]", rest[:max(at, 0)]):  # an '@' in the query, or a password with ? or #: cannot tell
+            return "camera"
+        raw = re.split(r"[?#]", rest[at + 1:], maxsplit=1)[0].replace(":", "_").replace("/", "_")
     else:
         raw = Path(s).stem or s
     name = re.sub(r"[^A-Za-z0-9._-]+", "_", raw).strip("_.-")[:64]
@@ -148,6 +150,10 @@ class LifecycleSettings:
     eta_change_s: float = 0.5  # update: the expected time of the event moved more than this since the last message
     probability_change: float = 0.1  # ... or its probability changed more than this
     expire_margin_s: float = 1.0  # end (expired): this long after the expected time and nothing came of it
+    # end (withdrawn): this long after the events stage let the alert go without its event. Not at once: the
+    # forecast stops predicting an entry as soon as the foot point is across, but the real event counts only
+    # once it is past the hysteresis margin, a moment later; an alert let go after its expected time expired
+    withdraw_after_s: float = 1.0
 
 
 class AlertSource(Protocol):
@@ -173,6 +179,7 @@ class _Open:
     eta_s: float | None
     probability: float | None
     distance: float | None
+    let_go: float | None = None  # when the events stage stopped holding it
 
 
 def _finite(v: float | None) -> bool:
@@ -201,8 +208,8 @@ class AlertLifecycle:
         for e in ev.events:
             key = key_of(e)
             if e.event in PREDICTED:
-                if key in self._open:  # raised again: the events stage let the old one pass its horizon
-                    out.append(self._end(key, frame, t, "expired"))
+                if key in self._open:  # raised again: the events stage let the old one go (or pass its horizon)
+                    out.append(self._end(key, frame, t, "expired" if t >= self._open[key].expected else "withdrawn"))
                 self._ids += 1
                 self._open[key] = _Open(e, self._ids, e.time_s + (e.eta_s or 0.0), e.probability,
                                         e.time_s + (e.eta_s or 0.0), e.eta_s, e.probability, e.distance)
@@ -220,10 +227,15 @@ class AlertLifecycle:
             st = self._open[key]
             if key in began:
                 out.append(self._end(key, frame, t, "came_true"))
-            elif key not in held:  # the events stage let it go: after its expected time it expired, else withdrawn
-                out.append(self._end(key, frame, t, "expired" if t >= st.expected else "withdrawn"))
+                continue
+            if key not in held and st.let_go is None:
+                st.let_go = t
+            if st.let_go is not None and t - st.let_go >= self.settings.withdraw_after_s:
+                out.append(self._end(key, frame, t, "expired" if st.let_go >= st.expected else "withdrawn"))
             elif t > st.expected + self.settings.expire_margin_s:
                 out.append(self._end(key, frame, t, "expired"))
+            elif st.let_go is not None:
+                continue
             elif key[1:] in now and _finite(now[key[1:]][0]):
                 upd = self._update(st, frame, t, *now[key[1:]])
                 if upd is not None:
@@ -400,7 +412,7 @@ class MqttPublisher:
             self._resending = self._inflight > 0
             closing = self._closing
         if not closing:
-            self._outage(f"lost the broker at {self.target} ({reason})")
+            self._outage(f"lost the broker at {self.target}")
 
     def _on_connect_fail(self, client: paho.Client, userdata: object) -> None:
         self._outage(f"cannot reach the broker at {self.target}")
