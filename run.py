@@ -268,7 +268,7 @@ def cmd_live(a: argparse.Namespace) -> int:
         overrides["live"] = {"reconnect_s": a.reconnect}
     cfg = _with_events(a, _track_config(a, overrides))
     if a.mqtt and not cfg.events.active:
-        raise UserError("--mqtt publishes events: give --zones FILE and/or --camera FILE (README: Send events to other programs)")
+        raise UserError("--mqtt publishes events: give --zones FILE and/or --camera FILE (README: Send events ...)")
     inputs = _input_paths(a.source, a.config, cfg.detector.weights, cfg.predictor.weights, a.camera, a.zones, a.tracker)
     out_dir = choose_run_dir(a.out, a.overwrite, base=Path("runs/live"), inputs=inputs)
     opts = LiveOptions(a.show, a.save, a.max_seconds, a.quiet, events_jsonl=a.events_jsonl, mqtt=a.mqtt,

@@ -130,7 +130,7 @@ def check_options(mqtt: str | None, topic: str | None) -> None:
 class MqttSettings:
     """How messages reach the broker."""
 
-    outbox: int = 10_000  # messages kept while the broker is away (about 3 MB); beyond it the oldest go, counted
+    outbox: int = 10_000  # messages kept while the broker is away (a few MB); beyond it the oldest go, counted
     window: int = 32  # messages handed to paho awaiting their PUBACK (in order; resent after a reconnect)
     reconnect_min_s: float = 0.5  # paho's reconnect backoff: first wait, doubling up to ...
     reconnect_max_s: float = 10.0  # ... this
@@ -175,8 +175,7 @@ class _Open:
     alert_id: int
     said_at: float  # expected time of the event (time_s + eta_s) in the last message
     said_p: float | None
-    expected: float
-    eta_s: float | None
+    expected: float  # latest expected time of the event (said or not)
     probability: float | None
     distance: float | None
     let_go: float | None = None  # when the events stage stopped holding it
@@ -212,7 +211,7 @@ class AlertLifecycle:
                     out.append(self._end(key, frame, t, "expired" if t >= self._open[key].expected else "withdrawn"))
                 self._ids += 1
                 self._open[key] = _Open(e, self._ids, e.time_s + (e.eta_s or 0.0), e.probability,
-                                        e.time_s + (e.eta_s or 0.0), e.eta_s, e.probability, e.distance)
+                                        e.time_s + (e.eta_s or 0.0), e.probability, e.distance)
                 out.append(e.as_dict() | {"type": "new", "alert_id": self._ids})
                 continue
             out.append(e.as_dict())
@@ -249,7 +248,7 @@ class AlertLifecycle:
 
     def _update(self, st: _Open, frame: int, t: float, eta: float, p: float | None,
                 distance: float | None) -> dict[str, object] | None:
-        st.expected, st.eta_s = t + eta, eta
+        st.expected = t + eta
         st.probability = p if _finite(p) else st.probability
         st.distance = distance if _finite(distance) else st.distance
         s = self.settings

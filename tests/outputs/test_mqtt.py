@@ -20,7 +20,7 @@ import pytest
 
 from pipeline.core.errors import UserError
 from pipeline.events.types import EVENT_COLUMNS, Alert, ConflictMark, Event, EventFrame, Overlay
-from pipeline.outputs.mqtt import (AlertLifecycle, LifecycleSettings, MqttPublisher, MqttSettings, MqttTarget,
+from pipeline.outputs.mqtt import (END_REASONS, AlertLifecycle, LifecycleSettings, MqttPublisher, MqttSettings, MqttTarget,
                                    camera_name, check_options, parse_target)
 from tests.apps.test_live import _live, stream  # noqa: F401 (the fixture)
 from tests.conftest import ROOT, VIDEOS, run_cli
@@ -285,6 +285,40 @@ def test_alert_life_cycle_new_update_end():
     assert (end["end_reason"], end["alert_id"], life.open) == ("stopped", 7, 0)
 
 
+def test_the_engine_says_which_alerts_it_holds_and_their_life_cycle_follows():
+    """The real EventEngine on constructed walks: one person into a zone, two walkers head-on (a conflict)."""
+    import numpy as np
+
+    from pipeline.core.config import EventsConfig, ZoneConfig
+    from pipeline.core.types import Forecasts, Tracks
+    from pipeline.events.engine import EventEngine
+
+    cfg = EventsConfig(zones=[ZoneConfig("lane", [[0, 200], [640, 200], [640, 260], [0, 260]])],
+                       conflict_pairs=["all"], samples=1, recalibrate=False)
+    engine = EventEngine(cfg, (640, 480), 2.0, {0: "person"})
+    life, seen, messages = AlertLifecycle(), [], []
+    start = np.array([[100.0, 100.0], [300.0, 400.0], [500.0, 400.0]])  # foot points of tracks 1, 2, 3
+    vel = np.array([[0.0, 50.0], [60.0, 0.0], [-60.0, 0.0]])  # pixels per second
+    horizon = np.array([0.4, 0.8, 1.2, 1.6, 2.0])
+    for k in range(30):  # 10 fps
+        t = k / 10
+        feet = start + vel * t
+        boxes = np.column_stack([feet[:, 0] - 10, feet[:, 1] - 50, feet[:, 0] + 10, feet[:, 1]])
+        tracks = Tracks(boxes, np.ones(3), np.zeros(3), [1, 2, 3])
+        future = feet[:, None] + vel[:, None] * horizon[None, :, None] - [0.0, 25.0]  # box centres
+        ev = engine.update(k, t, tracks, Forecasts([1, 2, 3], horizon, future))
+        seen.append((engine.open_alerts(), list(engine.conflict_starts)))
+        messages += life.step(k, t, ev, engine)
+    raised = [i for i, (held, _) in enumerate(seen) if ("zone_enter", 1, "lane") in held]
+    assert raised and ("conflict", 2, 3) in seen[raised[0]][0]  # both raised at once, held until their event
+    assert any((2, 3) in starts for _, starts in seen)
+    kinds = [(m["event"], m.get("type"), m.get("end_reason")) for m in messages]
+    assert kinds.count(("zone_enter_predicted", "new", None)) == 1 and kinds.count(("conflict_predicted", "new", None)) == 1
+    assert ("zone_enter_predicted", "end", "came_true") in kinds and ("conflict_predicted", "end", "came_true") in kinds
+    assert kinds.index(("zone_enter", None, None)) + 1 == kinds.index(("zone_enter_predicted", "end", "came_true"))
+    assert life.open == 0
+
+
 # ---- through the broker ----
 
 def test_events_arrive_in_order_as_the_events_csv_json(broker):
@@ -390,5 +424,5 @@ def test_live_run_publishes_every_events_csv_row_and_closes_every_alert(broker, 
     assert life and all(t[0] == "new" and t[-1] == "end" and t.count("end") == 1 and set(t[1:-1]) <= {"update"}
                         for t in life.values())
     ends = {m["end_reason"] for m in got if m.get("type") == "end"}
-    assert ends <= {"came_true", "withdrawn", "expired", "stopped"} and all(m["camera"] == topic.split("/")[1] for m in got)
+    assert ends <= set(END_REASONS) and all(m["camera"] == topic.split("/")[1] for m in got)
     print(f"\nmqtt: {sent} messages, {len(rows)} events.csv rows, {len(life)} alerts, ends {sorted(ends)}")
