@@ -21,7 +21,7 @@ from pipeline.core.tables import write_csv_atomic
 from pipeline.events.conflicts import CONFLICT_COLUMNS, ConflictMonitor, PairRule
 from pipeline.events.counts import TrafficCounts
 from pipeline.events.reliability import ProbabilityCalibrator, ReliabilitySettings
-from pipeline.events.scoring import AlertScorer, Key, key_of
+from pipeline.events.scoring import AlertScorer, key_of
 from pipeline.events.types import PREDICTED, Event, EventFrame, Overlay
 from pipeline.events.zones import ZoneMonitor, build_geometry, direction_arrows, to_pixels
 from pipeline.forecast.calibration import sample_offsets
@@ -70,7 +70,7 @@ class EventEngine:
         self._rng = np.random.default_rng(0)  # per run: the same video gives the same events
         self._forecast_since: dict[int, list[float]] = {}  # track -> [first, last] forecast time
         self._forget_s = forget_s
-        self.conflict_starts: list[tuple[int, int]] = []  # pairs that came close at the last update (mqtt life cycle)
+        self.conflict_starts: list[tuple[int, int]] = []  # pairs whose real conflict began at the last update (mqtt)
 
     def update(self, frame: int, t: float, tracks: Tracks, fc: Forecasts) -> EventFrame:
         foot = foot_points(tracks.xyxy)
@@ -128,7 +128,7 @@ class EventEngine:
             self.scorer.add_real(("conflict", a, b), "conflict", "", t, self._forecastable((a, b), t))
         return events + conflict_events
 
-    def open_alerts(self) -> set[Key]:
+    def open_alerts(self) -> set[tuple]:
         """Scoring keys of the alerts the monitors still hold (raised; not yet happened, withdrawn or past their
         horizon): what pipeline/outputs/mqtt.py needs to tell a withdrawn alert from one still standing."""
         lines = {ln.name for ln in self.zones.lines}

@@ -159,7 +159,7 @@ class LifecycleSettings:
 class AlertSource(Protocol):
     """What the events stage says about its alerts after each frame (EventEngine provides both)."""
 
-    conflict_starts: list[tuple[int, int]]  # pairs that came close at this frame: their predicted conflict came true
+    conflict_starts: list[tuple[int, int]]  # pairs whose real conflict began at this frame: their alert came true
 
     def open_alerts(self) -> set[tuple]:
         """Scoring keys (pipeline.events.scoring.key_of) of the alerts still held: raised, not yet happened,

@@ -262,7 +262,7 @@ def test_alert_life_cycle_new_update_end():
     [end] = life.step(21, 2.6, _frame(), held)
     assert (end["alert_id"], end["end_reason"], end["eta_s"]) == (4, "expired", pytest.approx(-1.1))
 
-    # a conflict comes true when the pair comes close (its conflict row only follows when the encounter ends)
+    # a conflict comes true when the pair's real conflict begins (its conflict row only follows when it ends)
     conf = Event(30, 3.0, 2, "conflict_predicted", "", other_id=8, eta_s=1.0, probability=0.6, distance=0.4)
     held.keys = {("conflict", 2, 8)}
     life.step(30, 3.0, _frame(conf, marks=(_mark(2, 8, 1.0),)), held)
