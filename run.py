@@ -250,6 +250,10 @@ def _live_parser(sub: argparse._SubParsersAction) -> None:
                    "status (host 127.0.0.1 unless given; any other host needs --serve-token)")
     p.add_argument("--serve-token", metavar="TOKEN",
                    help="secret every --serve request must carry (?token=TOKEN or Authorization: Bearer TOKEN)")
+    p.add_argument("--mqtt", metavar="HOST[:PORT]", help="publish each event as JSON to this MQTT broker (QoS 1; "
+                   "user:password@host:port logs in); predicted alerts carry type new/update/end")
+    p.add_argument("--mqtt-topic", help="MQTT topic for the events (default trajpred/<camera>/events, the camera "
+                   "named after --source)")
 
 
 def cmd_live(a: argparse.Namespace) -> int:
@@ -258,19 +262,24 @@ def cmd_live(a: argparse.Namespace) -> int:
     from pipeline.core.errors import StreamLostError, UserError
     from pipeline.apps.live_run import LiveOptions, LiveSession
     from pipeline.io.run_dirs import RunDir, choose_run_dir
+    from pipeline.outputs.mqtt import check_options
 
     if not a.max_seconds >= 0:  # also refuses nan
         raise UserError(f"--max-seconds must be a number >= 0, got {a.max_seconds}")
+    check_options(a.mqtt, a.mqtt_topic)  # a malformed --mqtt fails now, before any model loads
     overrides = _track_overrides(a)
     if a.reconnect is not None:
         overrides["live"] = {"reconnect_s": a.reconnect}
     cfg = _with_events(a, _track_config(a, overrides))
+    if a.mqtt and not cfg.events.active:
+        raise UserError("--mqtt publishes events: give --zones FILE and/or --camera FILE (README: Send events ...)")
     inputs = _input_paths(a.source, a.config, cfg.detector.weights, cfg.predictor.weights, a.camera, a.zones, a.tracker)
     out_dir = choose_run_dir(a.out, a.overwrite, base=Path("runs/live"), inputs=inputs)
     if a.serve_token is not None and not a.serve:
         raise UserError("--serve-token needs --serve [HOST:]PORT")
     opts = LiveOptions(a.show, a.save, a.max_seconds, a.quiet, events_jsonl=a.events_jsonl, serve=a.serve,
-                       serve_token=a.serve_token)
+                       serve_token=a.serve_token, mqtt=a.mqtt,
+                       mqtt_topic=a.mqtt_topic)
     session = LiveSession(parse_source(a.source), RunDir(out_dir, a.overwrite, inputs), cfg, opts)
     session.run()
     print(mask_credentials("\n".join(session.summary())), file=sys.stderr if a.events_jsonl else sys.stdout)

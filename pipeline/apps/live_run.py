@@ -20,6 +20,7 @@ from pipeline.events.types import EVENT_COLUMNS, Event
 from pipeline.io.run_dirs import RunDir
 from pipeline.io.run_meta import InputFacts, finish_run, live_figures
 from pipeline.apps.processing import FrameProcessor, FrameResult, StopFlag, check_display
+from pipeline.outputs.mqtt import MqttPublisher
 from pipeline.outputs.run_report import RunReport
 from pipeline.outputs.web import LiveServer
 from pipeline.core.types import Frame
@@ -63,6 +64,8 @@ class LiveOptions:
     events_jsonl: bool = False  # stream events.csv's rows as JSON lines on stdout (--events-jsonl)
     serve: str | None = None  # --serve [HOST:]PORT: a web page with the stream, events and status
     serve_token: str | None = None  # --serve-token: what every request to it must carry
+    mqtt: str | None = None  # --mqtt HOST[:PORT]: publish each event to this broker (pipeline/outputs/mqtt.py)
+    mqtt_topic: str | None = None  # --mqtt-topic (default trajpred/<camera>/events)
 
 
 def emit_jsonl(events: tuple[Event, ...]) -> None:
@@ -155,6 +158,7 @@ class LiveSession:
         # with --save: trajectories.png, heatmap.png and report.html at the end (memory bounded however long it runs)
         self.report = RunReport(self.size) if opts.save and cfg.output.report else None
         self.report_files: list[Path] = []
+        self.mqtt: MqttPublisher | None = None
 
     def _first_frame(self) -> CapturedFrame:
         self.reader.start()
@@ -173,6 +177,8 @@ class LiveSession:
             stop = stack.enter_context(StopFlag().installed())
             if self.server is not None:
                 print(f"serving {stack.enter_context(self.server).url}", file=sys.stderr, flush=True)
+            if self.opts.mqtt:  # closed (flushed for at most its flush_s) after every file
+                self.mqtt = stack.enter_context(MqttPublisher.for_source(self.opts.mqtt, self.opts.mqtt_topic, self.source))
             stack.callback(self.reader.stop)
             stack.callback(lambda: self.score_lines.extend(self.proc.finish_scores()))
             csvs = None
@@ -223,6 +229,8 @@ class LiveSession:
         self.stats.tick(latency)
         if self.opts.events_jsonl and r.events is not None:
             emit_jsonl(r.events.events)
+        if self.mqtt is not None and r.events is not None:
+            self.mqtt.publish(frame.index, frame.time_s, r.events, self.proc.events)
         annotated = None
         with whole_frame(*(csvs or ()), self.events_csv):  # a full disk cuts the CSVs back to the frame before
             if csvs is not None:
@@ -285,6 +293,7 @@ class LiveSession:
             f"latency (frame age when shown): median {s.latency_ms(50):.0f} ms, p95 {s.latency_ms(95):.0f} ms, "
             f"max {max(s.latencies, default=0) * 1000:.0f} ms",
             *([self.stopped_by] if self.stopped_by else []),
+            *([self.mqtt.report] if self.mqtt is not None and self.mqtt.report else []),
         ]
         files = list(self.recorder.files) + [*s.snapshots]
         if self.opts.save:

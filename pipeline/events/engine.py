@@ -72,6 +72,7 @@ class EventEngine:
         self._rng = np.random.default_rng(0)  # per run: the same video gives the same events
         self._forecast_since: dict[int, list[float]] = {}  # track -> [first, last] forecast time
         self._forget_s = forget_s
+        self.conflict_starts: list[tuple[int, int]] = []  # pairs whose real conflict began at the last update (mqtt)
 
     def update(self, frame: int, t: float, tracks: Tracks, fc: Forecasts) -> EventFrame:
         foot = foot_points(tracks.xyxy)
@@ -124,9 +125,17 @@ class EventEngine:
                 self.scorer.add_real(key_of(e), e.event, e.name, e.time_s, self._forecastable((e.track_id,), e.time_s))
         conflict_events, starts = self.conflicts.real(frame, t, ids, ground, unit, self._class_names(tracks.class_id),
                                                       tracks.xyxy.astype(np.float64))
+        self.conflict_starts = starts
         for a, b in starts:
             self.scorer.add_real(("conflict", a, b), "conflict", "", t, self._forecastable((a, b), t))
         return events + conflict_events
+
+    def open_alerts(self) -> set[tuple]:
+        """Scoring keys of the alerts the monitors still hold (raised; not yet happened, withdrawn or past their
+        horizon): what pipeline/outputs/mqtt.py needs to tell a withdrawn alert from one still standing."""
+        lines = {ln.name for ln in self.zones.lines}
+        return ({("line_cross" if name in lines else "zone_enter", tid, name) for tid, name in self.zones._active}
+                | {("conflict", a, b) for a, b in self.conflicts._active})
 
     def _forecast_feet(self, tracks: Tracks, fc: Forecasts) -> np.ndarray:
         """(M, H, 2) forecast foot points in pixels: the forecast box's bottom centre, else the centre moved
