@@ -235,15 +235,19 @@ def draw_tag(out: np.ndarray, tag: Tag) -> None:
     cv2.rectangle(out, (x0, y0), (x1 - 1, y1 - 1), tag.outline, 1)
 
 
-def around_box(rect: Rect, below_first: bool = False) -> Spots:
-    """Spots touching a box: above it, below it (left-aligned, right-aligned, centred), beside it, then inside it."""
+def around_box(rect: Rect, below_first: bool = False, step: int = 6) -> Spots:
+    """Spots touching a box: above it, below it (left-aligned, right-aligned, centred), beside it, inside it; then
+    sliding along each side in `step` px with the tag's middle still on that side (so it reads as this box's),
+    for crowds where the usual spots are taken."""
     x0, y0, x1, y1 = rect
 
     def spots(w: int, h: int) -> list[tuple[int, int]]:
         cx = (x0 + x1 - w) // 2
         above, below = [(x0, y0 - h), (x1 - w, y0 - h), (cx, y0 - h)], [(x0, y1), (x1 - w, y1), (cx, y1)]
         beside = [(x1, y0), (x0 - w, y0), (x1, y1 - h), (x0 - w, y1 - h)]
-        return [*(below + above if below_first else above + below), *beside, (x0, y0), (x0, y1 - h)]
+        xs, ys = range(x0 - w // 2, x1 - w // 2, step), range(y0 - h // 2, y1 - h // 2, step)
+        slides = [(x, y0 - h) for x in xs] + [(x, y1) for x in xs] + [(x1, y) for y in ys] + [(x0 - w, y) for y in ys]
+        return [*(below + above if below_first else above + below), *beside, (x0, y0), (x0, y1 - h), *slides]
     return spots
 
 
