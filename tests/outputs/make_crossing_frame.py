@@ -1,7 +1,7 @@
 """Writes tests/outputs/data/crossing_frame150.json: what frame 150 of the yellow crossing gave the annotator.
 
 The label tests read this file instead of running the detector, so they take milliseconds and do not depend
-on the machine: `.venv/bin/python -m tests.outputs.make_crossing_frame` regenerates it (about 15 s on a CPU).
+on the machine: `.venv/bin/python -m tests.outputs.make_crossing_frame` regenerates it (seconds on a CPU).
 """
 
 from __future__ import annotations
