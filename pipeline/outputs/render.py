@@ -547,14 +547,20 @@ def corner_rect(corner: str, size: tuple[int, int], wh: tuple[int, int]) -> Rect
 
 
 def legend_corner(size: tuple[int, int], wh: tuple[int, int], boxes: list[Rect], names: list[Rect], keep: str) -> str:
-    """The corner where a w x h legend meets the fewest tracked boxes, then the fewest zone and line names; among
-    equals `keep` (the legend's corner so far: it does not hop between equally busy corners), then LEGEND_CORNERS'
-    order."""
+    """The corner for a w x h legend: one meeting no tracked box if there is one, else the one meeting the fewest;
+    then the fewest zone and line names. `keep`, the legend's corner so far, is kept among equals and, when every
+    corner has people in it, unless another has two fewer (in a crowd the legend would otherwise hop from corner to
+    corner every few frames). Then LEGEND_CORNERS' order (the live status line is drawn top-left)."""
     def cost(corner: str) -> tuple[int, int, bool, int]:
         r = corner_rect(corner, size, wh)
         return (sum(rects_meet(r, b) for b in boxes), sum(rects_meet(r, t) for t in names), corner != keep,
                 LEGEND_CORNERS.index(corner))
-    return min(LEGEND_CORNERS, key=cost)
+
+    costs = {c: cost(c) for c in LEGEND_CORNERS}
+    best = min(LEGEND_CORNERS, key=costs.__getitem__)
+    if costs[best][0] > 0 and costs[keep][0] - costs[best][0] < 2:
+        return keep
+    return best
 
 
 def track_tries(tid: int, head: str, mid: str, alerts: list[Alert]) -> list[Try]:

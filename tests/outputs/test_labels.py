@@ -115,6 +115,13 @@ def test_the_legend_takes_the_freest_corner_and_stays_among_equals():
                                   [100, 300, 140, 350]]), np.full(5, 0.9), np.zeros(5), np.arange(1, 6))
     an.draw(image, everywhere, {}, fc)
     assert an.corner == "bottom-right", "all corners busy: one with the fewest boxes (bottom-left has two)"
+    crowd = Tracks(np.vstack([everywhere.xyxy, [[560, 300, 590, 350]]]), np.full(6, 0.9), np.zeros(6),
+                   np.arange(1, 7))
+    an.draw(image, crowd, {}, fc)
+    assert an.corner == "bottom-right", "every corner busy and none with two fewer: it stays"
+    an.draw(image, Tracks(np.vstack([crowd.xyxy, [[520, 300, 550, 350]]]), np.full(7, 0.9), np.zeros(7),
+                          np.arange(1, 8)), {}, fc)
+    assert an.corner == "top-right", "three here, one there: it moves"
 
 
 def test_placement_is_deterministic():
