@@ -21,7 +21,7 @@ from pipeline.events.types import EventFrame
 from pipeline.forecast.history import TrackHistory
 from pipeline.forecast.auto import SelfScoringForecaster, build_forecaster
 from pipeline.forecast.scoring import ScoresFile
-from pipeline.outputs.render import Annotator, draw_event_marks, shade_zones
+from pipeline.outputs.render import Annotator, shade_zones
 from pipeline.perception.tracker import MultiObjectTracker
 from pipeline.core.types import Detections, Forecasts, Frame, Tracks
 
@@ -215,9 +215,8 @@ class FrameProcessor:
             yield self.update(frame, dets)
 
     def annotate(self, r: FrameResult) -> np.ndarray:
-        image = r.frame.image if r.events is None else shade_zones(r.frame.image, r.events.overlay)
-        out = self.annotator.draw(image, r.tracks, r.trails, r.forecasts if r.shown is None else r.shown,
-                                  self._speed_notes(r))
-        if r.events is not None:
-            draw_event_marks(out, r.events.overlay, r.tracks)
-        return out
+        """The frame with zones, tracks, forecasts and events; alerts go into their objects' labels."""
+        ov = None if r.events is None else r.events.overlay
+        image = r.frame.image if ov is None else shade_zones(r.frame.image, ov)
+        return self.annotator.draw(image, r.tracks, r.trails, r.forecasts if r.shown is None else r.shown,
+                                   self._speed_notes(r), ov)
