@@ -24,6 +24,8 @@ from pipeline.events.zones import median_where
 GROUPS = {"person": "person", "bicycle": "cyclist", "car": "vehicle", "bus": "vehicle", "truck": "vehicle",
           "motorcycle": "vehicle", "train": "vehicle"}  # COCO classes -> the road users conflict studies count
 MIN_SPEED = 0.2  # units (body heights or metres) per second: slower counts as standing
+HEADING_SPEED = 1.0  # units per second: a footprint turns to the motion only when it is this clear (a parked car's
+# jitter of 0.4 m/s in any direction must not swing its 4.5 m length into the next lane)
 SAME_OBJECT_IOU = 0.5  # two ids whose boxes overlap this much for most of their shared time are one object
 
 
@@ -147,13 +149,13 @@ class ConflictMonitor:
         """(N, 2) headings (the last one while moving) and (N, 2) half sizes in units (metres or body heights)."""
         known = np.array([tid in self._heading for tid in ids.tolist()], bool)
         prev = np.array([self._heading.get(tid, (1.0, 0.0)) for tid in ids.tolist()], float).reshape(-1, 2)
-        head = headings(vel, prev, MIN_SPEED)
-        moving = np.linalg.norm(vel, axis=-1) >= MIN_SPEED
+        head = headings(vel, prev, HEADING_SPEED)
+        moving = np.linalg.norm(vel, axis=-1) >= HEADING_SPEED
         for tid, h, m in zip(ids.tolist(), head, moving):
             if m:
                 self._heading[tid] = h
         half = half_sizes(classes, len(ids), self.sizes, self.thr / 4)
-        # never seen moving: which way it points is unknown, so only its width is sure (a parked car is not
+        # never seen moving clearly: which way it points is unknown, so only its width is sure (a parked car is not
         # taken to reach 4.5 m along an arbitrary axis into the lane beside it)
         unknown = ~known & ~moving
         half[unknown] = half[unknown].min(axis=1, keepdims=True)
@@ -243,6 +245,10 @@ class ConflictMonitor:
         classes = None if classes is None else [c for c, k in zip(classes, ok) if k]
         boxes = None if boxes is None else boxes[ok]
         vel = np.array([self._velocity(tid, t, p) for tid, p in zip(ids.tolist(), pos)]).reshape(-1, 2) / unit[:, None]
+        if classes is not None:  # a vehicle's foot point wanders with its box: under walking pace it is parked
+            creeping = np.array([GROUPS.get(c) == "vehicle" for c in classes], bool) \
+                & (np.linalg.norm(vel, axis=1) < HEADING_SPEED)
+            vel[creeping] = 0.0
         head, half = self._footprints(ids, vel, classes)
         self._remember(t, ids, pos, unit, head, half)
         if classes is not None:
@@ -256,7 +262,7 @@ class ConflictMonitor:
         young = np.array([self._hist[tid][-1][0] - self._hist[tid][0][0] < 0.5 for tid in ids.tolist()], bool)
         moving = ~(young[i] | young[j] | ((speed[i] < MIN_SPEED) & (speed[j] < MIN_SPEED)))
         starts = self._course(t, ids, pos, unit, vel, head, half, i[moving], j[moving])
-        both = (speed[i] >= MIN_SPEED) & (speed[j] >= MIN_SPEED) & ~young[i] & ~young[j]
+        both = (speed[i] >= HEADING_SPEED) & (speed[j] >= HEADING_SPEED) & ~young[i] & ~young[j]  # clearly moving
         starts += self._crossings(t, ids, pos, unit, vel, i[moving], j[moving], both[moving])
         self._distances(ids, pos, unit, i, j)
         self._t = t
