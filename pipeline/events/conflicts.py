@@ -87,6 +87,18 @@ def parallel(va: np.ndarray, vb: np.ndarray, min_speed: float = 0.2, max_angle_d
     return (sa > min_speed) & (sb > min_speed) & (cos > np.cos(np.radians(max_angle_deg)))
 
 
+def _continued(paths: np.ndarray, times: np.ndarray, extra_s: float) -> tuple[np.ndarray, np.ndarray]:
+    """(M, S, T', 2) paths and (T',) times continued `extra_s` past the end at each path's final velocity."""
+    dt = float(times[-1] - times[-2]) if len(times) > 1 else 0.1
+    n = int(np.ceil(extra_s / dt - 1e-9))
+    if n <= 0 or len(times) < 2:
+        return paths, times
+    v = (paths[:, :, -1] - paths[:, :, -2]) / dt
+    more = dt * np.arange(1, n + 1)
+    ext = paths[:, :, -1:] + v[:, :, None] * more[None, None, :, None]
+    return np.concatenate([paths, ext], axis=2), np.concatenate([times, times[-1] + more])
+
+
 def _first_hit(hit: np.ndarray, times: np.ndarray) -> np.ndarray:
     """(...,) the first time at which hit (..., T) is true (NaN: never)."""
     return np.where(hit.any(axis=-1), times[np.argmax(hit, axis=-1)], np.nan)
@@ -164,18 +176,25 @@ class ConflictMonitor:
     def predicted(self, frame: int, t: float, ids: np.ndarray, paths: np.ndarray, unit: np.ndarray,
                   times: np.ndarray, horizon_s: float, foot_px: np.ndarray,
                   classes: list[str] | None = None) -> tuple[list[Event], list[ConflictMark]]:
-        """Pairs whose forecast footprints meet within the horizon: probability = share of sample paths on which
-        they do. Only pairs the rule allows, not both standing, not already touching, not two ids on one object,
-        and pairs moving side by side only when their mean forecasts meet."""
+        """Pairs forecast to come on a collision course within the horizon, by the real conflicts' definition
+        applied to each sample path: its footprints meet within `ttc_max_s` of a moment in the horizon (the path
+        continued at its final velocity past the end). Probability = share of sample paths that do; `eta_s` =
+        when the time to collision will fall to `ttc_max_s` (the conflict's start, what the alert is scored
+        on); the mark drawn carries the time to collision itself. Only pairs the rule allows, not both
+        standing, not touching or in a conflict already, not two ids on one object, and pairs moving side by
+        side only when their mean forecasts meet."""
         self._active = {k: exp for k, exp in self._active.items() if exp > t}
         i, j = self._eligible(ids, classes)
         vel = (paths[:, 0, -1] - paths[:, 0, 0]) / (times[-1] * unit[:, None])  # mean forecast velocity
         head, half = self._footprints(ids, vel, classes)
+        paths, times = _continued(paths, times, self.r.ttc_max_s)
         standing = np.linalg.norm(vel, axis=1) < MIN_SPEED
         scale = ((unit[i] + unit[j]) / 2)[:, None]
         mean_d = np.linalg.norm(paths[i, 0] - paths[j, 0], axis=-1) / scale  # sample 0 is the mean path
         reach = np.hypot(*half.T)
-        cand = np.flatnonzero((mean_d.min(axis=1) < reach[i] + reach[j] + self.thr) & ~(standing[i] & standing[j]))
+        busy = np.array([self._key(ids[a], ids[b]) in self._open for a, b in zip(i, j)], bool)
+        cand = np.flatnonzero((mean_d.min(axis=1) < reach[i] + reach[j] + self.thr) & ~(standing[i] & standing[j])
+                               & ~busy.reshape(-1))
         events, marks = [], []
         if not len(cand):
             return events, marks
@@ -191,13 +210,14 @@ class ConflictMonitor:
         said = self.calibrate("conflict_predicted", prob)
         for p in np.flatnonzero(prob >= self.p_alert):
             a, b = self._key(ids[i[p]], ids[j[p]])
-            marks.append(ConflictMark(a, b, float(ttc[p]), float(mean_d[p].min()), foot_px[[i[p], j[p]]]))
+            near = float(mean_d[p][times <= horizon_s].min())
+            marks.append(ConflictMark(a, b, float(ttc[p]), near, foot_px[[i[p], j[p]]]))
             if (a, b) not in self._active:
                 self._active[(a, b)] = t + horizon_s
                 self._announced[(a, b)] = (t, float(said[p]))
-                events.append(Event(frame, t, a, "conflict_predicted", "", other_id=b, eta_s=float(ttc[p]),
-                                    probability=float(said[p]), distance=float(mean_d[p].min()),
-                                    probability_raw=float(prob[p])))
+                events.append(Event(frame, t, a, "conflict_predicted", "", other_id=b,
+                                    eta_s=max(float(ttc[p]) - self.r.ttc_max_s, 0.0), probability=float(said[p]),
+                                    distance=near, probability_raw=float(prob[p])))
         low = {self._key(ids[i[p]], ids[j[p]]) for p in np.flatnonzero(prob < self.p_alert / 2)}
         self._active = {k: v for k, v in self._active.items() if k not in low}
         return events, marks
