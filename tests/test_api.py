@@ -65,7 +65,8 @@ def test_forecaster_on_tracks_from_ones_own_loop_equals_what_track_writes(crossi
             compared += 1
     assert compared > 100 and fc.served in ("lstm", "cv", "kalman")
     df_cols = fc.to_columns(times[k], k)
-    assert list(df_cols)[:8] == ["frame", "time_s", "track_id", "step", "t_future_s", "t_target_s", "pred_cx", "pred_cy"]
+    from pipeline.io.writers import PREDICTION_COLUMNS
+    assert list(df_cols) == PREDICTION_COLUMNS
     assert len(df_cols["pred_cx"]) == len(fc) * len(fc.t_s)
 
 

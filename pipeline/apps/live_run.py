@@ -185,7 +185,8 @@ class LiveSession:
             if self.opts.save:
                 ground = self.proc.events is not None and self.proc.events.camera is not None
                 csvs = (stack.enter_context(TracksCsv(self.run_dir.file("tracks.csv"), self.proc.detector.names, ground)),
-                        stack.enter_context(PredictionsCsv(self.run_dir.file("predictions.csv"), ground)))
+                        stack.enter_context(PredictionsCsv(self.run_dir.file("predictions.csv"), ground,
+                                                        self.proc.detector.names)))
                 if self.proc.events is not None:
                     self.events_csv = stack.enter_context(EventsCsv(self.run_dir.file("events.csv"), EVENT_COLUMNS))
                 self.recorder.start(0.0)
@@ -236,7 +237,7 @@ class LiveSession:
             if csvs is not None:
                 ev = r.events
                 csvs[0].write(frame.index, frame.time_s, r.tracks, ev.ground if ev else None)
-                csvs[1].write(frame.index, frame.time_s, r.forecasts, ev.pred_ground if ev else None)
+                csvs[1].write(frame.index, frame.time_s, r.forecasts, ev.pred_ground if ev else None, r.tracks)
                 if self.events_csv is not None and ev is not None:
                     self.events_csv.write([e.row() for e in ev.events])
             # drawn only when shown, recorded or watched in a browser

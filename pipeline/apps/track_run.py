@@ -81,7 +81,7 @@ class _Outputs:
             self.tracks_csv.write(r.frame.index, r.frame.time_s, r.tracks, ev.ground if ev else None)
             if self.mot is not None:
                 self.mot.write(r.frame.index, r.tracks)
-            self.preds_csv.write(r.frame.index, r.frame.time_s, r.forecasts, ev.pred_ground if ev else None)
+            self.preds_csv.write(r.frame.index, r.frame.time_s, r.forecasts, ev.pred_ground if ev else None, r.tracks)
             if self.events_csv is not None and ev is not None:
                 self.events_csv.write([e.row() for e in ev.events])
             if self.video is None:
@@ -131,7 +131,7 @@ def run_track(
         stop = stack.enter_context(StopFlag().installed())
         ground = proc.events is not None and proc.events.camera is not None
         tracks_csv = stack.enter_context(TracksCsv(run_dir.file("tracks.csv"), proc.detector.names, ground))
-        preds_csv = stack.enter_context(PredictionsCsv(run_dir.file("predictions.csv"), ground))
+        preds_csv = stack.enter_context(PredictionsCsv(run_dir.file("predictions.csv"), ground, proc.detector.names))
         events_csv = None
         if proc.events is not None:
             events_csv = stack.enter_context(EventsCsv(run_dir.file("events.csv"), EVENT_COLUMNS))

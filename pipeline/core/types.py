@@ -128,8 +128,10 @@ class Forecasts:
         """(H,) seconds after now of each forecast step (the same array as `t_future_s`)."""
         return self.t_future_s
 
-    def to_columns(self, time_s: float = 0.0, frame: int = 0) -> dict[str, np.ndarray]:
-        """predictions.csv's columns as arrays, one row per track and step (missing boxes or spreads: NaN)."""
+    def to_columns(self, time_s: float = 0.0, frame: int = 0,
+                   class_names: dict[int, str] | None = None) -> dict[str, np.ndarray]:
+        """predictions.csv's columns as arrays, one row per track and step (missing boxes or spreads: NaN);
+        `class_names`: track id -> class name (empty where not given)."""
         n, h = len(self.track_id), len(self.t_future_s)
         nan = np.full((n, h), np.nan)
         box = self.boxes if self.boxes is not None else np.stack([nan] * 4, axis=-1)
@@ -137,6 +139,8 @@ class Forecasts:
         std2 = self.std2 if self.std2 is not None else np.stack([nan] * 2, axis=-1)
         cols = {"frame": np.full((n, h), frame), "time_s": np.full((n, h), float(time_s)),
                 "track_id": np.repeat(self.track_id[:, None], h, axis=1),
+                "class_name": np.array([[(class_names or {}).get(int(t), "")] * h for t in self.track_id],
+                                       dtype=object).reshape(n, h),
                 "step": np.tile(np.arange(1, h + 1), (n, 1)), "t_future_s": np.tile(self.t_future_s, (n, 1)),
                 "t_target_s": np.tile(time_s + self.t_future_s, (n, 1)),
                 "pred_cx": self.centers[..., 0], "pred_cy": self.centers[..., 1],
@@ -144,14 +148,14 @@ class Forecasts:
                 "std_x": std[..., 0], "std_y": std[..., 1], "std2_x": std2[..., 0], "std2_y": std2[..., 1]}
         return {k: np.asarray(v).reshape(-1) for k, v in cols.items()}
 
-    def to_dataframe(self, time_s: float = 0.0, frame: int = 0) -> Any:
+    def to_dataframe(self, time_s: float = 0.0, frame: int = 0, class_names: dict[int, str] | None = None) -> Any:
         """A pandas DataFrame with predictions.csv's columns (pandas is an optional dependency)."""
         try:
             import pandas as pd
         except ImportError as e:
             raise ImportError("Forecasts.to_dataframe needs pandas: pip install pandas "
                               "(or use to_columns(), a dict of numpy arrays)") from e
-        return pd.DataFrame(self.to_columns(time_s, frame))
+        return pd.DataFrame(self.to_columns(time_s, frame, class_names))
 
     @classmethod
     def empty(cls, t_future_s: np.ndarray) -> Forecasts:

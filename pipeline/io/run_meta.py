@@ -159,7 +159,7 @@ def finish_run(run_dir: RunDir, cfg: TrackRunConfig, source: InputFacts, started
     Held under the run folder's lock again, since the run itself has released it by now.
     """
     with run_dir.relocked():
-        converted = convert_folder(run_dir.path, cfg.output.format)
+        converted = convert_folder(run_dir.path, cfg.output.format, metric=cfg.events.camera is not None)
         for c in converted:
             run_dir.file(c.parquet.name)
         gone = {c.csv for c in converted if not c.csv.exists()}

@@ -21,7 +21,7 @@ TRACK_COLUMNS = [
     "frame", "time_s", "track_id", "class_name", "confidence", "x1", "y1", "x2", "y2", "cx", "cy",
 ]
 PREDICTION_COLUMNS = [
-    "frame", "time_s", "track_id", "step", "t_future_s", "t_target_s", "pred_cx", "pred_cy",
+    "frame", "time_s", "track_id", "class_name", "step", "t_future_s", "t_target_s", "pred_cx", "pred_cy",
     "pred_x1", "pred_y1", "pred_x2", "pred_y2", "std_x", "std_y", "std2_x", "std2_y",
 ]
 TRACK_GROUND_COLUMNS = ["x_m", "y_m", "speed_mps"]  # appended with --camera: foot point on the ground, speed
@@ -137,19 +137,25 @@ class TracksCsv(_CsvSink):
 class PredictionsCsv(_CsvSink):
     """`predictions.csv`: one row per object per frame per future step; box and std columns may be empty."""
 
-    def __init__(self, path: Path, ground: bool = False) -> None:
+    def __init__(self, path: Path, ground: bool = False, names: dict[int, str] | None = None) -> None:
         super().__init__(path, PREDICTION_COLUMNS + PREDICTION_GROUND_COLUMNS * ground)
+        self.names = names or {}
 
-    def write(self, frame: int, time_s: float, fc: Forecasts, ground: np.ndarray | None = None) -> None:
-        """`ground` (N, H, 2): forecast foot points in metres, written as extra columns (NaN: empty)."""
+    def write(self, frame: int, time_s: float, fc: Forecasts, ground: np.ndarray | None = None,
+              tracks: Tracks | None = None) -> None:
+        """`ground` (N, H, 2): forecast foot points in metres, written as extra columns (NaN: empty); `tracks`:
+        the frame's tracks, for each forecast's class name."""
+        classes = {} if tracks is None else dict(zip(tracks.track_id.tolist(), tracks.class_id.tolist()))
         rows = []
         for i, tid in enumerate(fc.track_id.tolist()):
+            cls = classes.get(tid)
+            name = "" if cls is None else self.names.get(int(cls), str(cls))
             for k, t in enumerate(fc.t_future_s.tolist()):
                 box = [_f(v) for v in fc.boxes[i, k]] if fc.boxes is not None else ["", "", "", ""]
                 std = [_f(v) for v in fc.std[i, k]] if fc.std is not None else ["", ""]
                 std += [_f(v) for v in fc.std2[i, k]] if fc.std2 is not None else ["", ""]
                 extra = [] if ground is None else [_opt(v, 3) for v in ground[i, k]]
-                rows.append([str(frame), _f(time_s, 4), str(tid), str(k + 1), _f(t, 3), _f(time_s + t, 4),
+                rows.append([str(frame), _f(time_s, 4), str(tid), name, str(k + 1), _f(t, 3), _f(time_s + t, 4),
                              _f(fc.centers[i, k, 0]), _f(fc.centers[i, k, 1]), *box, *std, *extra])
         self._rows(rows)
 
