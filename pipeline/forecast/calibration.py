@@ -56,6 +56,8 @@ def fit_nu(ratio: np.ndarray) -> np.ndarray:
     out[np.abs(r - 2.0) <= 1e-6] = np.inf
     heavy = np.isfinite(r) & (r > _radius_ratio(np.array(float(NU_MAX))))
     if heavy.any():
+        lo: np.ndarray
+        hi: np.ndarray
         lo, hi, rr = np.full(int(heavy.sum()), 0.05), np.full(int(heavy.sum()), float(NU_MAX)), r[heavy]
         for _ in range(50):  # bisection in log nu; the ratio falls monotonically towards 2 as nu grows
             mid = np.sqrt(lo * hi)
