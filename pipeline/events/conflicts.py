@@ -174,7 +174,8 @@ class ConflictMonitor:
         mean_d = np.linalg.norm(paths[i, 0] - paths[j, 0], axis=-1) / scale  # sample 0 is the mean path
         reach = np.hypot(*half.T)
         cand = np.flatnonzero((mean_d.min(axis=1) < reach[i] + reach[j] + self.thr) & ~(standing[i] & standing[j]))
-        events, marks = [], []
+        events: list[Event] = []
+        marks: list[ConflictMark] = []
         if not len(cand):
             return events, marks
         i, j, scale, mean_d = i[cand], j[cand], scale[cand], mean_d[cand]
