@@ -175,7 +175,8 @@ class SpreadCalibrator:
         if fallback is not None:
             cold = ~np.isfinite(mult).all(axis=1)
             mult[cold] = self.multipliers(fallback, len(fc.t_future_s))[cold]
-        return replace(fc, **calibrated(fc.std, mult))
+        spread = calibrated(fc.std, mult)
+        return replace(fc, std=spread["std"], std2=spread["std2"])
 
 
 def calibrated(std_raw: np.ndarray, mult: np.ndarray | None) -> dict[str, np.ndarray]:
@@ -192,4 +193,5 @@ def gaussian_regions(fc: Forecasts) -> Forecasts:
     """The trained spread as published without recalibration: std, and std2 = 2 std (a Gaussian)."""
     if fc.std is None:
         return fc
-    return replace(fc, **calibrated(fc.std, None))
+    spread = calibrated(fc.std, None)
+    return replace(fc, std=spread["std"], std2=spread["std2"])
