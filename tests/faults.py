@@ -13,7 +13,7 @@ import signal
 import sys
 from collections.abc import Callable
 
-from pipeline.io import io_threads
+from pipeline.core import threads as io_threads
 
 from pipeline.apps import processing
 

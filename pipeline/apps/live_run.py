@@ -21,7 +21,7 @@ from pipeline.io.run_dirs import RunDir
 from pipeline.io.run_meta import InputFacts, finish_run, live_figures
 from pipeline.apps.processing import FrameProcessor, FrameResult, StopFlag, check_display
 from pipeline.outputs.mqtt import MqttPublisher
-from pipeline.outputs.run_report import RunReport
+from pipeline.apps.run_report import RunReport
 from pipeline.outputs.web import LiveServer
 from pipeline.core.types import Frame
 from pipeline.io.writers import EventsCsv, PredictionsCsv, TracksCsv, VideoSink, whole_frame

@@ -17,11 +17,11 @@ from pipeline.core.config import TrackRunConfig
 from pipeline.core.errors import PartialInputError, UserError
 from pipeline.events.types import EVENT_COLUMNS
 from pipeline.io.frames import VideoFileSource
-from pipeline.io.io_threads import BackgroundWorker
+from pipeline.core.threads import BackgroundWorker
 from pipeline.io.run_dirs import RunDir
 from pipeline.io.run_meta import InputFacts, figures, finish_run
 from pipeline.apps.processing import FrameProcessor, FrameResult, StopFlag, check_display
-from pipeline.outputs.run_report import RunReport
+from pipeline.apps.run_report import RunReport
 from pipeline.perception.detector import Detector
 from pipeline.core.types import Tracks
 from pipeline.io.writers import EventsCsv, MotTxt, PredictionsCsv, TracksCsv, VideoSink, whole_frame

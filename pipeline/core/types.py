@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 
@@ -95,6 +96,7 @@ class Forecasts:
     boxes: np.ndarray | None = None
     std: np.ndarray | None = None
     std2: np.ndarray | None = None
+    served: str = ""  # the predictor that made them ("lstm", "cv", "kalman"; auto serves one of them)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "track_id", np.asarray(self.track_id, np.int64).reshape(-1))
@@ -115,6 +117,41 @@ class Forecasts:
 
     def __len__(self) -> int:
         return len(self.track_id)
+
+    @property
+    def xy(self) -> np.ndarray:
+        """(N, H, 2) forecast centres, pixels for video (the same array as `centers`)."""
+        return self.centers
+
+    @property
+    def t_s(self) -> np.ndarray:
+        """(H,) seconds after now of each forecast step (the same array as `t_future_s`)."""
+        return self.t_future_s
+
+    def to_columns(self, time_s: float = 0.0, frame: int = 0) -> dict[str, np.ndarray]:
+        """predictions.csv's columns as arrays, one row per track and step (missing boxes or spreads: NaN)."""
+        n, h = len(self.track_id), len(self.t_future_s)
+        nan = np.full((n, h), np.nan)
+        box = self.boxes if self.boxes is not None else np.stack([nan] * 4, axis=-1)
+        std = self.std if self.std is not None else np.stack([nan] * 2, axis=-1)
+        std2 = self.std2 if self.std2 is not None else np.stack([nan] * 2, axis=-1)
+        cols = {"frame": np.full((n, h), frame), "time_s": np.full((n, h), float(time_s)),
+                "track_id": np.repeat(self.track_id[:, None], h, axis=1),
+                "step": np.tile(np.arange(1, h + 1), (n, 1)), "t_future_s": np.tile(self.t_future_s, (n, 1)),
+                "t_target_s": np.tile(time_s + self.t_future_s, (n, 1)),
+                "pred_cx": self.centers[..., 0], "pred_cy": self.centers[..., 1],
+                **{k: box[..., i] for i, k in enumerate(("pred_x1", "pred_y1", "pred_x2", "pred_y2"))},
+                "std_x": std[..., 0], "std_y": std[..., 1], "std2_x": std2[..., 0], "std2_y": std2[..., 1]}
+        return {k: np.asarray(v).reshape(-1) for k, v in cols.items()}
+
+    def to_dataframe(self, time_s: float = 0.0, frame: int = 0) -> Any:
+        """A pandas DataFrame with predictions.csv's columns (pandas is an optional dependency)."""
+        try:
+            import pandas as pd
+        except ImportError as e:
+            raise ImportError("Forecasts.to_dataframe needs pandas: pip install pandas "
+                              "(or use to_columns(), a dict of numpy arrays)") from e
+        return pd.DataFrame(self.to_columns(time_s, frame))
 
     @classmethod
     def empty(cls, t_future_s: np.ndarray) -> Forecasts:

@@ -24,6 +24,8 @@ from pipeline.events.zones import median_where
 GROUPS = {"person": "person", "bicycle": "cyclist", "car": "vehicle", "bus": "vehicle", "truck": "vehicle",
           "motorcycle": "vehicle", "train": "vehicle"}  # COCO classes -> the road users conflict studies count
 MIN_SPEED = 0.2  # units (body heights or metres) per second: slower counts as standing
+HEADING_SPEED = 1.0  # units per second: a footprint turns to the motion only when it is this clear (a parked car's
+# jitter of 0.4 m/s in any direction must not swing its 4.5 m length into the next lane)
 SAME_OBJECT_IOU = 0.5  # two ids whose boxes overlap this much for most of their shared time are one object
 
 
@@ -83,6 +85,18 @@ def parallel(va: np.ndarray, vb: np.ndarray, min_speed: float = 0.2, max_angle_d
     with np.errstate(divide="ignore", invalid="ignore"):
         cos = (va * vb).sum(axis=-1) / (sa * sb)
     return (sa > min_speed) & (sb > min_speed) & (cos > np.cos(np.radians(max_angle_deg)))
+
+
+def _continued(paths: np.ndarray, times: np.ndarray, extra_s: float) -> tuple[np.ndarray, np.ndarray]:
+    """(M, S, T', 2) paths and (T',) times continued `extra_s` past the end at each path's final velocity."""
+    dt = float(times[-1] - times[-2]) if len(times) > 1 else 0.1
+    n = int(np.ceil(extra_s / dt - 1e-9))
+    if n <= 0 or len(times) < 2:
+        return paths, times
+    v = (paths[:, :, -1] - paths[:, :, -2]) / dt
+    more = dt * np.arange(1, n + 1)
+    ext = paths[:, :, -1:] + v[:, :, None] * more[None, None, :, None]
+    return np.concatenate([paths, ext], axis=2), np.concatenate([times, times[-1] + more])
 
 
 def _first_hit(hit: np.ndarray, times: np.ndarray) -> np.ndarray:
@@ -147,13 +161,13 @@ class ConflictMonitor:
         """(N, 2) headings (the last one while moving) and (N, 2) half sizes in units (metres or body heights)."""
         known = np.array([tid in self._heading for tid in ids.tolist()], bool)
         prev = np.array([self._heading.get(tid, (1.0, 0.0)) for tid in ids.tolist()], float).reshape(-1, 2)
-        head = headings(vel, prev, MIN_SPEED)
-        moving = np.linalg.norm(vel, axis=-1) >= MIN_SPEED
+        head = headings(vel, prev, HEADING_SPEED)
+        moving = np.linalg.norm(vel, axis=-1) >= HEADING_SPEED
         for tid, h, m in zip(ids.tolist(), head, moving):
             if m:
                 self._heading[tid] = h
         half = half_sizes(classes, len(ids), self.sizes, self.thr / 4)
-        # never seen moving: which way it points is unknown, so only its width is sure (a parked car is not
+        # never seen moving clearly: which way it points is unknown, so only its width is sure (a parked car is not
         # taken to reach 4.5 m along an arbitrary axis into the lane beside it)
         unknown = ~known & ~moving
         half[unknown] = half[unknown].min(axis=1, keepdims=True)
@@ -162,18 +176,25 @@ class ConflictMonitor:
     def predicted(self, frame: int, t: float, ids: np.ndarray, paths: np.ndarray, unit: np.ndarray,
                   times: np.ndarray, horizon_s: float, foot_px: np.ndarray,
                   classes: list[str] | None = None) -> tuple[list[Event], list[ConflictMark]]:
-        """Pairs whose forecast footprints meet within the horizon: probability = share of sample paths on which
-        they do. Only pairs the rule allows, not both standing, not already touching, not two ids on one object,
-        and pairs moving side by side only when their mean forecasts meet."""
+        """Pairs forecast to come on a collision course within the horizon, by the real conflicts' definition
+        applied to each sample path: its footprints meet within `ttc_max_s` of a moment in the horizon (the path
+        continued at its final velocity past the end). Probability = share of sample paths that do; `eta_s` =
+        when the time to collision will fall to `ttc_max_s` (the conflict's start, what the alert is scored
+        on); the mark drawn carries the time to collision itself. Only pairs the rule allows, not both
+        standing, not touching or in a conflict already, not two ids on one object, and pairs moving side by
+        side only when their mean forecasts meet."""
         self._active = {k: exp for k, exp in self._active.items() if exp > t}
         i, j = self._eligible(ids, classes)
         vel = (paths[:, 0, -1] - paths[:, 0, 0]) / (times[-1] * unit[:, None])  # mean forecast velocity
         head, half = self._footprints(ids, vel, classes)
+        paths, times = _continued(paths, times, self.r.ttc_max_s)
         standing = np.linalg.norm(vel, axis=1) < MIN_SPEED
         scale = ((unit[i] + unit[j]) / 2)[:, None]
         mean_d = np.linalg.norm(paths[i, 0] - paths[j, 0], axis=-1) / scale  # sample 0 is the mean path
         reach = np.hypot(*half.T)
-        cand = np.flatnonzero((mean_d.min(axis=1) < reach[i] + reach[j] + self.thr) & ~(standing[i] & standing[j]))
+        busy = np.array([self._key(ids[a], ids[b]) in self._open for a, b in zip(i, j)], bool)
+        cand = np.flatnonzero((mean_d.min(axis=1) < reach[i] + reach[j] + self.thr) & ~(standing[i] & standing[j])
+                               & ~busy.reshape(-1))
         events: list[Event] = []
         marks: list[ConflictMark] = []
         if not len(cand):
@@ -190,13 +211,14 @@ class ConflictMonitor:
         said = self.calibrate("conflict_predicted", prob)
         for p in np.flatnonzero(prob >= self.p_alert):
             a, b = self._key(ids[i[p]], ids[j[p]])
-            marks.append(ConflictMark(a, b, float(ttc[p]), float(mean_d[p].min()), foot_px[[i[p], j[p]]]))
+            near = float(mean_d[p][times <= horizon_s].min())
+            marks.append(ConflictMark(a, b, float(ttc[p]), near, foot_px[[i[p], j[p]]]))
             if (a, b) not in self._active:
                 self._active[(a, b)] = t + horizon_s
                 self._announced[(a, b)] = (t, float(said[p]))
-                events.append(Event(frame, t, a, "conflict_predicted", "", other_id=b, eta_s=float(ttc[p]),
-                                    probability=float(said[p]), distance=float(mean_d[p].min()),
-                                    probability_raw=float(prob[p])))
+                events.append(Event(frame, t, a, "conflict_predicted", "", other_id=b,
+                                    eta_s=max(float(ttc[p]) - self.r.ttc_max_s, 0.0), probability=float(said[p]),
+                                    distance=near, probability_raw=float(prob[p])))
         low = {self._key(ids[i[p]], ids[j[p]]) for p in np.flatnonzero(prob < self.p_alert / 2)}
         self._active = {k: v for k, v in self._active.items() if k not in low}
         return events, marks
@@ -244,6 +266,10 @@ class ConflictMonitor:
         classes = None if classes is None else [c for c, k in zip(classes, ok) if k]
         boxes = None if boxes is None else boxes[ok]
         vel = np.array([self._velocity(tid, t, p) for tid, p in zip(ids.tolist(), pos)]).reshape(-1, 2) / unit[:, None]
+        if classes is not None:  # a vehicle's foot point wanders with its box: under walking pace it is parked
+            creeping = np.array([GROUPS.get(c) == "vehicle" for c in classes], bool) \
+                & (np.linalg.norm(vel, axis=1) < HEADING_SPEED)
+            vel[creeping] = 0.0
         head, half = self._footprints(ids, vel, classes)
         self._remember(t, ids, pos, unit, head, half)
         if classes is not None:
@@ -257,7 +283,7 @@ class ConflictMonitor:
         young = np.array([self._hist[tid][-1][0] - self._hist[tid][0][0] < 0.5 for tid in ids.tolist()], bool)
         moving = ~(young[i] | young[j] | ((speed[i] < MIN_SPEED) & (speed[j] < MIN_SPEED)))
         starts = self._course(t, ids, pos, unit, vel, head, half, i[moving], j[moving])
-        both = (speed[i] >= MIN_SPEED) & (speed[j] >= MIN_SPEED) & ~young[i] & ~young[j]
+        both = (speed[i] >= HEADING_SPEED) & (speed[j] >= HEADING_SPEED) & ~young[i] & ~young[j]  # clearly moving
         starts += self._crossings(t, ids, pos, unit, vel, i[moving], j[moving], both[moving])
         self._distances(ids, pos, unit, i, j)
         self._t = t

@@ -198,7 +198,7 @@ class YoloDetector:
         if ahead <= 0:
             yield from pairs
         else:
-            from pipeline.io.io_threads import prefetch
+            from pipeline.core.threads import prefetch
 
             yield from prefetch(pairs, ahead)
 

@@ -285,7 +285,7 @@ class OpenVinoDetector:
         prepared = ((f, self.letterbox(f.image.shape[:2])) for f in frames)
         inputs: Iterator[tuple[Frame, Letterbox, np.ndarray]] = ((f, box, box.apply(f.image)) for f, box in prepared)
         if ahead > 0:
-            from pipeline.io.io_threads import prefetch
+            from pipeline.core.threads import prefetch
 
             inputs = prefetch(inputs, ahead)
         pending: deque[_Slot] = deque()

@@ -23,8 +23,14 @@ def test_head_on_forecasts_meet_when_their_footprints_touch():
     ev, marks = mon.predicted(0, 0.0, np.array([3, 8]), paths, np.ones(2), times, 3.0, np.zeros((2, 2)),
                               ["person", "person"])
     assert [(e.event, e.track_id, e.other_id) for e in ev] == [("conflict_predicted", 3, 8)]
-    assert ev[0].eta_s == pytest.approx(2.2, abs=0.051) and ev[0].distance == pytest.approx(0.2, abs=0.06)
-    assert marks[0].ttc_s == ev[0].eta_s
+    # the alert is for the conflict's start, when the time to collision will have fallen to 1.5 s
+    assert ev[0].eta_s == pytest.approx(0.7, abs=0.051) and ev[0].distance == pytest.approx(0.2, abs=0.06)
+    assert marks[0].ttc_s == pytest.approx(2.2, abs=0.051)
+    # 9 m apart: they meet after 3.4 s, past the 3 s forecast, but the conflict starts within it (at 1.9 s)
+    far = np.stack([_walk((0, 0), (1.25, 0), times), _walk((9, 0.2), (-1.25, 0), times)])[:, None]
+    ev, _ = ConflictMonitor(1.0, RULES, 0.5, metric=True).predicted(0, 0.0, np.array([3, 8]), far, np.ones(2), times,
+                                                                     3.0, np.zeros((2, 2)), ["person", "person"])
+    assert len(ev) == 1 and ev[0].eta_s == pytest.approx(1.9, abs=0.11)  # on the 0.1 s grid
 
 
 def test_forecasts_side_by_side_or_passing_wide_are_no_conflict():

@@ -3,7 +3,7 @@ import time
 
 import pytest
 
-from pipeline.io.io_threads import BackgroundWorker, prefetch
+from pipeline.core.threads import BackgroundWorker, prefetch
 
 
 def test_prefetch_keeps_order_and_bounds_lookahead():
