@@ -26,9 +26,16 @@ $(STAMP): requirements.txt
 	PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD=1 $(VPY) -m pip install -q -r requirements.txt
 	touch $(STAMP)
 
+# everything: ruff, mypy on pipeline/ (mypy.ini), and every test (the realdata ones need ../shared)
 test: setup
 	YOLO_OFFLINE=1 $(VPY) -m ruff check pipeline tests run.py
+	$(VPY) -m mypy pipeline
 	YOLO_OFFLINE=1 $(VPY) -m pytest -q tests
+
+# the fast tier: no ../shared needed (the shipped sample clip and weights are enough), no test over ~5 s
+.PHONY: test-fast
+test-fast: setup
+	YOLO_OFFLINE=1 $(VPY) -m pytest -q -m "not realdata and not slow" tests
 
 lint: setup
 	$(VPY) -m ruff check pipeline tests run.py

@@ -21,7 +21,7 @@ from pipeline.core.config import (CameraConfig, EventsConfig, TrackRunConfig, Zo
                                   load_yaml)
 from pipeline.core.types import Forecasts, Tracks
 from pipeline.events.engine import EventEngine
-from pipeline.events.types import Event
+from pipeline.events.types import Event, Overlay
 from pipeline.forecast.auto import SelfScoringForecaster, build_forecaster
 from pipeline.forecast.history import TrackHistory
 from pipeline.outputs.render import Annotator, shade_zones
@@ -51,7 +51,8 @@ class Forecaster:
         if not fps > 0:
             raise ValueError(f"fps must be > 0, got {fps}")
         cfg = config or TrackRunConfig()
-        pred = replace(cfg.predictor, kind=predictor, **({"weights": str(weights)} if weights is not None else {}))
+        given: dict[str, Any] = {"weights": str(weights)} if weights is not None else {}
+        pred = replace(cfg.predictor, kind=predictor, **given)
         self.config = replace(cfg, predictor=pred)
         self.history = TrackHistory(cfg.history, fps)
         self.forecaster: SelfScoringForecaster = build_forecaster(pred, max_gap_s=max(1.0, 2.5 / fps),
@@ -112,7 +113,7 @@ class Events:
         self.config, self.names, self.forget_s = cfg, dict(names or COCO_NAMES), forget_s
         self.engine: EventEngine | None = None  # built at the first frame, when its size is known
         self._frame = -1
-        self._overlay = None
+        self._overlay: Overlay | None = None
         self.last: tuple[Event, ...] = ()
 
     def update(self, forecasts: Forecasts, tracks: Any, time_s: float,

@@ -21,7 +21,7 @@ import numpy as np
 import pytest
 import torch
 
-from tests.conftest import DETECTOR, VIDEOS, VTEST
+from tests.conftest import DETECTOR, SAMPLE, VIDEOS, VTEST
 
 SECRET = "s3cr3tPW"
 ETHUCY = VIDEOS.parent / "ethucy" / "zara1" / "test"
@@ -44,7 +44,7 @@ def _write_inputs(d: Path) -> None:
     cv2.imwrite(str(d / "still.jpg"), np.zeros((64, 64, 3), np.uint8))
     cv2.imwrite(str(d / "still.png"), np.zeros((64, 64, 3), np.uint8))
     shutil.copyfile(d / "still.png", d / "still_png.mp4")
-    (d / "cut.mp4").write_bytes((VIDEOS / "street_traffic_640x360.mp4").read_bytes()[:300_000])
+    (d / "cut.mp4").write_bytes(SAMPLE.read_bytes()[:300_000])  # the index (moov) is at the end: cut off
     (d / "random.avi").write_bytes(np.random.default_rng(0).integers(0, 256, 200_000, dtype=np.uint8).tobytes())
     os.mkfifo(d / "fifo.mp4")
     os.mkfifo(d / "fifo.yaml")
@@ -269,7 +269,7 @@ def _prepare_run_folders(d: Path) -> None:
     prev = d / "prev"
     shutil.rmtree(prev, ignore_errors=True)
     prev.mkdir()
-    shutil.copyfile(VTEST, prev / "annotated.mp4")
+    shutil.copyfile(SAMPLE, prev / "annotated.mp4")
     (prev / ".run_manifest.json").write_text('{"files": ["annotated.mp4"]}')
     foreign = d / "foreign"
     foreign.mkdir(exist_ok=True)
@@ -281,8 +281,9 @@ def _snapshot(d: Path) -> dict[str, str]:
             for p in sorted(d.rglob("*")) if p.is_file() and not p.name.startswith(".run")}
 
 
-@pytest.mark.parametrize("name", sorted(CASES))
-def test_bad_input(name: str, inputs: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch,
+# argv as a parameter: a case that names a file in ../shared (the video, the detector) is marked realdata by conftest
+@pytest.mark.parametrize("name, case", sorted(CASES.items()), ids=sorted(CASES))
+def test_bad_input(name: str, case: list[str], inputs: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch,
                    tmp_path: Path) -> None:
     import run
     from pipeline.io.run_dirs import RunDir
@@ -292,7 +293,7 @@ def test_bad_input(name: str, inputs: Path, capsys: pytest.CaptureFixture[str], 
     _prepare_run_folders(inputs)
     port = _closed_port()
     argv = [a.format(**{"in": inputs, "closed_port": port, "closed_url": f"http://127.0.0.1:{port}/v.mjpg"})
-            for a in CASES[name]]
+            for a in case]
     before = _snapshot(inputs)
     if name in FAULTS:
         FAULTS[name](monkeypatch)

@@ -8,7 +8,7 @@ from pathlib import Path
 import cv2
 import pytest
 
-from tests.conftest import DETECTOR, VIDEOS, VTEST, run_cli
+from tests.conftest import SAMPLE, SHIPPED_DETECTOR, VIDEOS, VTEST, run_cli
 
 
 def _one_line_error(proc, code: int = 2, match: str = "") -> str:
@@ -22,7 +22,7 @@ def _one_line_error(proc, code: int = 2, match: str = "") -> str:
 
 def _track(*args: str, out: Path | None = None):
     extra = ["--out", str(out)] if out else []
-    return run_cli("track", "--weights", str(DETECTOR), "--predictor", "cv", "--quiet", *extra, *args)
+    return run_cli("track", "--weights", str(SHIPPED_DETECTOR), "--predictor", "cv", "--quiet", *extra, *args)
 
 
 def test_missing_source(tmp_path):
@@ -48,6 +48,7 @@ def test_zero_frame_video(tmp_path):
     assert "video" in proc.stderr
 
 
+@pytest.mark.slow
 def test_truncated_video_processes_what_decodes(tmp_path):
     data = VTEST.read_bytes()
     f = tmp_path / "truncated.avi"
@@ -72,9 +73,10 @@ def test_truncated_mp4_cannot_open(tmp_path):
 def test_unwritable_output(tmp_path):
     blocker = tmp_path / "file"
     blocker.write_text("x")
-    _one_line_error(_track("--source", str(VTEST), out=blocker / "run"), match="cannot create output folder")
+    _one_line_error(_track("--source", str(SAMPLE), out=blocker / "run"), match="cannot create output folder")
 
 
+@pytest.mark.slow
 def test_existing_run_needs_overwrite(tmp_path):
     out = tmp_path / "run"
     proc = _track("--source", str(VTEST), "--max-frames", "2", "--no-video", out=out)
@@ -106,11 +108,11 @@ def test_overwrite_never_replaces_the_input_video(tmp_path, capsys):
     out = tmp_path / "run"
     out.mkdir()
     video = out / "annotated.mp4"
-    shutil.copyfile(VTEST, video)
+    shutil.copyfile(SAMPLE, video)
     (out / ".run_manifest.json").write_text('{"files": ["annotated.mp4"]}')
     before = video.read_bytes()
     code, _, err = _main(capsys, "track", "--source", str(video), "--out", str(out), "--overwrite",
-                         "--weights", str(DETECTOR), "--predictor", "cv", "--quiet", "--max-frames", "2")
+                         "--weights", str(SHIPPED_DETECTOR), "--predictor", "cv", "--quiet", "--max-frames", "2")
     _one_line(code, err, "never replaces its input")
     assert video.read_bytes() == before
 
@@ -121,8 +123,8 @@ def test_output_symlinked_to_an_input_is_refused(tmp_path, capsys):
     out = tmp_path / "run"
     out.mkdir()
     (out / "tracks.csv").symlink_to(cfg)
-    code, _, err = _main(capsys, "track", "--source", str(VTEST), "--config", str(cfg), "--out", str(out),
-                         "--overwrite", "--weights", str(DETECTOR), "--predictor", "cv", "--quiet", "--max-frames", "2")
+    code, _, err = _main(capsys, "track", "--source", str(SAMPLE), "--config", str(cfg), "--out", str(out),
+                         "--overwrite", "--weights", str(SHIPPED_DETECTOR), "--predictor", "cv", "--quiet", "--max-frames", "2")
     _one_line(code, err, "never replaces its input")
     assert cfg.read_text() == "detector:\n  conf: 0.3\n"
 
@@ -132,7 +134,7 @@ def test_overwrite_clears_only_files_this_program_wrote(tmp_path, capsys):
     out.mkdir()
     (out / "tracks.csv").write_text("my own notes\n")  # same name, but no manifest lists it
     (out / "keep.txt").write_text("mine")
-    args = ["track", "--source", str(VTEST), "--out", str(out), "--overwrite", "--weights", str(DETECTOR),
+    args = ["track", "--source", str(SAMPLE), "--out", str(out), "--overwrite", "--weights", str(SHIPPED_DETECTOR),
             "--predictor", "cv", "--quiet", "--max-frames", "2", "--no-video"]
     code, _, err = _main(capsys, *args)
     _one_line(code, err, "not written by this program")
@@ -151,42 +153,42 @@ def test_second_run_into_a_locked_folder_names_the_holder(tmp_path, capsys):
 
     out = tmp_path / "run"
     with RunDir(out):  # another run holds the folder
-        code, _, err = _main(capsys, "track", "--source", str(VTEST), "--out", str(out), "--weights", str(DETECTOR),
+        code, _, err = _main(capsys, "track", "--source", str(SAMPLE), "--out", str(out), "--weights", str(SHIPPED_DETECTOR),
                              "--predictor", "cv", "--quiet", "--max-frames", "2", "--no-video")
     _one_line(code, err, f"in use by another run (pid {os.getpid()})")
     assert not (out / "tracks.csv").exists()
 
 
 def test_unknown_class(tmp_path):
-    _one_line_error(_track("--source", str(VTEST), "--classes", "person,unicorn", out=tmp_path / "o"), match="unicorn")
+    _one_line_error(_track("--source", str(SAMPLE), "--classes", "person,unicorn", out=tmp_path / "o"), match="unicorn")
 
 
 def test_bad_config_value(tmp_path):
     cfg = tmp_path / "bad.yaml"
     cfg.write_text("detector:\n  conf: 2.0\n")
-    _one_line_error(_track("--source", str(VTEST), "--config", str(cfg)), match="detector.conf")
+    _one_line_error(_track("--source", str(SAMPLE), "--config", str(cfg)), match="detector.conf")
     cfg.write_text("tracker:\n  kind: sort\n")
-    _one_line_error(_track("--source", str(VTEST), "--config", str(cfg)), match="unknown config key 'tracker.kind'")
+    _one_line_error(_track("--source", str(SAMPLE), "--config", str(cfg)), match="unknown config key 'tracker.kind'")
 
 
 def test_missing_and_incompatible_detector_weights(tmp_path):
-    proc = run_cli("track", "--source", str(VTEST), "--weights", str(tmp_path / "missing" / "m.pt"), "--predictor", "cv")
+    proc = run_cli("track", "--source", str(SAMPLE), "--weights", str(tmp_path / "missing" / "m.pt"), "--predictor", "cv")
     _one_line_error(proc, match="detector weights not found")
     junk = tmp_path / "junk.pt"
     junk.write_bytes(b"\x00" * 100)
-    proc = run_cli("track", "--source", str(VTEST), "--weights", str(junk), "--predictor", "cv", "--out", str(tmp_path / "o"))
+    proc = run_cli("track", "--source", str(SAMPLE), "--weights", str(junk), "--predictor", "cv", "--out", str(tmp_path / "o"))
     _one_line_error(proc, match="cannot load detector weights")
     assert not (tmp_path / "o").exists()  # nothing created for a run that could not start
 
 
 def test_offline_without_weights_says_where_to_put_them(tmp_path):
-    proc = run_cli("track", "--source", str(VTEST), "--weights", "yolo11n.pt", "--predictor", "cv",
+    proc = run_cli("track", "--source", str(SAMPLE), "--weights", "yolo11n.pt", "--predictor", "cv",
                    "--out", str(tmp_path / "o"), cwd=tmp_path)
     _one_line_error(proc, match="--weights PATH")
 
 
 def test_missing_lstm_checkpoint(tmp_path):
-    proc = run_cli("track", "--source", str(VTEST), "--weights", str(DETECTOR), "--lstm-weights",
+    proc = run_cli("track", "--source", str(SAMPLE), "--weights", str(SHIPPED_DETECTOR), "--lstm-weights",
                    str(tmp_path / "none.pt"), "--out", str(tmp_path / "o"))
     _one_line_error(proc, match="LSTM checkpoint not found")
 
@@ -194,7 +196,7 @@ def test_missing_lstm_checkpoint(tmp_path):
 def test_show_without_display(tmp_path, monkeypatch):
     monkeypatch.delenv("DISPLAY", raising=False)
     monkeypatch.delenv("WAYLAND_DISPLAY", raising=False)
-    _one_line_error(_track("--source", str(VTEST), "--show", out=tmp_path / "o"), match="without --show")
+    _one_line_error(_track("--source", str(SAMPLE), "--show", out=tmp_path / "o"), match="without --show")
 
 
 @pytest.mark.skipif(shutil.which("chmod") is None, reason="needs chmod")
@@ -204,7 +206,7 @@ def test_unreadable_source(tmp_path):
     if os.geteuid() == 0:
         pytest.skip("root can read any file")
     f = tmp_path / "v.avi"
-    f.write_bytes(VTEST.read_bytes())
+    f.write_bytes(SAMPLE.read_bytes())
     f.chmod(0)
     _one_line_error(_track("--source", str(f)), match="cannot read")
 
@@ -256,7 +258,7 @@ def test_real_detector_checkpoint_still_loads(tmp_path):
 
 def test_max_frames_says_the_run_stopped_early(tmp_path, capsys):
     code, out, _ = _main(capsys, "track", "--source", str(VTEST), "--out", str(tmp_path / "o"), "--weights",
-                         str(DETECTOR), "--predictor", "cv", "--quiet", "--max-frames", "3", "--no-video")
+                         str(SHIPPED_DETECTOR), "--predictor", "cv", "--quiet", "--max-frames", "3", "--no-video")
     assert code == 0
     assert "stopped early: --max-frames 3 reached after 3 of the 795 frames" in out
 
@@ -265,7 +267,7 @@ def test_truncated_video_says_why_in_the_summary(tmp_path, capsys):
     f = tmp_path / "truncated.avi"
     f.write_bytes(VTEST.read_bytes()[: len(VTEST.read_bytes()) // 10])
     code, out, _ = _main(capsys, "track", "--source", str(f), "--out", str(tmp_path / "o"), "--weights",
-                         str(DETECTOR), "--predictor", "cv", "--quiet", "--no-video")
+                         str(SHIPPED_DETECTOR), "--predictor", "cv", "--quiet", "--no-video")
     assert code == 3
     assert "stopped early: the video stopped decoding after" in out
 
@@ -276,7 +278,7 @@ def test_classes_by_coco_name_or_index():
     from pipeline.perception.detector import YoloDetector
     from pipeline.core.errors import UserError
 
-    det = YoloDetector(DetectorConfig(weights=str(DETECTOR), classes=["person", "2", " 0"]))
+    det = YoloDetector(DetectorConfig(weights=str(SHIPPED_DETECTOR), classes=["person", "2", " 0"]))
     assert det.class_ids == [0, 2]
     with pytest.raises(UserError, match="unknown class name.*80.*indexes 0..79"):
-        YoloDetector(DetectorConfig(weights=str(DETECTOR), classes=["80"]))
+        YoloDetector(DetectorConfig(weights=str(SHIPPED_DETECTOR), classes=["80"]))

@@ -43,6 +43,7 @@ def test_out_and_project_together_are_refused(tmp_path):
     assert proc.returncode != 0 and proc.stderr.strip().count("\n") == 0 and "--out" in proc.stderr
 
 
+@pytest.mark.slow
 def test_save_txt_writes_mot_rows_matching_tracks_csv(tmp_path):
     """A real run into --project/--name with --save-txt; then --exist-ok writes into the same folder again."""
     args = ["track", "--source", str(SAMPLE), "--max-frames", "25", "--no-video", "--quiet", "--project", str(tmp_path),

@@ -406,7 +406,7 @@ def run_jobs(jobs: list[VideoJob], opts: BatchOptions, cfg: TrackRunConfig, say:
     workers = start_ray(opts) if owned else opts.workers or max(1, int(ray.cluster_resources().get("CPU", 1)))
     try:
         task = ray.remote(num_cpus=1, max_retries=RETRIES, retry_exceptions=False)(process_video)
-        progress = ray.remote(num_cpus=0)(Progress).remote()
+        progress: Any = ray.remote(num_cpus=0)(Progress).remote()  # an actor handle
         total = sum(j.frames for j in jobs) or None
         queue: deque[VideoJob] = deque(jobs)
         with tqdm(total=total, unit="frame", disable=opts.quiet, dynamic_ncols=True) as bar:

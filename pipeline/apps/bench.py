@@ -13,6 +13,7 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, replace
+from typing import Any
 from pathlib import Path
 
 import cv2
@@ -75,7 +76,7 @@ def _ultralytics_loop(source: Path, frames: int, cfg: TrackRunConfig, track: boo
     det = YoloDetector(cfg.detector)
     model = det.model
     c = cfg.detector
-    kw = dict(conf=c.conf, iou=c.iou, imgsz=c.imgsz, classes=det.class_ids, device=det.device, half=det.half,
+    kw: dict[str, Any] = dict(conf=c.conf, iou=c.iou, imgsz=c.imgsz, classes=det.class_ids, device=det.device, half=det.half,
               verbose=False)
 
     def run() -> tuple[int, float]:
@@ -118,7 +119,8 @@ def _bare_inference(source: Path, frames: int, cfg: TrackRunConfig) -> Callable[
     det = build_detector(cfg.detector)
     if not isinstance(det, OpenVinoYolo):
         return None
-    cap, inputs = cv2.VideoCapture(str(source)), []
+    cap = cv2.VideoCapture(str(source))
+    inputs: list[np.ndarray] = []
     while len(inputs) < min(frames, 30):
         ok, img = cap.read()
         if not ok:
@@ -200,7 +202,7 @@ class BenchResult:
     frames: int
     repeats: int
     rows: list[Row]
-    machine: dict[str, object]
+    machine: dict[str, Any]
     startup_s: float | None = None
 
     def ms(self, prefix: str) -> float | None:

@@ -35,7 +35,7 @@ def _save(path: Path, data: bytes) -> Path:
     except OSError as exc:
         if exc.errno in FULL_ERRNOS:
             raise disk_full_error(path, exc) from None
-        raise UserError(f"cannot write {path}: {exc.strerror or errno.errorcode.get(exc.errno, exc)}") from None
+        raise UserError(f"cannot write {path}: {exc.strerror or errno.errorcode.get(exc.errno or 0, exc)}") from None
     return path
 
 
@@ -71,7 +71,7 @@ class RunReport:
         if self.poster is None:
             return []
         # zlib level 3: a 1080p picture in 0.14 s and 1.4 MB; level 9 took 2.5 s for 1.2 MB (18x the time for 15 %)
-        pictures = (self.pictures.trajectories(), self.pictures.heatmap())
+        pictures: tuple[np.ndarray, ...] = (self.pictures.trajectories(), self.pictures.heatmap())
         if proc.events is not None:  # the zones and lines the run counted on, with their directions
             pictures = tuple(shade_zones(img, proc.events.static, fill=False) for img in pictures)
         pngs = {name: _encode(".png", img, [cv2.IMWRITE_PNG_COMPRESSION, 3]) for name, img in zip(PICTURES, pictures)}
@@ -79,7 +79,7 @@ class RunReport:
         shown = {"Every track, with forecasts made at a few moments": pngs[PICTURES[0]],
                  "Where objects went (heatmap)": pngs[PICTURES[1]]}
         places = proc.events.conflict_places() if proc.events is not None else []
-        if places:  # the conflict map: in the page only (conflicts.csv has every place)
+        if places and proc.events is not None:  # the conflict map: in the page only (conflicts.csv has every place)
             img = shade_zones(self.pictures.conflict_map(places), proc.events.static, fill=False)
             shown["Where conflicts happened (red: serious, orange: potential)"] = _encode(
                 ".png", img, [cv2.IMWRITE_PNG_COMPRESSION, 3])

@@ -141,7 +141,7 @@ def run_track(
             o = cfg.output
             video = stack.enter_context(VideoSink(run_dir.file("annotated.mp4"), info.fps, size, o.codec, o.crf, o.preset))
         mot = stack.enter_context(MotTxt(run_dir.file("tracks.txt"))) if cfg.output.save_txt else None
-        write = _Outputs(proc, tracks_csv, preds_csv, video, events_csv, mot)
+        write: Callable[[FrameResult], np.ndarray | None] = _Outputs(proc, tracks_csv, preds_csv, video, events_csv, mot)
         if threaded:
             write = stack.enter_context(BackgroundWorker(write, cfg.speed.queue_frames)).submit
         bar = stack.enter_context(tqdm(total=total, unit="frame", disable=quiet, dynamic_ncols=True))

@@ -10,7 +10,7 @@ import dataclasses
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, get_args, get_origin, get_type_hints
+from typing import Any, cast, get_args, get_origin, get_type_hints
 
 import yaml
 
@@ -407,9 +407,9 @@ def from_dict(cls: type, data: dict[str, Any] | None, prefix: str = "") -> Any:
         typ = hints[name]
         optional = [t for t in get_args(typ) if t is not type(None)] if type(None) in get_args(typ) else []
         if len(optional) == 1 and dataclasses.is_dataclass(optional[0]):  # `camera: CameraConfig | None`
-            kwargs[name] = None if value is None else from_dict(optional[0], value, f"{prefix}{name}.")
+            kwargs[name] = None if value is None else from_dict(cast(type, optional[0]), value, f"{prefix}{name}.")
         elif dataclasses.is_dataclass(typ):
-            kwargs[name] = from_dict(typ, value, f"{prefix}{name}.")
+            kwargs[name] = from_dict(cast(type, typ), value, f"{prefix}{name}.")
         elif get_origin(typ) is list and dataclasses.is_dataclass(get_args(typ)[0]):
             _check(isinstance(value, list), f"{prefix}{name}", "must be a list of mappings")
             kwargs[name] = [from_dict(get_args(typ)[0], v, f"{prefix}{name}[{i}].") for i, v in enumerate(value)]

@@ -6,6 +6,7 @@ traceback.
 
 import errno
 from pathlib import Path
+from typing import cast
 
 from pipeline.core.redact import mask_credentials
 
@@ -46,6 +47,7 @@ FULL_ERRNOS = frozenset({errno.ENOSPC, errno.EFBIG, errno.EDQUOT})
 
 def disk_full_error(path: Path, exc: OSError) -> DiskFullError:
     """The one line for a write that failed because the disk (or the file size limit) is full."""
-    why = exc.strerror + (": the file size limit is reached" if exc.errno == errno.EFBIG else "")
+    # an error raised by the system for a full disk always carries its message
+    why = cast(str, exc.strerror) + (": the file size limit is reached" if exc.errno == errno.EFBIG else "")
     return DiskFullError(f"cannot write {path}: the disk is full ({why}); the run stopped and its outputs are whole "
                          "up to the last complete frame: free some space and run again")

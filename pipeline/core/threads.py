@@ -60,7 +60,7 @@ class BackgroundWorker:
     still queued behind it are dropped.
     """
 
-    def __init__(self, handle: Callable[[Any], None], maxsize: int) -> None:
+    def __init__(self, handle: Callable[[Any], object], maxsize: int) -> None:
         self._handle = handle
         self._q: queue.Queue = queue.Queue(maxsize=maxsize)
         self._error: BaseException | None = None

@@ -9,7 +9,7 @@ import numpy as np
 
 
 def _as(a: np.ndarray | list, dtype: type, shape_tail: tuple[int, ...], name: str) -> np.ndarray:
-    arr = np.asarray(a, dtype=dtype)
+    arr: np.ndarray = np.asarray(a, dtype=dtype)
     if arr.ndim == 1 and shape_tail and arr.size == 0:
         arr = arr.reshape((0, *shape_tail))
     if arr.shape[1:] != shape_tail:

@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections import deque
 from dataclasses import dataclass
 from itertools import combinations
+from typing import cast
 
 import cv2
 import numpy as np
@@ -117,7 +118,7 @@ def fit_homography(image: np.ndarray, world: np.ndarray, ransac_m: float = 0.5) 
     """Image -> ground homography by OpenCV's RANSAC, with the reprojection error of every pair in metres."""
     check_pairs(image, world)
     H, mask = cv2.findHomography(image, world, cv2.RANSAC, ransac_m)
-    if H is None or not np.isfinite(H).all() or abs(np.linalg.det(H)) < 1e-15:
+    if H is None or not np.isfinite(H).all() or abs(np.linalg.det(cast(np.ndarray, H))) < 1e-15:
         raise UserError("camera: no homography fits these point pairs (degenerate set); check that each image point "
                         "matches its world point")
     inliers = mask.reshape(-1).astype(bool)

@@ -195,7 +195,8 @@ class ConflictMonitor:
         busy = np.array([self._key(ids[a], ids[b]) in self._open for a, b in zip(i, j)], bool)
         cand = np.flatnonzero((mean_d.min(axis=1) < reach[i] + reach[j] + self.thr) & ~(standing[i] & standing[j])
                                & ~busy.reshape(-1))
-        events, marks = [], []
+        events: list[Event] = []
+        marks: list[ConflictMark] = []
         if not len(cand):
             return events, marks
         i, j, scale, mean_d = i[cand], j[cand], scale[cand], mean_d[cand]

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import cast
 
 import cv2
 import numpy as np
@@ -79,8 +80,8 @@ def _edge_crossings(p: np.ndarray, q: np.ndarray, poly: np.ndarray) -> np.ndarra
 def build_geometry(cfg: EventsConfig, camera: Camera | None, size: tuple[int, int]) -> tuple[list[Zone], list[Line]]:
     """Zones and lines in ground units, each checked: a real area, and some part inside the video frame."""
     zones = [Zone(z.name, np.array(z.polygon, np.float64)) for z in cfg.zones]
-    lines = [Line(ln.name, *np.array(ln.points, np.float64), directions=(ln.directions[0], ln.directions[1]))
-             for ln in cfg.lines]
+    lines = [Line(ln.name, a, b, directions=(ln.directions[0], ln.directions[1]))
+             for ln in cfg.lines for a, b in [np.array(ln.points, np.float64)]]  # exactly two points (LineConfig)
     for z in zones:
         area = 0.5 * abs(_cross(z.polygon, np.roll(z.polygon, -1, axis=0)).sum())
         if area <= 1e-9:
@@ -301,7 +302,7 @@ class ZoneMonitor:
             frac = np.take_along_axis(f, k[..., None], axis=-1)[..., 0]
             first = times[k] + frac * (times[k + 1] - times[k])
             direction = _direction(ln, _cross(ln.b - ln.a, paths[:, 0, 0] - ln.a))
-            out.append((ln.name, crosses.mean(axis=1), median_where(first, crosses), direction))
+            out.append((ln.name, crosses.mean(axis=1), median_where(first, cast(np.ndarray, crosses)), direction))
         return out
 
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
+from typing import cast
 
 import numpy as np
 
@@ -94,7 +95,7 @@ def _on_grid(fc: Forecasts, t: np.ndarray) -> Grid:
                 out[i, :, c] = np.interp(t, fc.t_future_s, a[i, :, c])
         return out
 
-    return interp(fc.centers), interp(fc.boxes), interp(fc.std), interp(fc.std2)
+    return cast(np.ndarray, interp(fc.centers)), interp(fc.boxes), interp(fc.std), interp(fc.std2)
 
 
 def serve(order: Sequence[str], fcs: Mapping[str, Forecasts], track_order: np.ndarray) -> Forecasts:
@@ -112,9 +113,9 @@ def serve(order: Sequence[str], fcs: Mapping[str, Forecasts], track_order: np.nd
         return Forecasts.empty(t)
     picks = [(grids[src[i][0]], src[i][1]) for i in ids]
     centers = np.stack([g[0][r] for g, r in picks])
-    boxes = np.stack([g[1][r] for g, r in picks]) if all(g[1] is not None for g, _ in picks) else None
-    std = np.stack([g[2][r] for g, r in picks]) if all(g[2] is not None for g, _ in picks) else None
-    std2 = np.stack([g[3][r] for g, r in picks]) if std is not None and all(g[3] is not None for g, _ in picks) else None
+    boxes = np.stack([cast(np.ndarray, g[1])[r] for g, r in picks]) if all(g[1] is not None for g, _ in picks) else None
+    std = np.stack([cast(np.ndarray, g[2])[r] for g, r in picks]) if all(g[2] is not None for g, _ in picks) else None
+    std2 = np.stack([cast(np.ndarray, g[3])[r] for g, r in picks]) if std is not None and all(g[3] is not None for g, _ in picks) else None
     return Forecasts(np.asarray(ids, np.int64), t, centers, boxes=boxes, std=std, std2=std2)
 
 

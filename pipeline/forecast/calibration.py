@@ -56,6 +56,8 @@ def fit_nu(ratio: np.ndarray) -> np.ndarray:
     out[np.abs(r - 2.0) <= 1e-6] = np.inf
     heavy = np.isfinite(r) & (r > _radius_ratio(np.array(float(NU_MAX))))
     if heavy.any():
+        lo: np.ndarray
+        hi: np.ndarray
         lo, hi, rr = np.full(int(heavy.sum()), 0.05), np.full(int(heavy.sum()), float(NU_MAX)), r[heavy]
         for _ in range(50):  # bisection in log nu; the ratio falls monotonically towards 2 as nu grows
             mid = np.sqrt(lo * hi)
@@ -173,7 +175,8 @@ class SpreadCalibrator:
         if fallback is not None:
             cold = ~np.isfinite(mult).all(axis=1)
             mult[cold] = self.multipliers(fallback, len(fc.t_future_s))[cold]
-        return replace(fc, **calibrated(fc.std, mult))
+        spread = calibrated(fc.std, mult)
+        return replace(fc, std=spread["std"], std2=spread["std2"])
 
 
 def calibrated(std_raw: np.ndarray, mult: np.ndarray | None) -> dict[str, np.ndarray]:
@@ -190,4 +193,5 @@ def gaussian_regions(fc: Forecasts) -> Forecasts:
     """The trained spread as published without recalibration: std, and std2 = 2 std (a Gaussian)."""
     if fc.std is None:
         return fc
-    return replace(fc, **calibrated(fc.std, None))
+    spread = calibrated(fc.std, None)
+    return replace(fc, std=spread["std"], std2=spread["std2"])

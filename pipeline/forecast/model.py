@@ -36,6 +36,12 @@ class TrajectoryLSTM(nn.Module):
     are standardised with statistics stored as buffers, so they travel inside the checkpoint.
     """
 
+    # the buffers registered in __init__ (declared for the type checker: nn.Module's attributes are untyped)
+    feat_mean: torch.Tensor
+    feat_std: torch.Tensor
+    residual_std: torch.Tensor
+    sigma_scale: torch.Tensor
+
     def __init__(self, cfg: ModelConfig) -> None:
         super().__init__()
         self.cfg = cfg

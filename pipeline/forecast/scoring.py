@@ -137,7 +137,7 @@ class _Pending:
     warm: bool = True  # every predictor's spread had been recalibrated (past the warm-up) when these were made
 
 
-def _key(t: np.ndarray) -> np.ndarray:
+def _key(t: np.ndarray | Sequence[float]) -> np.ndarray:
     return np.round(np.asarray(t, np.float64), 6)
 
 
@@ -168,7 +168,7 @@ class ForecastScorer:
         self._fde_sum = np.zeros((n_p, n_h))
         self._spread_n = np.zeros((n_p, n_h), np.int64)  # windows whose forecast had a spread
         self._spread_sum = np.zeros((len(SPREAD_KEYS), n_p, n_h))
-        self._recent = [deque(maxlen=recent) for _ in self.horizons]  # per horizon: (n_p,) ADE per window
+        self._recent: list[deque[np.ndarray]] = [deque(maxlen=recent) for _ in self.horizons]  # per horizon: (n_p,) ADE per window
 
     @property
     def pending(self) -> int:

@@ -69,7 +69,7 @@ def weight_files(cfg: TrackRunConfig) -> list[dict[str, Any]]:
     from pipeline.forecast.predictors import resolve_checkpoint
     from pipeline.perception.detector import resolve_weights
 
-    found = []
+    found: list[dict[str, Any]] = []
     paths = [("detector", Path(resolve_weights(cfg.detector.weights)))]
     if cfg.predictor.kind in ("auto", "lstm"):
         paths.append(("predictor", Path(resolve_checkpoint(cfg.predictor.weights))))

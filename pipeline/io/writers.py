@@ -78,10 +78,12 @@ class _CsvSink:
         self._append(buf.getvalue().encode("utf-8"))
 
     def _append(self, data: bytes) -> None:
+        fh = self._fh
+        assert fh is not None, "write inside `with`"
         view = memoryview(data)
         try:
             while view:
-                view = view[self._fh.write(view):]
+                view = view[fh.write(view):]
         except OSError as exc:
             self.cut(self.size)
             if exc.errno in FULL_ERRNOS:
@@ -91,6 +93,7 @@ class _CsvSink:
 
     def cut(self, size: int) -> None:
         """Shorten the file to `size` bytes (a frame boundary): drops a frame that could not be written whole."""
+        assert self._fh is not None, "cut inside `with`"
         self._fh.truncate(size)
         self._fh.seek(size)
         self.size = size
@@ -106,12 +109,12 @@ def whole_frame(*sinks: _CsvSink | None) -> Iterator[None]:
 
     So tracks.csv and predictions.csv always end on the same frame, and never beyond the video's last frame.
     """
-    sinks = tuple(s for s in sinks if s is not None)
-    marks = [s.size for s in sinks]
+    written = tuple(s for s in sinks if s is not None)
+    marks = [s.size for s in written]
     try:
         yield
     except BaseException:
-        for s, m in zip(sinks, marks):
+        for s, m in zip(written, marks):
             s.cut(m)
         raise
 
@@ -207,6 +210,7 @@ class VideoSink:
         return self
 
     def write(self, image: np.ndarray) -> None:
+        assert self._enc is not None, "write inside `with`"
         need = self._enc.pending_bytes() + MUXER_BYTES + INDEX_BYTES_PER_FRAME * (self.frames_written + 1)
         left = room_left(self.path)
         if left < need:

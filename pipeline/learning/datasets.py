@@ -11,9 +11,11 @@ import csv
 import tarfile
 import xml.etree.ElementTree as ET
 from collections import Counter, defaultdict
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
+from typing import IO, cast
 
 import numpy as np
 
@@ -162,8 +164,8 @@ def _jaad_tracks(xml_bytes: bytes, video: str, fps: float, min_boxes: int) -> li
             if box.get("outside") == "1":
                 continue
             pid = pid or box.findtext("attribute[@name='id']")
-            x1, y1, x2, y2 = (float(box.get(k)) for k in ("xtl", "ytl", "xbr", "ybr"))
-            rows.append((int(box.get("frame")), x1, y1, x2, y2))
+            x1, y1, x2, y2 = (float(cast(str, box.get(k))) for k in ("xtl", "ytl", "xbr", "ybr"))  # CVAT boxes have all four
+            rows.append((int(cast(str, box.get("frame"))), x1, y1, x2, y2))
         if pid is None or "p" in pid.split("_")[-1] or len(rows) < min_boxes:
             continue
         a = np.asarray(sorted(rows), np.float64)
@@ -193,24 +195,24 @@ def load_jaad(archive: str | Path, split: str = "test", fps: float = 30.0, min_b
             member = next((m for m in tar.getmembers() if m.name.endswith(f"split_ids/default/{s}.txt")), None)
             if member is None:
                 raise UserError(f"{archive} has no split_ids/default/{s}.txt; is it the JAAD annotations archive?")
-            videos += tar.extractfile(member).read().decode().split()
+            videos += cast(IO[bytes], tar.extractfile(member)).read().decode().split()  # a file member
         out: list[Trajectory] = []
         for v in videos:
             m = names.get(f"{v}.xml")
             if m is not None:
-                out += _jaad_tracks(tar.extractfile(m).read(), v, fps, min_boxes)
+                out += _jaad_tracks(cast(IO[bytes], tar.extractfile(m)).read(), v, fps, min_boxes)
     return out
 
 
 def load(fmt: str, path: str | Path, split: str = "test", skipped: Counter[str] | None = None) -> list[Trajectory]:
     """Dispatch on a format name (see FORMATS); `skipped` counts rows dropped, by reason."""
     skipped = Counter() if skipped is None else skipped
-    loaders = {
+    loaders: dict[str, Callable[[], list[Trajectory]]] = {
         "ethucy": lambda: load_ethucy(path, skipped=skipped),
         "jaad": lambda: load_jaad(path, split),
         "mot": lambda: load_mot(path, skipped=skipped),
         "tracks": lambda: load_tracks_csv(path, skipped=skipped),
-        **{name: (lambda name=name: load_source(name, Path(path), skipped)) for name in LOADERS},
+        **{name: partial(load_source, name, Path(path), skipped) for name in LOADERS},
     }
     if fmt not in loaders:
         raise UserError(f"unknown data format {fmt!r}; use one of {', '.join(FORMATS)}")

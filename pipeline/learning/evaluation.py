@@ -4,6 +4,7 @@ and how well each predictor's spread is calibrated."""
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import cast
 
 import numpy as np
 
@@ -105,7 +106,7 @@ def predict_batched(p: Predictor, win: Window, bs: int = 4096) -> tuple[np.ndarr
         stds.append(std)
     if not parts:
         return np.zeros((0, p.horizon, 4)), None
-    return np.concatenate(parts), None if any(s is None for s in stds) else np.concatenate(stds)
+    return np.concatenate(parts), None if any(s is None for s in stds) else np.concatenate(cast(list[np.ndarray], stds))
 
 
 def format_table(results: dict[str, dict[str, float]], windows: int, unit: str) -> str:

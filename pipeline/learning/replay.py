@@ -19,6 +19,7 @@ from pipeline.core.config import CameraConfig, EventsConfig, HistoryConfig, Pred
 from pipeline.core.types import Tracks
 from pipeline.events.engine import EventEngine
 from pipeline.forecast.auto import SelfScoringForecaster, build_forecaster
+from pipeline.forecast.features import Window
 from pipeline.forecast.history import TrackHistory
 from pipeline.learning.datasets import Trajectory
 
@@ -72,10 +73,10 @@ def _recording(name: str, trs: list[Trajectory], minutes: float | None) -> Recor
     frames = []
     for t in sorted(by_time):
         ids = np.array([r[0] for r in by_time[t]])
-        cls = np.array([r[1] for r in by_time[t]])
+        classes = np.array([r[1] for r in by_time[t]])
         b = np.array([r[2] for r in by_time[t]])
         xyxy = np.column_stack([b[:, 0] - b[:, 2] / 2, b[:, 1] - b[:, 3] / 2, b[:, 0] + b[:, 2] / 2, b[:, 1] + b[:, 3] / 2])
-        frames.append((t, Tracks(xyxy, np.ones(len(ids)), cls, ids)))
+        frames.append((t, Tracks(xyxy, np.ones(len(ids)), classes, ids)))
     size = (int(boxes[:, 0].max() - off[0] + boxes[:, 2].max() + 20), int(boxes[:, 1].max() - off[1] + boxes[:, 3].max() + 20))
     return Recording(name, frames, size, metric, (float(off[0]), float(off[1])))
 
@@ -108,8 +109,11 @@ def replay(rec: Recording, predictor: PredictorConfig, events: EventsConfig,
     engine.scorer.min_lead_s = min_lead_s
     for k, (t, tracks) in enumerate(rec.frames):
         hist.update(tracks, t)
-        fc = forecaster.update(t, tracks, lambda step_s, obs_len, tr=tracks, now=t: hist.windows(
-            tr.track_id, now, step_s, obs_len, rec.size))
+
+        def windows(step_s: float, obs_len: int, tr: Tracks = tracks, now: float = t) -> tuple[np.ndarray, Window]:
+            return hist.windows(tr.track_id, now, step_s, obs_len, rec.size)
+
+        fc = forecaster.update(t, tracks, windows)
         engine.update(k, t, tracks, fc)
     engine.scorer.finish()
     return forecaster, engine

@@ -9,7 +9,7 @@ import time
 import zlib
 from collections import Counter
 from dataclasses import asdict, dataclass, field
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 import torch
@@ -242,7 +242,8 @@ def prepare(cfg: TrainConfig) -> tuple[Batchable, Batchable, dict[str, Any], Tra
 
     Returns train and val tensors, counts (and the tuned baselines), and the config with the prior it used.
     """
-    spec, rng, skipped = cfg.spec, np.random.default_rng(cfg.seed), Counter()
+    spec, rng = cfg.spec, np.random.default_rng(cfg.seed)
+    skipped: Counter[str] = Counter()
     train_sets = [load(s.format, s.path, s.split, skipped) for s in cfg.train]
     if cfg.val:
         train_parts = [source_windows(t, spec, cfg.stride, cfg.max_windows_per_source, rng) for t in train_sets]
@@ -330,7 +331,7 @@ def fit(tr: Batchable, va: Batchable, cfg: TrainConfig, quiet: bool = False) -> 
         if bad >= cfg.patience or elapsed > cfg.time_limit_min * 60:
             log(f"stopping after epoch {epoch} (best epoch {best_epoch})")
             break
-    model.load_state_dict(best_state)
+    model.load_state_dict(cast(dict[str, Any], best_state))  # set at the first epoch (unless its val ADE is NaN)
     calibrate_spread(model, va)
     model.cpu().eval()
     return model, {

@@ -298,7 +298,7 @@ class MqttPublisher:
         if target.username is not None:
             c.username_pw_set(target.username, target.password)
         c.max_inflight_messages_set(settings.window)
-        c.reconnect_delay_set(settings.reconnect_min_s, settings.reconnect_max_s)  # type: ignore[arg-type] (floats work)
+        c.reconnect_delay_set(settings.reconnect_min_s, settings.reconnect_max_s)  # type: ignore[arg-type]  # floats work
         c.connect_timeout = settings.connect_timeout_s
         c.on_connect, c.on_disconnect = self._on_connect, self._on_disconnect
         c.on_connect_fail, c.on_publish = self._on_connect_fail, self._on_publish

@@ -108,7 +108,7 @@ class RunPictures:
         """class name -> (tracks whose most frequent class it is, detections in tracks)."""
         out: dict[str, list[int]] = {}
         for per in self.track_classes.values():
-            main = max(per, key=per.get)
+            main = max(per, key=per.__getitem__)
             out.setdefault(names.get(main, str(main)), [0, 0])[0] += 1
             for cls, n in per.items():
                 out.setdefault(names.get(cls, str(cls)), [0, 0])[1] += n

@@ -607,7 +607,7 @@ def _place_conflicts(placer: LabelPlacer, ov: Overlay, scale: float) -> None:
     for c in ov.conflicts:
         mid = np.asarray(c.points, float).mean(0)
         full = f"TTC {c.ttc_s:.1f}s {c.distance:.1f}{ov.unit}"
-        forms = [(TagLine(full, _BLACK, _CONFLICT),), (TagLine(f"TTC {c.ttc_s:.1f}s", _BLACK, _CONFLICT),)]
+        forms: list[Form] = [(TagLine(full, _BLACK, _CONFLICT),), (TagLine(f"TTC {c.ttc_s:.1f}s", _BLACK, _CONFLICT),)]
         placer.place(clear_first(forms), around_point(mid), scale, _CONFLICT, "conflict", f"{c.a}-{c.b}")
 
 
@@ -626,7 +626,11 @@ def static_tags(ov: Overlay, size: tuple[int, int]) -> list[Tag]:
         top = poly[np.lexsort((poly[:, 0], poly[:, 1]))[0]]  # the topmost vertex (leftmost among equals)
         inward = poly.mean(0) - top
         x, y = (int(round(float(v))) for v in top)
-        put(name, lambda w, h, x=x, y=y, i=inward: _diagonals(x, y, w, h, 3, i[0] >= 0, i[1] >= 0), "zone")
+
+        def spots(w: int, h: int, x: int = x, y: int = y, i: np.ndarray = inward) -> list[tuple[int, int]]:
+            return _diagonals(x, y, w, h, 3, i[0] >= 0, i[1] >= 0)
+
+        put(name, spots, "zone")
     for name, pts in ov.lines:
         put(name, beside_line(pts[0], pts[-1]), "line")
     for name, tail, head in ov.arrows:

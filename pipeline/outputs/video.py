@@ -45,7 +45,7 @@ class OpenCvEncoder:
     """OpenCV's VideoWriter with a FourCC (mp4v): always available, no buffering, ~10x bigger than H.264."""
 
     def __init__(self, path: Path, fps: float, size: tuple[int, int], fourcc: str) -> None:
-        self._vw = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*fourcc), fps, size)
+        self._vw = cv2.VideoWriter(str(path), cv2.VideoWriter.fourcc(*fourcc), fps, size)
         if not self._vw.isOpened():
             raise UserError(f"cannot open video writer for {path} with codec {fourcc!r}; try output.codec: mp4v")
         self.frames_in = 0

@@ -12,6 +12,7 @@ import re
 import sys
 from collections.abc import Iterable, Iterator
 from pathlib import Path
+from typing import Any, cast
 
 import numpy as np
 
@@ -173,10 +174,10 @@ class YoloDetector:
         """Detect objects in one BGR image."""
         c = self.config
         try:
-            result = self.model.predict(
+            result = cast(list[Any], self.model.predict(  # a list of Results without stream=True
                 image, conf=c.conf, iou=c.iou, imgsz=c.imgsz, device=self.device, classes=self.class_ids, verbose=False,
                 half=self.half,
-            )[0]
+            ))[0]
         except Exception as exc:
             if self._loaded:
                 raise  # a failure after the model ran once is a bug, not the weights file

@@ -62,6 +62,8 @@ class Letterbox:
         h, w = src_hw
         r = min(imgsz / h, imgsz / w)
         unpad = (max(round(w * r), 1), max(round(h * r), 1))
+        dw: float
+        dh: float
         dw, dh = imgsz - unpad[0], imgsz - unpad[1]
         if rect:
             dw, dh = dw % stride, dh % stride
@@ -281,7 +283,7 @@ class OpenVinoDetector:
         frame order without a callback thread, and an inference error surfaces here, at wait().
         """
         prepared = ((f, self.letterbox(f.image.shape[:2])) for f in frames)
-        inputs = ((f, box, box.apply(f.image)) for f, box in prepared)
+        inputs: Iterator[tuple[Frame, Letterbox, np.ndarray]] = ((f, box, box.apply(f.image)) for f, box in prepared)
         if ahead > 0:
             from pipeline.core.threads import prefetch
 

@@ -48,6 +48,7 @@ class MultiObjectTracker:
         h, w = (image.shape[:2] if image is not None else (1, 1))
         out = self._impl.update(Boxes(data.astype(np.float32), (h, w)), image)
         self._frame += 1
+        ids: np.ndarray
         if len(out) == 0:
             ids = np.zeros(0, np.int64)
         else:

@@ -115,6 +115,7 @@ def first_batch(ray_session: Path, clips: Path, tmp_path_factory: pytest.TempPat
     return out, rc, buf_out.getvalue() + buf_err.getvalue()
 
 
+@pytest.mark.slow
 def test_batch_finishes_clips_and_reports_the_corrupt_one(first_batch: tuple[Path, int, str]) -> None:
     out, rc, text = first_batch
     assert rc == 1, text  # one video failed
@@ -140,6 +141,7 @@ def test_batch_finishes_clips_and_reports_the_corrupt_one(first_batch: tuple[Pat
         assert table.schema.field("frame").type == "int64"
 
 
+@pytest.mark.slow
 def test_rerun_skips_finished_clips_and_redoes_a_changed_one(first_batch: tuple[Path, int, str], clips: Path) -> None:
     out = first_batch[0]
     before = json.loads((out / "batch.json").read_text())["videos"]
@@ -169,6 +171,7 @@ def test_rerun_skips_finished_clips_and_redoes_a_changed_one(first_batch: tuple[
     assert per_video["clip_b"] == len((out / "clip_b" / "tracks.csv").read_text().splitlines()) - 1
 
 
+@pytest.mark.slow
 def test_killed_worker_is_retried_and_outputs_are_whole(ray_session: Path, tmp_path: Path) -> None:
     clips = tmp_path / "in"
     clips.mkdir()
@@ -210,6 +213,7 @@ def test_sources_names_and_input_hash(tmp_path: Path) -> None:
     assert input_hash(big) != h
 
 
+@pytest.mark.slow
 def test_a_worker_loads_its_detector_once_for_all_its_videos(tmp_path: Path, monkeypatch) -> None:
     """process_video is what each Ray task runs: two videos in one process build the detector once, and both are whole."""
     import dataclasses

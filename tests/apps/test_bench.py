@@ -1,9 +1,12 @@
 import json
 import re
 
+import pytest
+
 from tests.conftest import DETECTOR, VTEST, run_cli
 
 
+@pytest.mark.slow
 def test_bench_prints_every_stage_the_machine_and_the_ratios(tmp_path):
     out = tmp_path / "bench.json"
     proc = run_cli("bench", "--source", str(VTEST), "--weights", str(DETECTOR), "--frames", "12", "--repeats", "1",

@@ -97,6 +97,7 @@ def _frames(path: Path) -> int:
     return n
 
 
+@pytest.mark.slow
 def test_headless_stream_writes_csvs_with_capture_clock_times(stream, tmp_path):
     s = stream(VTEST)  # 10 fps
     out = tmp_path / "live"
@@ -192,6 +193,7 @@ def test_slow_processing_drops_frames_instead_of_queueing():
     assert reader.ended and reader.end_reason.startswith("stream lost")
 
 
+@pytest.mark.slow
 def test_stream_dropped_mid_run_reconnects_then_stops_cleanly(stream, tmp_path):
     s = stream(VTEST)
     out = tmp_path / "live"
@@ -222,6 +224,7 @@ def _wait_for_rows(csv_path: Path, more_than: int, proc: subprocess.Popen) -> in
     raise AssertionError(f"{csv_path} did not grow past {more_than} bytes")
 
 
+@pytest.mark.slow
 def test_stream_that_comes_back_is_reconnected(stream, tmp_path):
     s = stream(VTEST)
     out = tmp_path / "o"
@@ -286,6 +289,7 @@ def xvfb():
     proc.wait()
 
 
+@pytest.mark.slow
 def test_window_shows_annotated_frames_and_keys_work(stream, tmp_path, xvfb):
     from PIL import ImageGrab
 

@@ -46,6 +46,7 @@ def vtest_run(tmp_path_factory):
     return out, proc
 
 
+@pytest.mark.slow
 def test_vtest_yields_long_tracks_and_a_playable_video(vtest_run):
     out, proc = vtest_run
     assert "processed 795 frames" in proc.stdout
@@ -61,6 +62,7 @@ def test_vtest_yields_long_tracks_and_a_playable_video(vtest_run):
     assert (n, size) == (n_in, size_in) and fps == pytest.approx(fps_in)
 
 
+@pytest.mark.slow
 def test_every_track_with_enough_history_is_forecast(vtest_run):
     """A (frame, track) has enough history once the track has been followed for predictor.min_history_s (0.8 s):
     younger than the models' 2 s window it gets the young-track Kalman's forecast, on the same grid."""
@@ -119,6 +121,7 @@ def _ends_whole(path: Path) -> None:
     assert data.endswith(b"\r\n"), f"{path.name} ends in the middle of a row"
 
 
+@pytest.mark.slow
 def test_sigint_leaves_playable_video_and_complete_csv(tmp_path):
     """SIGINT arrives while frame 60 is processed (injected, not timed): the run stops at that frame boundary."""
     out = tmp_path / "run"
@@ -152,6 +155,7 @@ def test_help_documents_every_option():
             assert opt in proc.stdout
 
 
+@pytest.mark.slow
 def test_fast_and_simple_paths_give_identical_outputs(tmp_path):
     """speed.detect_ahead / threaded_io change scheduling only: the CSVs must match byte for byte."""
     import yaml
@@ -192,6 +196,7 @@ def test_second_sigint_during_shutdown_still_finishes_every_file(tmp_path):
         _ends_whole(out / f)
 
 
+@pytest.mark.slow
 def test_full_disk_at_the_video_stops_with_a_playable_video_and_whole_rows(tmp_path):
     """A file size limit of 800 kB: the video is the biggest file and reaches it first.
 

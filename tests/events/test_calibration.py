@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import io
 from collections import Counter
 import json
@@ -20,12 +21,17 @@ from pipeline.learning.loaders import dut as dut_loader
 from pipeline.learning.loaders import gc as gc_loader
 from tests.conftest import DATA, ROOT, run_cli
 
-GC_H = np.array(json.loads((DATA / "gc" / "H.json").read_text())["homog"])
+
+
+@functools.cache
+def _gc_h() -> np.ndarray:
+    """GC's shipped homography (read at first use: collecting needs no ../shared)."""
+    return np.array(json.loads((DATA / "gc" / "H.json").read_text())["homog"])
 
 
 def _gc_world(px: np.ndarray) -> np.ndarray:
     """GC's own mapping (SOURCES.md): H.json takes (row, column), its output x 0.8 is metres."""
-    return gc_loader.to_metres(px[:, 0], px[:, 1], GC_H)
+    return gc_loader.to_metres(px[:, 0], px[:, 1], _gc_h())
 
 
 def _gc_points(n_files: int = 40) -> np.ndarray:

@@ -20,6 +20,9 @@ from pipeline.io.writers import PREDICTION_COLUMNS, PREDICTION_GROUND_COLUMNS, T
 from tests.conftest import DETECTOR, ROOT, VIDEOS, run_cli
 from tests.apps.test_live import _live, stream  # noqa: F401 (the fixture)
 
+# every test here waits for a tracked run of the crossing video (or streams one live): over 5 s each
+pytestmark = pytest.mark.slow
+
 CROSSWALK = VIDEOS / "yellow_crosswalk_640x360.mp4"
 ZONES = ROOT / "configs" / "zones_yellow_crosswalk.yaml"
 SCALE = 0.025  # metres per pixel assumed for this overhead view (only the arithmetic is under test)

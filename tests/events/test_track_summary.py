@@ -56,6 +56,7 @@ def street_run(tmp_path_factory):
     return out
 
 
+@pytest.mark.slow
 def test_parked_cars_on_the_street_read_0_kmh_and_passing_ones_do_not(street_run):
     with (street_run / "track_summary.csv").open(newline="") as fh:
         rows = list(csv.DictReader(fh))

@@ -176,6 +176,7 @@ def test_held_forecasts_start_where_the_object_is_now():
 # --- a real run ---------------------------------------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_auto_run_scores_every_member_on_the_same_windows_and_names_the_served_one(tmp_path):
     out = tmp_path / "auto"
     proc = run_cli("track", "--source", str(VTEST), "--weights", str(DETECTOR), "--out", str(out), "--max-frames",

@@ -270,6 +270,7 @@ def _offline_error(track: dict[int, tuple[float, float, float]], target_s: float
     return math.hypot(xy[0] - px, xy[1] - py)
 
 
+@pytest.mark.slow
 def test_cv_run_scores_agree_with_an_offline_computation(tmp_path):
     out = tmp_path / "cv"
     proc = run_cli("track", "--source", str(VTEST), "--weights", str(DETECTOR), "--out", str(out), "--max-frames",

@@ -65,6 +65,7 @@ def test_eval_ethucy_scene_prints_all_three_methods_and_json(tmp_path):
         assert math.isfinite(res[m]["nll"])
 
 
+@pytest.mark.slow
 def test_eval_in_body_heights_divides_metres_by_1_7(tmp_path):
     m, bh = tmp_path / "m.json", tmp_path / "bh.json"
     base = ["eval", "--data", str(ETH / "zara2" / "test"), "--format", "ethucy", "--methods", "cv"]
@@ -74,6 +75,7 @@ def test_eval_in_body_heights_divides_metres_by_1_7(tmp_path):
     assert b["unit"] == "body heights" and b["cv"]["ade"] == pytest.approx(a["cv"]["ade"] / 1.7, rel=1e-6)
 
 
+@pytest.mark.slow
 def test_eval_bad_inputs_get_one_line_errors(tmp_path):
     empty = tmp_path / "empty.txt"
     empty.write_text("")

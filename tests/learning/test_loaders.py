@@ -338,6 +338,7 @@ def test_missing_path_is_named(tmp_path, fmt):
         _load(fmt, tmp_path / "nowhere")
 
 
+@pytest.mark.realdata  # the fixtures are looked up by name: not seen by the automatic marking
 @pytest.mark.parametrize("source", ["sdd", "gc", "dut", "tpp", "edinburgh"])
 def test_every_source_cuts_windows(request, source):
     trajs, _ = request.getfixturevalue(source)

@@ -104,6 +104,7 @@ def test_jitter_and_gaps_touch_only_the_observed_past():
     assert np.all(aug.gap_s[clean, -1] == 0) and np.all(aug.gap_s[clean, 0] == 0)
 
 
+@pytest.mark.slow
 def test_own_camera_workflow_track_train_track(tmp_path):
     """README's path: track a video, train on its tracks.csv, track again with the new checkpoint."""
     import csv

@@ -388,6 +388,7 @@ def test_publishing_without_a_broker_never_waits_and_the_outbox_stays_bounded(ca
     assert pub.seq == 1000
 
 
+@pytest.mark.slow
 def test_live_run_publishes_every_events_csv_row_and_closes_every_alert(broker, stream, tmp_path):  # noqa: F811
     s = stream(CROSSWALK)
     sub = Subscriber(broker.port, "trajpred/#")

@@ -13,9 +13,10 @@ import lzma
 import tarfile
 import warnings
 from collections import Counter
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
+from typing import IO, Any, cast
 
 import numpy as np
 
@@ -71,7 +72,7 @@ def _tar_members(path: Path, patterns: Sequence[str]) -> Iterator[Member]:
                 if info.isfile() and _matches(name.name, patterns):
                     found = True
                     where = f"{path}:{info.name}"
-                    yield Member(where, name, decode(tar.extractfile(info).read(), where))
+                    yield Member(where, name, decode(cast(IO[bytes], tar.extractfile(info)).read(), where))  # isfile()
     except (tarfile.TarError, lzma.LZMAError, EOFError, OSError) as exc:
         raise UserError(f"{path} is not a readable tar archive: {exc}") from None
     if not found:
@@ -103,7 +104,7 @@ def read_table(
     np.loadtxt does the work; only when it fails is the file scanned again to name the first bad line.
     """
     names: dict[str, int] = {}
-    conv = None if text_col is None else {text_col: lambda s: names.setdefault(s.strip().strip('"'), len(names))}
+    conv: dict[int | str, Callable[[str], Any]] | None = None if text_col is None else {text_col: lambda s: names.setdefault(s.strip().strip('"'), len(names))}
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # "empty input": reported below as no data rows

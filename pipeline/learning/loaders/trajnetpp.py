@@ -39,7 +39,7 @@ def load(path: Path, skipped: Counter[str]) -> list[Trajectory]:
 
 def _records(f: Path) -> tuple[np.ndarray, list[tuple[int, dict]]]:
     """Track rows (N, 4) as f, p, x, y and the scene records with their line numbers."""
-    rows: list[tuple[float, float, float, float]] = []
+    rows: list[tuple[float, ...]] = []
     scenes: list[tuple[int, dict]] = []
     for n, line in enumerate(decode(f.read_bytes(), str(f)).splitlines(), 1):
         if not line.strip():
