@@ -1,5 +1,4 @@
-#!/usr/bin/env python3
-"""Command-line entry point: `python run.py track --source video.mp4` (see --help of each command).
+"""Command-line entry point: `trajpred track --source video.mp4`, or `python run.py track ...` in a checkout.
 
 This is the only place that reads argparse and YAML; the pipeline takes typed config dataclasses.
 """
@@ -13,13 +12,14 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any, NoReturn
 
+from pipeline.core import resources
+
 os.environ.setdefault("YOLO_OFFLINE", "1")  # no settings sync / pip auto-installs from ultralytics
 os.environ.setdefault("YOLO_VERBOSE", "False")
 os.environ.setdefault("OPENCV_FFMPEG_LOGLEVEL", "-8")  # FFmpeg's own stderr chatter; we report errors ourselves
 os.environ.setdefault("OPENCV_LOG_LEVEL", "ERROR")
 
-ROOT = Path(__file__).resolve().parent
-DEFAULT_CONFIG = ROOT / "configs" / "default.yaml"
+DEFAULT_CONFIG = resources.default_config()  # configs/default.yaml in a checkout (linked into the package)
 
 
 def _track_parser(sub: argparse._SubParsersAction) -> None:
@@ -393,7 +393,8 @@ def _train_parser(sub: argparse._SubParsersAction) -> None:
         description="Train TrajectoryLSTM (seeded, early-stopped on validation ADE) and write a checkpoint that "
         "carries the model config, feature spec, normalisation statistics and training metadata.",
     )
-    p.add_argument("--config", default=str(ROOT / "configs" / "train.yaml"), help="training YAML (default: %(default)s)")
+    p.add_argument("--config", default=str(resources.project_or_cwd() / "configs" / "train.yaml"),
+                   help="training YAML (default: %(default)s)")
     p.add_argument("--data", help="train on this file/folder instead of the config's sources (needs --format)")
     p.add_argument("--format", choices=FORMATS, help="format of --data")
     p.add_argument("--epochs", type=int, help="maximum epochs")
@@ -538,7 +539,9 @@ class _OneLineParser(argparse.ArgumentParser):
     def error(self, message: str) -> NoReturn:
         from pipeline.core.redact import mask_credentials
 
-        print(f"error: {mask_credentials(message)}; see `python run.py {self.prog.split()[-1]} --help`", file=sys.stderr)
+        words = self.prog.split()  # "run.py track" or "trajpred track" (a subcommand's parser), "run.py" (the main)
+        launcher = f"python {words[0]}" if words[0].endswith(".py") else words[0]
+        print(f"error: {mask_credentials(message)}; see `{' '.join([launcher, *words[1:], '--help'])}`", file=sys.stderr)
         sys.exit(2)
 
 
@@ -559,9 +562,10 @@ def _bench_forecast_parser(sub: argparse._SubParsersAction) -> None:
         "held-out one at 1, 2 and 3 s in body heights. Writes JSON (resumable: finished sources are kept) and prints "
         "a markdown table.",
     )
-    p.add_argument("--config", default=str(ROOT / "configs" / "train.yaml"), help="training YAML (grid, schedule)")
-    p.add_argument("--data-root", default=str(ROOT.parent / "shared" / "data"), help="the shared data folder")
-    p.add_argument("--out", default=str(ROOT / "benchmarks" / "forecast_loso.json"), help="JSON results file")
+    root = resources.project_or_cwd()
+    p.add_argument("--config", default=str(root / "configs" / "train.yaml"), help="training YAML (grid, schedule)")
+    p.add_argument("--data-root", default=str(root.parent / "shared" / "data"), help="the shared data folder")
+    p.add_argument("--out", default=str(root / "benchmarks" / "forecast_loso.json"), help="JSON results file")
     p.add_argument("--only", help="comma-separated source names to score (e.g. ethucy/eth,gc)")
     p.add_argument("--epochs", type=int, help="epochs per fold (default: the config's)")
     p.add_argument("--cap", type=int, default=2000, help="training windows per source per fold (default: %(default)s)")
@@ -578,7 +582,8 @@ def cmd_bench_forecast(a: argparse.Namespace) -> int:
     if a.epochs is not None:
         data["epochs"] = a.epochs
     only = tuple(s.strip() for s in (a.only or "").split(",") if s.strip())
-    cfg = BenchConfig(Path(a.data_root), ROOT, from_dict(TrainConfig, data), only=only, force=a.force)
+    cfg = BenchConfig(Path(a.data_root), resources.project_or_cwd(), from_dict(TrainConfig, data), only=only,
+                      force=a.force)
     results = run(cfg, Path(a.out), lambda s: print(s, file=sys.stderr, flush=True))
     print(format_table(results))
     return 0
@@ -641,8 +646,8 @@ def cmd_eval_events(a: argparse.Namespace) -> int:
     return 0
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = _OneLineParser(prog="run.py", description="Video trajectory prediction: YOLO + tracker + LSTM.")
+def build_parser(prog: str = "trajpred") -> argparse.ArgumentParser:
+    parser = _OneLineParser(prog=prog, description="Video trajectory prediction: YOLO + tracker + LSTM.")
     sub = parser.add_subparsers(dest="command", required=True)
     _track_parser(sub)
     _live_parser(sub)
@@ -656,11 +661,12 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def main(argv: list[str] | None = None) -> int:
+def main(argv: list[str] | None = None, prog: str = "trajpred") -> int:
+    """Run one command (argv: the arguments after the program name; default sys.argv[1:]); returns the exit code."""
     from pipeline.core.errors import UserError
 
     sys.excepthook = _masked_excepthook
-    args = build_parser().parse_args(argv)
+    args = build_parser(prog).parse_args(argv)
     handlers = {"track": cmd_track, "live": cmd_live, "bench": cmd_bench, "train": cmd_train, "eval": cmd_eval,
                 "bench-forecast": cmd_bench_forecast, "batch": cmd_batch, "calibrate": cmd_calibrate,
                 "eval-events": cmd_eval_events}
@@ -678,4 +684,4 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(main(prog="python -m pipeline.cli"))
