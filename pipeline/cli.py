@@ -97,6 +97,26 @@ def _tracker_option(value: str) -> dict[str, Any]:
     raise UserError(f"--tracker {value}: not bytetrack, botsort or an existing tracker YAML file")
 
 
+_DISTRIBUTIONS = {"paho": "paho-mqtt"}  # import name -> what pip installs, where they differ
+
+
+def _require(extra: str, what: str, *modules: str) -> None:
+    """Optional packages (an install without that extra) missing: one line saying what to install."""
+    import importlib.util
+
+    from pipeline.core.errors import UserError
+
+    missing = [_DISTRIBUTIONS.get(m, m) for m in modules if importlib.util.find_spec(m) is None]
+    if missing:
+        raise UserError(f"{what} needs {' and '.join(missing)}, not installed: pip install 'trajpred[{extra}]' "
+                        "(or make setup in a checkout)")
+
+
+def _require_format(cfg: Any) -> None:
+    if cfg.output.format != "csv":
+        _require("parquet", f"output format {cfg.output.format} (--format)", "pyarrow")
+
+
 def cmd_track(a: argparse.Namespace) -> int:
     from pipeline.core.redact import mask_credentials
     from pipeline.core.errors import UserError
@@ -106,6 +126,7 @@ def cmd_track(a: argparse.Namespace) -> int:
     if a.max_frames is not None and a.max_frames < 1:
         raise UserError("--max-frames must be >= 1")
     cfg = _with_events(a, _track_config(a, _track_overrides(a)))
+    _require_format(cfg)
     inputs = _input_paths(a.source, a.config, cfg.detector.weights, cfg.predictor.weights, a.camera, a.zones, a.tracker)
     if a.out and (a.project or a.name != "exp" or a.exist_ok):
         raise UserError("--out names the run folder itself: give either --out or --project/--name/--exist-ok")
@@ -223,6 +244,7 @@ def cmd_batch(a: argparse.Namespace) -> int:
         raise UserError("batch replaces only its own video folders: use --force to redo the finished videos")
     if a.workers is not None and a.workers < 1:
         raise UserError(f"--workers must be >= 1, got {a.workers}")
+    _require("batch", "batch", "ray", "pyarrow")
     cfg = _with_events(a, _track_config(a, _track_overrides(a)))
     _input_paths(a.config, a.camera, a.zones)
     opts = BatchOptions(a.source, Path(a.out), a.workers or 0, a.address or "", a.force, a.quiet, a.max_frames)
@@ -257,6 +279,7 @@ def _live_parser(sub: argparse._SubParsersAction) -> None:
 
 
 def cmd_live(a: argparse.Namespace) -> int:
+    _require("live", "live", "starlette", "uvicorn", "paho")  # its web page and MQTT modules load with it
     from pipeline.io.capture import parse_source
     from pipeline.core.redact import mask_credentials
     from pipeline.core.errors import StreamLostError, UserError
@@ -271,6 +294,7 @@ def cmd_live(a: argparse.Namespace) -> int:
     if a.reconnect is not None:
         overrides["live"] = {"reconnect_s": a.reconnect}
     cfg = _with_events(a, _track_config(a, overrides))
+    _require_format(cfg)
     if a.mqtt and not cfg.events.active:
         raise UserError("--mqtt publishes events: give --zones FILE and/or --camera FILE (README: Send events ...)")
     inputs = _input_paths(a.source, a.config, cfg.detector.weights, cfg.predictor.weights, a.camera, a.zones, a.tracker)
