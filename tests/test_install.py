@@ -41,11 +41,12 @@ def test_pyproject_lower_bounds_agree_with_the_pinned_requirements():
     extras = project["optional-dependencies"]
     declared = {}
     for req in project["dependencies"] + [r for reqs in extras.values() for r in reqs if not r.startswith("trajpred")]:
-        m = re.fullmatch(r"([A-Za-z0-9_.-]+)>=([0-9.]+)", req)
-        assert m, f"{req}: a lower bound (>=) is expected"
+        m = re.fullmatch(r"([A-Za-z0-9_.-]+)>=([0-9.]+)(?:,<([0-9.]+))?", req)
+        assert m, f"{req}: a lower bound (>=), and maybe an upper one (<), is expected"
         name = _norm(m[1])
         assert name in pins, f"{req} is not pinned in requirements.txt"
-        assert _version(pins[name]) >= _version(m[2]), f"{req} but requirements.txt pins {pins[name]}"
+        pinned = _version(pins[name])
+        assert _version(m[2]) <= pinned < _version(m[3] or "99999"), f"{req}: requirements.txt pins {pins[name]}"
         declared[name] = m[2]
     assert set(pins) - set(declared) == {"setuptools"}, "every pin but the build tool belongs to the package or an extra"
     assert extras["all"] == [f"trajpred[{','.join(k for k in extras if k != 'all')}]"]
