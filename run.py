@@ -1,14 +1,14 @@
 #!/usr/bin/env python3
 """`python run.py track --source video.mp4` in a checkout: the same commands as the installed `trajpred`.
 
-The CLI lives in pipeline/cli.py; this wrapper only names the program run.py in usage and error lines.
+The CLI lives in pipeline/apps/cli.py; this wrapper only names the program run.py in usage and error lines.
 """
 
 from __future__ import annotations
 
 import sys
 
-from pipeline.cli import main as _main
+from pipeline.apps.cli import main as _main
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from pipeline._version import __version__ as __version__
+from pipeline.core.version import __version__ as __version__
 
 __all__ = ["Event", "Events", "Forecaster", "Forecasts", "Tracks"]
 

@@ -50,7 +50,7 @@ def test_pyproject_lower_bounds_agree_with_the_pinned_requirements():
         declared[name] = m[2]
     assert set(pins) - set(declared) == {"setuptools"}, "every pin but the build tool belongs to the package or an extra"
     assert extras["all"] == [f"trajpred[{','.join(k for k in extras if k != 'all')}]"]
-    assert project["scripts"] == {"trajpred": "pipeline.cli:main"}
+    assert project["scripts"] == {"trajpred": "pipeline.apps.cli:main"}
 
 
 def test_shipped_files_are_package_data_linked_to_the_checkout_copies():
@@ -86,7 +86,7 @@ def test_an_installed_copy_finds_the_shipped_weights_from_any_folder(tmp_path, m
     (["live", "--no-show", "--max-seconds", "1"], "live"),
 ])
 def test_a_missing_extra_is_one_line_naming_it(argv, extra, tmp_path, monkeypatch, capsys):
-    from pipeline.cli import main
+    from pipeline.apps.cli import main
 
     monkeypatch.chdir(tmp_path)
     for module in ("pyarrow", "ray", "paho"):
@@ -127,7 +127,7 @@ def test_wheel_installs_and_runs_outside_the_checkout(tmp_path):
     work.mkdir()
     version = _run([py, "-c", "import pipeline; print(pipeline.__version__); print(pipeline.__file__)"], work, env)
     found_version, found_at = version.stdout.split()
-    from pipeline._version import __version__
+    from pipeline.core.version import __version__
 
     assert found_version == __version__ and Path(found_at).is_relative_to(site)
     usage = _run([venv / "bin" / "trajpred", "--help"], work, env).stdout

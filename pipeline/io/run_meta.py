@@ -21,14 +21,14 @@ from typing import Any, Protocol
 
 import psutil
 
-from pipeline._version import __version__
+from pipeline.core.version import __version__
 from pipeline.core import resources
 from pipeline.core.config import TrackRunConfig
 from pipeline.core.redact import mask_credentials
 from pipeline.io.run_dirs import RunDir
 
 PROGRAM = "video-trajectory-prediction"
-VERSION = __version__  # pipeline/_version.py; the git commit (in a checkout) says exactly which code ran
+VERSION = __version__  # pipeline/core/version.py; the git commit (in a checkout) says which code ran
 RUN_JSON = "run.json"
 
 

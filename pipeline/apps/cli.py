@@ -708,4 +708,4 @@ def main(argv: list[str] | None = None, prog: str = "trajpred") -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main(prog="python -m pipeline.cli"))
+    sys.exit(main(prog="python -m pipeline.apps.cli"))
