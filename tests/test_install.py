@@ -58,7 +58,8 @@ def test_shipped_files_are_package_data_linked_to_the_checkout_copies():
     for name in SHIPPED:
         assert (data / name).is_symlink() and (data / name).exists(), f"pipeline/data/{name} must link the checkout's"
     assert resources.data_dir() == data
-    assert resources.default_config().resolve() == (ROOT / "configs" / "default.yaml").resolve()
+    assert resources.default_config() == ROOT / "configs" / "default.yaml"
+    assert (data / "default.yaml").resolve() == (ROOT / "configs" / "default.yaml").resolve()
     assert resources.shipped("weights/traj_lstm.pt").resolve() == (ROOT / "weights" / "traj_lstm.pt").resolve()
     assert resources.shipped("yolo11n_int8_dynamic_openvino_model") == data / "yolo11n_int8_dynamic_openvino_model"
     assert resources.shipped("runs/traj_lstm.pt") is None and resources.shipped("nothing.pt") is None
@@ -72,6 +73,7 @@ def test_an_installed_copy_finds_the_shipped_weights_from_any_folder(tmp_path, m
 
     monkeypatch.setattr(resources, "checkout_root", lambda: None)
     monkeypatch.chdir(tmp_path)
+    assert resources.default_config() == resources.data_dir() / "default.yaml"
     assert resolve_checkpoint("weights/traj_lstm.pt") == str(resources.data_dir() / "traj_lstm.pt")
     assert resolve_checkpoint("mine.pt") == "mine.pt"  # not found: the loader says so
     det = "yolo11n_int8_dynamic_openvino_model"

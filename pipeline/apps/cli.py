@@ -19,7 +19,7 @@ os.environ.setdefault("YOLO_VERBOSE", "False")
 os.environ.setdefault("OPENCV_FFMPEG_LOGLEVEL", "-8")  # FFmpeg's own stderr chatter; we report errors ourselves
 os.environ.setdefault("OPENCV_LOG_LEVEL", "ERROR")
 
-DEFAULT_CONFIG = resources.default_config()  # configs/default.yaml in a checkout (linked into the package)
+DEFAULT_CONFIG = resources.default_config()  # configs/default.yaml in a checkout, else the packaged copy
 
 
 def _track_parser(sub: argparse._SubParsersAction) -> None:

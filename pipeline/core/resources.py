@@ -32,7 +32,10 @@ def data_dir() -> Path:
 
 
 def default_config() -> Path:
-    """The default YAML config (every key commented)."""
+    """The default YAML config (every key commented): configs/default.yaml in a checkout, else the packaged copy."""
+    root = checkout_root()
+    if root is not None and (root / "configs" / DEFAULT_CONFIG).is_file():
+        return root / "configs" / DEFAULT_CONFIG  # the same file as pipeline/data/'s link, by the name users edit
     return data_dir() / DEFAULT_CONFIG
 
 
