@@ -11,7 +11,7 @@ ARGS ?=
 
 setup: $(STAMP)
 
-$(STAMP): requirements.txt
+$(STAMP): requirements.txt pyproject.toml
 	command -v Xvfb >/dev/null && command -v xdotool >/dev/null || \
 	  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq xvfb xdotool >/dev/null) || \
 	  echo "warning: could not install xvfb/xdotool; the live window test will fail" >&2
@@ -24,6 +24,7 @@ $(STAMP): requirements.txt
 	test -x $(VPY) || $(PY) -m venv $(VENV)
 	$(VPY) -m pip install --upgrade -q pip
 	PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD=1 $(VPY) -m pip install -q -r requirements.txt
+	$(VPY) -m pip install -q --no-deps --no-build-isolation -e .  # the project (trajpred command); the pins rule
 	touch $(STAMP)
 
 # everything: ruff, mypy on pipeline/ (mypy.ini), and every test (the realdata ones need ../shared)

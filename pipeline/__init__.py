@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from pipeline.core.version import __version__ as __version__
+
 __all__ = ["Event", "Events", "Forecaster", "Forecasts", "Tracks"]
 
 if TYPE_CHECKING:

@@ -15,7 +15,7 @@ SAMPLE = ROOT / "samples" / "people_walking_768x432.mp4"
 
 
 def _config(*flags: str):
-    from run import _track_config, _track_overrides, build_parser
+    from pipeline.apps.cli import _track_config, _track_overrides, build_parser
 
     a = build_parser().parse_args(["track", "--source", str(SAMPLE), *flags])
     return _track_config(a, _track_overrides(a))

@@ -32,6 +32,7 @@ from typing import IO, TYPE_CHECKING, Any
 
 from tqdm import tqdm
 
+from pipeline.core import resources
 from pipeline.core.config import TrackRunConfig
 from pipeline.core.errors import UserError
 from pipeline.core.redact import mask_credentials
@@ -39,7 +40,6 @@ from pipeline.core.redact import mask_credentials
 if TYPE_CHECKING:
     from pipeline.apps.processing import DetectorCache
 
-PROJECT_ROOT = Path(__file__).resolve().parents[2]
 MANIFEST = "batch.json"
 DATASET = "dataset"
 VIDEO_EXTS = frozenset({".mp4", ".avi", ".mov", ".mkv", ".m4v", ".webm", ".mpg", ".mpeg", ".ts", ".wmv", ".flv",
@@ -371,13 +371,16 @@ def start_ray(opts: BatchOptions) -> int:
 
     quiet_ray_logs()
     common: dict[str, Any] = {"include_dashboard": False, "log_to_driver": False, "logging_level": logging.ERROR}
-    if opts.address:
-        env = {"working_dir": str(PROJECT_ROOT), "excludes": [".venv/", ".git/", "runs/", "**/__pycache__/"]}
+    root = resources.checkout_root()
+    if opts.address:  # the checkout travels as the working_dir; an installed copy sends only its package
+        env: dict[str, Any] = (
+            {"working_dir": str(root), "excludes": [".venv/", ".git/", "runs/", "**/__pycache__/"]} if root
+            else {"py_modules": [str(resources.source_root() / "pipeline")]})
         ray.init(address=opts.address, runtime_env=env, **common)
         return opts.workers or max(1, int(ray.cluster_resources().get("CPU", 1)))
     cores = os.cpu_count() or 1
     workers = opts.workers or cores
-    path = os.pathsep.join(p for p in (str(PROJECT_ROOT), os.environ.get("PYTHONPATH", "")) if p)
+    path = os.pathsep.join(p for p in (str(resources.source_root()), os.environ.get("PYTHONPATH", "")) if p)
     env_vars = {"OMP_NUM_THREADS": str(max(1, cores // workers)), "PYTHONPATH": path}
     ray.init(address="local", num_cpus=workers, runtime_env={"env_vars": env_vars}, **common)
     return workers

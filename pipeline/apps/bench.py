@@ -20,6 +20,7 @@ import cv2
 import numpy as np
 import psutil
 
+from pipeline.core import resources
 from pipeline.core.config import PredictorConfig, SpeedConfig, TrackRunConfig
 from pipeline.perception.detector import YoloDetector
 from pipeline.core.errors import UserError
@@ -260,7 +261,7 @@ def startup_seconds(source: Path, cfg_args: list[str]) -> float:
         "proc.annotate(r)\n"
         "print(time.time())\n"
     )
-    root = Path(__file__).resolve().parents[2]
+    root = resources.source_root()  # the folder holding the pipeline package (the checkout, or site-packages)
     env = {**os.environ, "PYTHONPATH": str(root), "YOLO_OFFLINE": "1"}
     t0 = time.time()
     out = subprocess.run([sys.executable, "-c", code, str(source), *cfg_args], capture_output=True, text=True,

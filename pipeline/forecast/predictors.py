@@ -11,6 +11,7 @@ from typing import Protocol
 
 import numpy as np
 
+from pipeline.core import resources
 from pipeline.core.config import PredictorConfig
 from pipeline.core.errors import UserError
 from pipeline.forecast.features import (
@@ -152,15 +153,17 @@ class LSTMPredictor:
         return xywh, frame.std_to_source(sigma.numpy()[:, :h].astype(np.float64))
 
 
-PROJECT_ROOT = Path(__file__).resolve().parents[2]
-
-
 def resolve_checkpoint(path: str) -> str:
-    """A relative path is looked up in the working directory, then in the project (e.g. weights/...)."""
+    """A relative path is looked up in the working directory, then in the checkout (e.g. weights/...), then among
+    the shipped files (`weights/traj_lstm.pt` is the packaged one in an installed copy)."""
     p = Path(path).expanduser()
-    if p.is_absolute() or p.exists() or not (PROJECT_ROOT / p).exists():
+    if p.is_absolute() or p.exists():
         return str(p)
-    return str(PROJECT_ROOT / p)
+    root = resources.checkout_root()
+    if root is not None and (root / p).exists():
+        return str(root / p)
+    shipped = resources.shipped(p)
+    return str(shipped) if shipped is not None else str(p)
 
 
 def build_predictor(cfg: PredictorConfig, device: str = "cpu") -> Predictor:

@@ -21,14 +21,14 @@ from typing import Any, Protocol
 
 import psutil
 
+from pipeline.core.version import __version__
+from pipeline.core import resources
 from pipeline.core.config import TrackRunConfig
 from pipeline.core.redact import mask_credentials
-from pipeline.io.parquet import convert_folder
 from pipeline.io.run_dirs import RunDir
 
-PROJECT_ROOT = Path(__file__).resolve().parents[2]
 PROGRAM = "video-trajectory-prediction"
-VERSION = "0.1.0"  # bump with a release; the git commit says exactly which code ran
+VERSION = __version__  # pipeline/core/version.py; the git commit (in a checkout) says which code ran
 RUN_JSON = "run.json"
 
 
@@ -81,8 +81,11 @@ def weight_files(cfg: TrackRunConfig) -> list[dict[str, Any]]:
     return found
 
 
-def git_commit(root: Path = PROJECT_ROOT) -> str | None:
-    """The checkout's commit (None outside a git checkout or without git)."""
+def git_commit(root: Path | None = None) -> str | None:
+    """The checkout's commit (None for an installed copy, outside a git checkout or without git)."""
+    root = root or resources.checkout_root()
+    if root is None:  # installed: never the commit of a repository that happens to hold the environment
+        return None
     try:
         out = subprocess.run(["git", "-C", str(root), "rev-parse", "HEAD"], capture_output=True, text=True, timeout=10)
     except (OSError, subprocess.SubprocessError):
@@ -158,6 +161,8 @@ def finish_run(run_dir: RunDir, cfg: TrackRunConfig, source: InputFacts, started
 
     Held under the run folder's lock again, since the run itself has released it by now.
     """
+    from pipeline.io.parquet import convert_folder  # pyarrow (the parquet extra) only when asked for
+
     with run_dir.relocked():
         converted = convert_folder(run_dir.path, cfg.output.format, metric=cfg.events.camera is not None)
         for c in converted:

@@ -16,6 +16,7 @@ from typing import Any, cast
 
 import numpy as np
 
+from pipeline.core import resources
 from pipeline.core.config import DetectorConfig
 from pipeline.core.errors import UserError
 from pipeline.core.types import Detections, Frame
@@ -25,11 +26,9 @@ os.environ.setdefault("YOLO_VERBOSE", "False")
 # and model construction without eval(). Read when ultralytics is first imported; forced again in YoloDetector.
 os.environ["ULTRALYTICS_SAFE_LOAD"] = "1"
 
-PROJECT_WEIGHTS = Path(__file__).resolve().parents[2] / "weights"
-
-
-def resolve_weights(name: str, weights_dir: Path = PROJECT_WEIGHTS) -> str:
-    """Find detector weights: an existing path, then `weights/<name>`, then a name ultralytics may download.
+def resolve_weights(name: str, weights_dirs: Iterable[Path] | None = None) -> str:
+    """Find detector weights: an existing path, then `<name>` in the checkout's weights/ or among the shipped
+    weights (resources.weights_dirs()), then a name ultralytics may download.
 
     Returns what to hand to `YOLO(...)`. Offline with nothing local, ultralytics' download fails and
     `YoloDetector` turns that into a one-line message.
@@ -37,9 +36,9 @@ def resolve_weights(name: str, weights_dir: Path = PROJECT_WEIGHTS) -> str:
     p = Path(name).expanduser()
     if p.exists():
         return str(p)
-    local = weights_dir / name
-    if local.exists():
-        return str(local)
+    for folder in resources.weights_dirs() if weights_dirs is None else weights_dirs:
+        if (folder / name).exists():
+            return str(folder / name)
     if len(p.parts) > 1:
         raise UserError(f"detector weights not found: {name} (check --weights)")
     return name
@@ -151,12 +150,12 @@ class YoloDetector:
         except FileNotFoundError:
             raise UserError(
                 f"detector weights '{config.weights}' not found locally and could not be downloaded; "
-                f"put the file in {PROJECT_WEIGHTS}/ or pass --weights PATH (e.g. an *_openvino_model folder)"
+                f"{resources.weights_hint()} or pass --weights PATH (e.g. an *_openvino_model folder)"
             ) from None
         except (ConnectionError, OSError) as exc:
             raise UserError(
                 f"cannot download detector weights '{config.weights}' ({type(exc).__name__}); "
-                f"offline? put the file in {PROJECT_WEIGHTS}/ or pass --weights PATH"
+                f"offline? {resources.weights_hint()} or pass --weights PATH"
             ) from None
         except (ImportError, ModuleNotFoundError) as exc:
             raise UserError(f"cannot load '{source}': missing package ({exc.name}); run `make setup`") from None

@@ -143,7 +143,7 @@ def test_sigint_leaves_playable_video_and_complete_csv(tmp_path):
 
 
 def test_help_documents_every_option():
-    from run import build_parser
+    from pipeline.apps.cli import build_parser
 
     proc = run_cli("track", "--help")
     assert proc.returncode == 0
