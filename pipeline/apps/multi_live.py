@@ -343,15 +343,16 @@ class Driver:
         from pipeline.apps.processing import StopFlag
 
         with ExitStack() as stack:
+            if not ray.is_initialized():  # a caller (a test, a notebook) may have started Ray already
+                init_ray(self.opts.address, len(self.jobs))
+                stack.callback(ray.shutdown)
+            # after ray.init, which installs its own SIGTERM handler (it would end the driver, not stop the cameras)
             stop = stack.enter_context(StopFlag().installed())
             if self.server is not None:
                 self.say(f"serving {stack.enter_context(self.server).url}")
                 for job in self.jobs:
                     self.server.add_camera(job.name)
                     self.server.set_status(job.name, {"state": "starting"})
-            if not ray.is_initialized():  # a caller (a test, a notebook) may have started Ray already
-                init_ray(self.opts.address, len(self.jobs))
-                stack.callback(ray.shutdown)
             actor_cls = ray.remote(num_cpus=1, max_concurrency=ACTOR_THREADS, max_restarts=0)(CameraActor)
             for job in self.jobs:
                 actor = actor_cls.remote(job)
