@@ -353,7 +353,7 @@ class Driver:
                 for job in self.jobs:
                     self.server.add_camera(job.name)
                     self.server.set_status(job.name, {"state": "starting"})
-            actor_cls = ray.remote(num_cpus=1, max_concurrency=ACTOR_THREADS, max_restarts=0)(CameraActor)
+            actor_cls: Any = ray.remote(CameraActor).options(num_cpus=1, max_concurrency=ACTOR_THREADS, max_restarts=0)
             for job in self.jobs:
                 actor = actor_cls.remote(job)
                 self.cams.append(_Camera(job, actor, actor.run.remote(), actor.poll.remote(False, POLL_WAIT_S)))

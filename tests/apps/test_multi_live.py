@@ -5,6 +5,7 @@ No assertion depends on how fast this machine is: waits are generous deadlines f
 
 from __future__ import annotations
 
+import csv
 import json
 import os
 import re
@@ -102,7 +103,7 @@ def test_three_cameras_one_killed_the_others_go_on_and_every_file_is_whole(strea
     url = f"http://127.0.0.1:{web}/"
     cmd = [sys.executable, str(ROOT / "run.py"), "live", "--source", str(_cameras_yaml(tmp_path, [s.url for s in streams])),
            "--weights", str(DETECTOR), "--no-show", "--save", "--out", str(out), "--zones", str(ZONES),
-           "--reconnect", "2", "--max-seconds", "240", "--serve", f"127.0.0.1:{web}"]
+           "--reconnect", "2", "--max-seconds", "240", "--serve", f"127.0.0.1:{web}", "--events-jsonl"]
     cmd += ["--mqtt", f"127.0.0.1:{broker.port}"] if broker else []  # type: ignore[attr-defined]
     p = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=ROOT,
                          env={**os.environ, "YOLO_OFFLINE": "1"})
@@ -125,31 +126,35 @@ def test_three_cameras_one_killed_the_others_go_on_and_every_file_is_whole(strea
         assert all(_status(url)[n]["state"] == "running" for n in ("north", "east"))
         p.send_signal(signal.SIGINT)  # Ctrl-C: every camera finishes its files
         t_stop = time.monotonic()
-        stdout, stderr = p.communicate(timeout=120)
-        print(f"\nstarted, failed, went on, stopped; the stop took {time.monotonic() - t_stop:.1f} s\n{stdout}")
+        events, report = p.communicate(timeout=120)  # --events-jsonl: events on stdout, the summary on stderr
+        print(f"\nstarted, failed, went on, stopped; the stop took {time.monotonic() - t_stop:.1f} s\n{report}")
     finally:
         if p.poll() is None:
             p.kill()
             p.communicate()
         if broker:
             broker.kill()
-    assert p.returncode == 0, stderr  # two cameras worked: not every camera failed
-    assert "Traceback" not in stderr
-    assert re.search(r"^camera south: FAILED: stream lost; gave up after reconnecting for 2 s", stdout, re.M), stdout
+    assert p.returncode == 0, report  # two cameras worked: not every camera failed
+    assert "Traceback" not in report
+    jsonl = [json.loads(ln) for ln in events.splitlines()]
+    assert re.search(r"^camera south: FAILED: stream lost; gave up after reconnecting for 2 s", report, re.M), report
     for name in ("north", "east"):
-        assert f"camera {name}: stopped: stopped by Ctrl-C or SIGTERM" in stdout
-    assert "cameras: 3, 2 ran until stopped, 1 failed (south)" in stdout
+        assert f"camera {name}: stopped: stopped by Ctrl-C or SIGTERM" in report
+    assert "cameras: 3, 2 ran until stopped, 1 failed (south)" in report
     for name in NAMES:  # one folder per camera with what a single-camera live --save writes, whole
         folder = out / name
         rows = _csv_rows(folder / "tracks.csv", TRACK_COLUMNS)
         _csv_rows(folder / "predictions.csv", PREDICTION_COLUMNS)
-        processed = int(re.search(rf"camera {name}:.*?\n  live: .*?processed (\d+) of", stdout, re.S)[1])
+        processed = int(re.search(rf"^camera {name}: .*\n  live: .*?processed (\d+) of", report, re.M)[1])
         assert rows and _frames(folder / "annotated.mp4") >= processed > 0
         for f in ("run.json", "report.html", "trajectories.png", "events.csv"):
             assert (folder / f).is_file(), folder / f
         assert json.loads((folder / "run.json").read_text())["summary"]["frames_processed"] == processed
+        got = [(e["frame"], e["event"], e["track_id"]) for e in jsonl if e["camera"] == name]
+        want = [(int(r[0]), r[4], int(r[2])) for r in list(csv.reader((folder / "events.csv").read_text().splitlines()))[1:]]
+        assert got == want  # every event, in order, also on stdout
         if broker:
-            assert re.search(rf"  mqtt: \d+ messages to 127.0.0.1:\d+ topic trajpred/{name}/events", stdout), stdout
+            assert re.search(rf"  mqtt: \d+ messages to 127.0.0.1:\d+ topic trajpred/{name}/events", report), report
     south = {r[3] for r in _csv_rows(out / "south" / "tracks.csv", TRACK_COLUMNS)}
     assert south <= {"person"}  # its own classes
 
