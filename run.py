@@ -263,6 +263,7 @@ def cmd_live(a: argparse.Namespace) -> int:
     from pipeline.core.redact import mask_credentials
     from pipeline.core.errors import StreamLostError, UserError
     from pipeline.apps.live_run import LiveOptions, LiveSession
+    from pipeline.apps.multi_live import is_cameras_file
     from pipeline.io.run_dirs import RunDir, choose_run_dir
     from pipeline.outputs.mqtt import check_options
 
@@ -272,7 +273,7 @@ def cmd_live(a: argparse.Namespace) -> int:
     overrides = _track_overrides(a)
     if a.reconnect is not None:
         overrides["live"] = {"reconnect_s": a.reconnect}
-    if a.source.strip().lower().endswith((".yaml", ".yml")):  # many cameras (README: Many cameras at once)
+    if is_cameras_file(a.source):  # many cameras (README: Many cameras at once)
         return _live_cameras(a, overrides)
     if a.address:
         raise UserError("--address runs the cameras of a cameras.yaml on a Ray cluster; one camera runs here")
