@@ -361,25 +361,30 @@ def process_video(job: VideoJob, cfg: TrackRunConfig, out: Path, max_frames: int
 
 
 def start_ray(opts: BatchOptions) -> int:
-    """Join --address, or start Ray in this process; returns how many videos may run at once.
+    """Join --address, or start Ray in this process; returns how many videos may run at once."""
+    return init_ray(opts.address, opts.workers)
 
-    Started here, Ray has as many CPUs as --workers (default: the cores), and each worker's torch threads share
-    the cores out. Joining a cluster, the project folder travels as the job's working_dir and --out must be a
-    folder every node sees (a shared file system).
+
+def init_ray(address: str, workers: int) -> int:
+    """Join `address`, or start Ray in this process (no dashboard, quiet logs); returns the workers to use.
+
+    Started here, Ray has as many CPUs as `workers` (0: the cores), and each worker's torch threads share
+    the cores out. Joining a cluster, the project folder travels as the job's working_dir and output folders
+    must be ones every node sees (a shared file system). Used by `batch` and by `live` with many cameras.
     """
     import ray
 
     quiet_ray_logs()
     common: dict[str, Any] = {"include_dashboard": False, "log_to_driver": False, "logging_level": logging.ERROR}
     root = resources.checkout_root()
-    if opts.address:  # the checkout travels as the working_dir; an installed copy sends only its package
+    if address:  # the checkout travels as the working_dir; an installed copy sends only its package
         env: dict[str, Any] = (
             {"working_dir": str(root), "excludes": [".venv/", ".git/", "runs/", "**/__pycache__/"]} if root
             else {"py_modules": [str(resources.source_root() / "pipeline")]})
-        ray.init(address=opts.address, runtime_env=env, **common)
-        return opts.workers or max(1, int(ray.cluster_resources().get("CPU", 1)))
+        ray.init(address=address, runtime_env=env, **common)
+        return workers or max(1, int(ray.cluster_resources().get("CPU", 1)))
     cores = os.cpu_count() or 1
-    workers = opts.workers or cores
+    workers = workers or cores
     path = os.pathsep.join(p for p in (str(resources.source_root()), os.environ.get("PYTHONPATH", "")) if p)
     env_vars = {"OMP_NUM_THREADS": str(max(1, cores // workers)), "PYTHONPATH": path}
     ray.init(address="local", num_cpus=workers, runtime_env={"env_vars": env_vars}, **common)

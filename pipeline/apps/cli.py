@@ -276,6 +276,8 @@ def _live_parser(sub: argparse._SubParsersAction) -> None:
                    "user:password@host:port logs in); predicted alerts carry type new/update/end")
     p.add_argument("--mqtt-topic", help="MQTT topic for the events (default trajpred/<camera>/events, the camera "
                    "named after --source)")
+    p.add_argument("--address", help="with --source cameras.yaml: run the cameras on this Ray cluster (e.g. "
+                   "ray://head:10001 or auto; --out must be shared)")
 
 
 def cmd_live(a: argparse.Namespace) -> int:
@@ -284,6 +286,7 @@ def cmd_live(a: argparse.Namespace) -> int:
     from pipeline.core.redact import mask_credentials
     from pipeline.core.errors import StreamLostError, UserError
     from pipeline.apps.live_run import LiveOptions, LiveSession
+    from pipeline.apps.multi_live import is_cameras_file
     from pipeline.io.run_dirs import RunDir, choose_run_dir
     from pipeline.outputs.mqtt import check_options
 
@@ -293,6 +296,10 @@ def cmd_live(a: argparse.Namespace) -> int:
     overrides = _track_overrides(a)
     if a.reconnect is not None:
         overrides["live"] = {"reconnect_s": a.reconnect}
+    if is_cameras_file(a.source):  # many cameras (README: Many cameras at once)
+        return _live_cameras(a, overrides)
+    if a.address:
+        raise UserError("--address runs the cameras of a cameras.yaml on a Ray cluster; one camera runs here")
     cfg = _with_events(a, _track_config(a, overrides))
     _require_format(cfg)
     if a.mqtt and not cfg.events.active:
@@ -310,6 +317,54 @@ def cmd_live(a: argparse.Namespace) -> int:
     if session.end_reason and session.end_reason != "stream ended":
         raise StreamLostError(f"{session.end_reason}; outputs in {out_dir} are complete up to the last frame")
     return 0
+
+
+def _live_cameras(a: argparse.Namespace, overrides: dict[str, Any]) -> int:
+    """live --source cameras.yaml: every camera's config, files and folder checked here, then one Ray actor each."""
+    from pipeline.apps.multi_live import MultiOptions, check_outcomes, read_cameras, run_cameras, summary_lines
+    from pipeline.core.errors import UserError
+    from pipeline.io.run_dirs import choose_run_dir
+    from pipeline.outputs.web import LiveServer
+
+    if a.show:
+        raise UserError("--source cameras.yaml runs its cameras headless: add --no-show (and --serve PORT to watch "
+                        "them all in a browser)")
+    if a.mqtt_topic:
+        raise UserError("--mqtt-topic names one topic; with cameras.yaml each camera publishes to trajpred/<name>/events")
+    if a.serve_token is not None and not a.serve:
+        raise UserError("--serve-token needs --serve [HOST:]PORT")
+    specs = read_cameras(a.source)
+    _input_paths(a.source, a.config, a.camera, a.zones, a.tracker)
+    out = choose_run_dir(a.out, a.overwrite, base=Path("runs/live"))
+    jobs = [_camera_job(a, overrides, spec, out) for spec in specs]
+    server = LiveServer.from_spec(a.serve, a.serve_token) if a.serve else None  # refused now, before Ray starts
+    outcomes = run_cameras(jobs, MultiOptions(a.address or "", a.events_jsonl), server)
+    print("\n".join(summary_lines(outcomes)), file=sys.stderr if a.events_jsonl else sys.stdout)
+    check_outcomes(outcomes)
+    return 0
+
+
+def _camera_job(a: argparse.Namespace, overrides: dict[str, Any], spec: Any, out: Path) -> Any:
+    """One camera of cameras.yaml: the run config with its own classes, zones and calibration, and its folder."""
+    from pipeline.apps.live_run import LiveOptions
+    from pipeline.apps.multi_live import CameraJob
+    from pipeline.core.config import merge
+    from pipeline.core.errors import UserError
+    from pipeline.io.run_dirs import RunDir, choose_run_dir
+
+    if spec.classes is not None:
+        overrides = merge(overrides, {"detector": {"classes": spec.classes}})
+    files = argparse.Namespace(camera=spec.camera or a.camera, zones=spec.zones or a.zones)
+    cfg = _with_events(files, _track_config(a, overrides))
+    if a.mqtt and not cfg.events.active:
+        raise UserError(f"--mqtt publishes events: camera {spec.name} has none; give it zones: or camera: in "
+                        f"{a.source} (or --zones / --camera for every camera)")
+    source = [spec.source] if isinstance(spec.source, str) and "://" not in spec.source else []
+    inputs = _input_paths(*source, a.source, a.config, cfg.detector.weights, cfg.predictor.weights, files.camera,
+                          files.zones, a.tracker)
+    path = choose_run_dir(str(out / spec.name), a.overwrite, inputs=inputs).resolve()
+    opts = LiveOptions(show=False, save=a.save, max_seconds=a.max_seconds, quiet=True, mqtt=a.mqtt, camera=spec.name)
+    return CameraJob(spec.name, spec.source, cfg, RunDir(path, a.overwrite, inputs), opts)
 
 
 def _calibrate_parser(sub: argparse._SubParsersAction) -> None:

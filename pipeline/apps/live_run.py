@@ -22,7 +22,7 @@ from pipeline.io.run_meta import InputFacts, finish_run, live_figures
 from pipeline.apps.processing import FrameProcessor, FrameResult, StopFlag, check_display
 from pipeline.outputs.mqtt import MqttPublisher
 from pipeline.apps.run_report import RunReport
-from pipeline.outputs.web import LiveServer
+from pipeline.outputs.web import FrameSink, LiveServer
 from pipeline.core.types import Frame
 from pipeline.io.writers import EventsCsv, PredictionsCsv, TracksCsv, VideoSink, whole_frame
 
@@ -66,6 +66,7 @@ class LiveOptions:
     serve_token: str | None = None  # --serve-token: what every request to it must carry
     mqtt: str | None = None  # --mqtt HOST[:PORT]: publish each event to this broker (pipeline/outputs/mqtt.py)
     mqtt_topic: str | None = None  # --mqtt-topic (default trajpred/<camera>/events)
+    camera: str | None = None  # its name in MQTT topics and payloads (default: made from the source)
 
 
 def emit_jsonl(events: tuple[Event, ...]) -> None:
@@ -120,9 +121,13 @@ def overlay(image: np.ndarray, stats: LiveStats, latency_s: float, tracks: int, 
 class LiveSession:
     """One live run; `run()` returns when the user stops it, the stream ends for good, or time is up."""
 
-    def __init__(self, source: int | str, out: Path | RunDir, cfg: TrackRunConfig, opts: LiveOptions) -> None:
+    def __init__(self, source: int | str, out: Path | RunDir, cfg: TrackRunConfig, opts: LiveOptions,
+                 sink: FrameSink | None = None) -> None:
+        """`sink`: where frames, events and figures go instead of an own --serve server (one camera of many)."""
         check_display(opts.show, "use --no-show (add --save to record)")
-        self.server = LiveServer.from_spec(opts.serve, opts.serve_token) if opts.serve else None  # refused now, not later
+        self.server: FrameSink | None = sink if sink is not None else \
+            LiveServer.from_spec(opts.serve, opts.serve_token) if opts.serve else None  # refused now, not later
+        self.stop_flag = StopFlag()  # set by a signal, or by whoever runs this session (a multi-camera driver)
         self.run_dir = out if isinstance(out, RunDir) else RunDir(Path(out))
         out_dir = self.run_dir.path
         self.source, self.out_dir, self.cfg, self.opts = source, out_dir, cfg, opts
@@ -174,11 +179,12 @@ class LiveSession:
         with ExitStack() as stack:
             stack.callback(self.run_dir.close)  # the folder's lock, released after every file is closed
             # caught until every file is closed: a second Ctrl-C must not abort the finalising of a video
-            stop = stack.enter_context(StopFlag().installed())
+            stop = stack.enter_context(self.stop_flag.installed())
             if self.server is not None:
                 print(f"serving {stack.enter_context(self.server).url}", file=sys.stderr, flush=True)
             if self.opts.mqtt:  # closed (flushed for at most its flush_s) after every file
-                self.mqtt = stack.enter_context(MqttPublisher.for_source(self.opts.mqtt, self.opts.mqtt_topic, self.source))
+                self.mqtt = stack.enter_context(MqttPublisher.for_source(self.opts.mqtt, self.opts.mqtt_topic, self.source,
+                                                                         camera=self.opts.camera))
             stack.callback(self.reader.stop)
             stack.callback(lambda: self.score_lines.extend(self.proc.finish_scores()))
             csvs = None

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import signal
 import sys
+import threading
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -45,6 +46,10 @@ class StopFlag:
 
     @contextmanager
     def installed(self) -> Iterator[StopFlag]:
+        if threading.current_thread() is not threading.main_thread():  # a Ray actor's thread: its owner sets .stop
+            yield self
+            return
+
         def handler(signum: int, _frame: object) -> None:
             if self.stop:  # os.write: print() could re-enter a stderr write the signal interrupted
                 os.write(2, b"stopping: finishing the output files so they stay complete, please wait\n")

@@ -310,9 +310,10 @@ class MqttPublisher:
 
     @classmethod
     def for_source(cls, mqtt: str, topic: str | None, source: int | str,
-                   settings: MqttSettings = MqttSettings()) -> MqttPublisher:
-        """The publisher `live --mqtt` uses: topic trajpred/<camera>/events unless given."""
-        camera = camera_name(source)
+                   settings: MqttSettings = MqttSettings(), camera: str | None = None) -> MqttPublisher:
+        """The publisher `live --mqtt` uses: topic trajpred/<camera>/events unless given (camera: named after the
+        source unless named)."""
+        camera = camera or camera_name(source)
         return cls(parse_target(mqtt), topic or default_topic(camera), camera, settings)
 
     def __enter__(self) -> MqttPublisher:

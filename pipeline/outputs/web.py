@@ -19,7 +19,7 @@ import time
 from collections import deque
 from collections.abc import AsyncIterator, Iterable, Mapping
 from types import TracebackType
-from typing import Any
+from typing import Any, Protocol
 
 import cv2
 import numpy as np
@@ -43,6 +43,29 @@ START_TIMEOUT_S = 10.0
 STOP_GRACE_S = 1.0  # a client that has not taken the end of its stream by then never reads: cut it off
 STOP_TIMEOUT_S = 10.0
 BOUNDARY = b"frame"
+
+
+def encode_jpeg(image: np.ndarray) -> bytes:
+    """A frame as the JPEG the stream sends (done once per frame, whoever watches)."""
+    ok, buf = cv2.imencode(".jpg", image, [cv2.IMWRITE_JPEG_QUALITY, JPEG_QUALITY])
+    if not ok:
+        raise RuntimeError(f"JPEG encoding of a {image.shape} frame failed")
+    return buf.tobytes()
+
+
+class FrameSink(Protocol):
+    """Where a live session sends its frames, events and figures: its own LiveServer, or (one camera of many)
+    a forwarder to the process that serves them all."""
+
+    @property
+    def streaming(self) -> bool: ...
+    @property
+    def url(self) -> str: ...
+    def publish_frame(self, camera: str, image: np.ndarray) -> None: ...
+    def publish_events(self, camera: str, events: Iterable[Event]) -> None: ...
+    def set_status(self, camera: str, status: Mapping[str, Any]) -> None: ...
+    def __enter__(self) -> FrameSink: ...
+    def __exit__(self, et: type[BaseException] | None, ev: BaseException | None, tb: TracebackType | None) -> None: ...
 
 
 def parse_serve(spec: str) -> tuple[str, int]:
@@ -178,19 +201,33 @@ class LiveServer:
                 if camera not in self._cameras:
                     self._cameras.append(camera)
 
+    def _watchers(self, camera: str) -> list[_Client]:
+        default = self._cameras[0] if self._cameras else camera  # a stream without ?camera= shows the first one
+        with self._lock:
+            return [c for c in self._streams if (c.camera or default) == camera]
+
+    def watching(self, camera: str) -> bool:
+        """Whether a browser watches `camera` (else its frames need not be drawn nor encoded)."""
+        return bool(self._watchers(camera))
+
+    def add_camera(self, camera: str) -> None:
+        """Make `camera` known before its first frame: listed, and its ?camera= stream accepted."""
+        self._note_camera(camera)
+
     def publish_frame(self, camera: str, image: np.ndarray) -> None:
         """The newest annotated frame of `camera`: JPEG-encoded once, only when someone watches that camera."""
         self._raise_error()
         self._note_camera(camera)
-        default = self._cameras[0]
-        with self._lock:
-            targets = [c for c in self._streams if (c.camera or default) == camera]
+        if self.watching(camera):
+            self.publish_jpeg(camera, encode_jpeg(image))
+
+    def publish_jpeg(self, camera: str, jpg: bytes) -> None:
+        """A frame already JPEG-encoded (by a camera in another process) to whoever watches `camera`."""
+        self._raise_error()
+        self._note_camera(camera)
+        targets = self._watchers(camera)
         if not targets:
             return
-        ok, buf = cv2.imencode(".jpg", image, [cv2.IMWRITE_JPEG_QUALITY, JPEG_QUALITY])
-        if not ok:
-            raise RuntimeError(f"JPEG encoding of a {image.shape} frame failed")
-        jpg = buf.tobytes()
         part = b"Content-Type: image/jpeg\r\nContent-Length: %d\r\n\r\n%s\r\n--%s\r\n" % (len(jpg), jpg, BOUNDARY)
         self._frames_encoded += 1
         for c in targets:
@@ -390,6 +427,9 @@ header{padding:8px 14px;background:#222;display:flex;gap:16px;align-items:baseli
 h1{font-size:16px;margin:0;color:#fff} #conn{font-size:12px;color:#888}
 main{display:flex;gap:14px;padding:14px;align-items:flex-start;flex-wrap:wrap}
 #view{flex:1 1 560px;min-width:320px} #view img{width:100%;background:#000;display:block;min-height:120px}
+#view.grid{display:grid;grid-template-columns:repeat(auto-fill,minmax(300px,1fr));gap:8px;align-content:start}
+#view figure{margin:0;cursor:pointer} #view figcaption{font-size:12px;color:#aaa;padding:2px 0}
+#view>button{margin-top:6px;background:#333;color:#ddd;border:0;padding:4px 10px;cursor:pointer}
 aside{flex:0 1 490px;min-width:300px;overflow-x:auto} h2{font-size:13px;text-transform:uppercase;color:#999;margin:14px 0 6px}
 table{border-collapse:collapse;width:100%;font-size:12px}
 th,td{text-align:right;padding:3px 5px;border-bottom:1px solid #333;white-space:nowrap}
@@ -402,30 +442,72 @@ overflow:hidden;text-overflow:ellipsis;white-space:nowrap;vertical-align:bottom}
 #counts{margin:0;padding-left:16px;font-size:12px}
 </style></head><body>
 <header><h1>trajectory forecast (live)</h1><span id="conn">connecting...</span></header>
-<main><section id="view"><img id="stream" alt="annotated stream"></section>
+<main><section id="view"></section>
 <aside><h2>cameras</h2><table><thead><tr><th>camera</th><th>fps</th><th>latency</th><th>tracks</th>
-<th>dropped</th><th>reconn.</th><th>up</th></tr></thead><tbody id="status"></tbody></table>
+<th>dropped</th><th>reconn.</th><th>up</th><th>state</th></tr></thead><tbody id="status"></tbody></table>
 <h2>counts</h2><ul id="counts"><li>none yet</li></ul>
 <h2>events (newest first)</h2><ul id="events"></ul></aside></main>
 <script>
 "use strict";
 const params = new URLSearchParams(location.search);
 const token = params.get("token");
-let camera = params.get("camera");
+let camera = params.get("camera");  // the camera shown alone; null: the only one, or a tile per camera
 function url(path, extra) {  // the page's own requests carry its token
   const q = new URLSearchParams(extra || {});
   if (token) q.set("token", token);
   const s = q.toString();
   return s ? path + "?" + s : path;
 }
-const img = document.getElementById("stream");
-function watch() { img.src = url("/stream.mjpg", camera ? {camera: camera} : {}); }
-img.onerror = () => setTimeout(watch, 2000);  // the server restarted or the camera is not there yet
-watch();
-function fmt(v, nd) { return v === null || v === undefined ? "" : typeof v === "number" ? v.toFixed(nd) : String(v); }
+const view = document.getElementById("view");
+let shown = null;  // what #view holds now: rebuilt only when that changes
+function streamImg(name) {  // an <img> on one camera's MJPEG stream (the server encodes only what is watched)
+  const im = document.createElement("img");
+  im.alt = "annotated stream" + (name ? " of " + name : "");
+  const load = () => { if (!im.dataset.gone) im.src = url("/stream.mjpg", name ? {camera: name} : {}); };
+  im.onerror = () => setTimeout(load, 2000);  // the server restarted or the camera is not there yet
+  load();
+  return im;
+}
+function render(names) {  // one stream (a camera chosen, or only one camera), else a tile per camera
+  const grid = !camera && names.length > 1;
+  const key = grid ? "grid:" + names.join("/") : "one:" + (camera || "");
+  if (key === shown) return;
+  shown = key;
+  for (const old of view.querySelectorAll("img")) {  // ends its stream: the server stops encoding what nobody sees
+    old.dataset.gone = "1";
+    old.removeAttribute("src");
+  }
+  view.replaceChildren();
+  view.className = grid ? "grid" : "";
+  if (!grid) {
+    const im = streamImg(camera);
+    im.id = "stream";
+    view.appendChild(im);
+    if (names.length > 1) {
+      const b = document.createElement("button");
+      b.textContent = "all cameras";
+      b.onclick = () => { camera = null; render(cameras); };
+      view.appendChild(b);
+    }
+    return;
+  }
+  for (const name of names) {
+    const fig = document.createElement("figure"), cap = document.createElement("figcaption");
+    cap.textContent = name;
+    fig.title = name + ": show this camera alone";
+    fig.onclick = () => { camera = name; render(cameras); };
+    fig.append(streamImg(name), cap);
+    view.appendChild(fig);
+  }
+}
+function fmt(v, nd) {
+  return v === null || v === undefined || Number.isNaN(v) ? "" : typeof v === "number" ? v.toFixed(nd) : String(v);
+}
+function unit(v, nd, u) { const t = fmt(v, nd); return t ? t + u : ""; }
 function cell(tr, text) { const td = document.createElement("td"); td.textContent = text; tr.appendChild(td); return td; }
 const list = document.getElementById("events");
 let cameras = [];
+render(cameras);
 function addEvent(e) {  // one line per event: video time, kind, zone/line, track(s), then what it has
   const li = document.createElement("li");
   const parts = [fmt(e.time_s, 1) + " s", e.event, e.name || "", "#" + e.track_id];
@@ -456,17 +538,21 @@ async function poll() {
       const c = s.cameras[name], tr = document.createElement("tr");
       const b = document.createElement("button");
       b.textContent = name; b.title = name + ": show this camera";
-      b.className = (camera || names[0]) === name ? "on" : "";
-      b.onclick = () => { camera = name; watch(); };
+      b.className = camera === name || (!camera && names.length === 1) ? "on" : "";
+      b.onclick = () => { camera = name; render(cameras); };
       cell(tr, "").appendChild(b);
-      cell(tr, fmt(c.fps, 1)); cell(tr, fmt(c.latency_s * 1000, 0) + " ms"); cell(tr, fmt(c.tracks, 0));
-      cell(tr, fmt(c.dropped, 0)); cell(tr, fmt(c.reconnects, 0)); cell(tr, fmt(c.uptime_s, 0) + " s");
+      cell(tr, fmt(c.fps, 1)); cell(tr, unit(c.latency_s === undefined ? null : c.latency_s * 1000, 0, " ms"));
+      cell(tr, fmt(c.tracks, 0)); cell(tr, fmt(c.dropped, 0)); cell(tr, fmt(c.reconnects, 0));
+      cell(tr, unit(c.uptime_s, 0, " s"));
+      const st = cell(tr, c.state ? c.state.split(":")[0] : "");
+      st.title = c.state || "";
       body.appendChild(tr);
       for (const line of c.counts || []) {
         const li = document.createElement("li"); li.textContent = (names.length > 1 ? name + ": " : "") + line;
         counts.appendChild(li);
       }
     }
+    render(names);
     if (!counts.children.length) { const li = document.createElement("li"); li.textContent = "none"; counts.appendChild(li); }
   } catch (err) {
     document.getElementById("conn").textContent = "status unavailable (" + err.message + ")";
