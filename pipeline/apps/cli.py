@@ -274,8 +274,8 @@ def _live_parser(sub: argparse._SubParsersAction) -> None:
                    help="secret every --serve request must carry (?token=TOKEN or Authorization: Bearer TOKEN)")
     p.add_argument("--mqtt", metavar="HOST[:PORT]", help="publish each event as JSON to this MQTT broker (QoS 1; "
                    "user:password@host:port logs in); predicted alerts carry type new/update/end")
-    p.add_argument("--mqtt-topic", help="MQTT topic for the events (default trajpred/<camera>/events, the camera "
-                   "named after --source)")
+    p.add_argument("--mqtt-topic", help="MQTT topic for the events; {camera} in it becomes the camera's name "
+                   "(default trajpred/{camera}/events; the camera is named after --source, or by cameras.yaml)")
     p.add_argument("--address", help="with --source cameras.yaml: run the cameras on this Ray cluster (e.g. "
                    "ray://head:10001 or auto; --out must be shared)")
 
@@ -329,8 +329,6 @@ def _live_cameras(a: argparse.Namespace, overrides: dict[str, Any]) -> int:
     if a.show:
         raise UserError("--source cameras.yaml runs its cameras headless: add --no-show (and --serve PORT to watch "
                         "them all in a browser)")
-    if a.mqtt_topic:
-        raise UserError("--mqtt-topic names one topic; with cameras.yaml each camera publishes to trajpred/<name>/events")
     if a.serve_token is not None and not a.serve:
         raise UserError("--serve-token needs --serve [HOST:]PORT")
     specs = read_cameras(a.source)
@@ -363,7 +361,8 @@ def _camera_job(a: argparse.Namespace, overrides: dict[str, Any], spec: Any, out
     inputs = _input_paths(*source, a.source, a.config, cfg.detector.weights, cfg.predictor.weights, files.camera,
                           files.zones, a.tracker)
     path = choose_run_dir(str(out / spec.name), a.overwrite, inputs=inputs).resolve()
-    opts = LiveOptions(show=False, save=a.save, max_seconds=a.max_seconds, quiet=True, mqtt=a.mqtt, camera=spec.name)
+    opts = LiveOptions(show=False, save=a.save, max_seconds=a.max_seconds, quiet=True, mqtt=a.mqtt,
+                       mqtt_topic=a.mqtt_topic, camera=spec.name)
     return CameraJob(spec.name, spec.source, cfg, RunDir(path, a.overwrite, inputs), opts)
 
 

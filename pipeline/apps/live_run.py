@@ -15,7 +15,7 @@ import numpy as np
 
 from pipeline.io.capture import CapturedFrame, LatestFrameReader, describe, open_source
 from pipeline.core.config import OutputConfig, TrackRunConfig
-from pipeline.core.errors import UserError
+from pipeline.core.errors import SourceUnavailableError
 from pipeline.events.types import EVENT_COLUMNS, Event
 from pipeline.io.run_dirs import RunDir
 from pipeline.io.run_meta import InputFacts, finish_run, live_figures
@@ -173,7 +173,7 @@ class LiveSession:
             if f is not None:
                 return f
         self.reader.stop()
-        raise UserError(f"{describe(self.source)} opened but delivered no frame within {self.cfg.live.open_timeout_s:g} s")
+        raise SourceUnavailableError(f"{describe(self.source)} opened but delivered no frame within {self.cfg.live.open_timeout_s:g} s")
 
     def run(self) -> LiveStats:
         with ExitStack() as stack:

@@ -15,6 +15,7 @@ import json
 import re
 import sys
 import threading
+import time
 from collections import deque
 from collections.abc import Callable, Iterable, Mapping
 from contextlib import ExitStack
@@ -27,7 +28,7 @@ import numpy as np
 import yaml
 
 from pipeline.core.config import TrackRunConfig
-from pipeline.core.errors import UserError
+from pipeline.core.errors import SourceUnavailableError, UserError
 from pipeline.core.redact import mask_credentials
 from pipeline.events.types import Event
 from pipeline.io.run_dirs import RunDir
@@ -265,16 +266,17 @@ class CameraActor:
         self.sink = Forwarder(job.name)
         self.session: LiveSession | None = None
         self.stopping = False
+        self._stopped = threading.Event()  # wakes a start that waits to retry its camera
 
     def run(self) -> CameraOutcome:
         """The camera's whole run; a problem the user can fix (cannot open, full disk) is an outcome, not an error."""
-        from pipeline.apps.live_run import LiveSession
-
         job = self.job
         try:
-            session = LiveSession(job.source, job.run_dir, job.cfg, job.opts, sink=self.sink)
+            session = self._open()
         except UserError as exc:
             return CameraOutcome(job.name, False, str(exc))
+        if session is None:
+            return CameraOutcome(job.name, True, "stopped by Ctrl-C or SIGTERM before its camera opened")
         self.session = session
         if self.stopping:  # asked to stop while the model loaded: the files are still finished properly
             session.stop_flag.stop = True
@@ -284,12 +286,32 @@ class CameraActor:
             return CameraOutcome(job.name, False, str(exc), session.summary())
         return outcome_of(job.name, session)
 
+    def _open(self, clock: Callable[[], float] = time.monotonic) -> LiveSession | None:
+        """The camera's session; a camera that is down at the start (a power cut, a switch rebooting) is retried
+        with the backoff of a dropped stream for `live.reconnect_s`, as one that drops later is. None: stopped."""
+        from pipeline.apps.live_run import LiveSession
+
+        job, live = self.job, self.job.cfg.live
+        deadline, wait = clock() + live.reconnect_s, 0.1
+        while True:
+            try:
+                return LiveSession(job.source, job.run_dir, job.cfg, job.opts, sink=self.sink)
+            except SourceUnavailableError as exc:
+                if clock() >= deadline:
+                    tried = f"; gave up after retrying for {live.reconnect_s:g} s" if live.reconnect_s else ""
+                    raise SourceUnavailableError(f"{exc}{tried}") from None
+                self.sink.set_status(job.name, {"state": f"retrying: {exc}"})
+            if self._stopped.wait(min(wait, max(0.0, deadline - clock()))):
+                return None
+            wait = min(wait * 2, live.backoff_max_s)
+
     def poll(self, watching: bool, wait_s: float) -> Update:
         self.sink.watching = watching
         return self.sink.take(wait_s)
 
     def stop(self) -> None:
         self.stopping = True
+        self._stopped.set()
         if self.session is not None:
             self.session.stop_flag.stop = True
 
@@ -431,7 +453,7 @@ class Driver:
         if upd.events:
             self.server.publish_events(name, upd.events)
         if upd.status is not None:
-            self.server.set_status(name, {**upd.status, "state": "running"})
+            self.server.set_status(name, {"state": "running", **upd.status})  # or the actor's own (retrying)
 
     def _close(self, c: _Camera) -> None:
         """A camera that ended: said at once, shown on the page, its process freed."""

@@ -29,6 +29,10 @@ class PartialInputError(UserError):
     exit_code = 3
 
 
+class SourceUnavailableError(UserError):
+    """A camera or stream could not be opened (or gave no frame): it may come up later, unlike a bad option."""
+
+
 class StreamLostError(UserError):
     """A live stream dropped and did not come back within the reconnect time; outputs are finalised."""
 

@@ -13,7 +13,7 @@ import numpy as np
 
 from pipeline.core.config import LiveConfig
 from pipeline.core.redact import mask_credentials as mask_url  # the one masking function
-from pipeline.core.errors import UserError
+from pipeline.core.errors import SourceUnavailableError, UserError
 
 __all__ = ["mask_url", "LatestFrameReader", "open_source", "parse_source", "describe"]
 
@@ -56,8 +56,8 @@ def open_source(source: int | str, cfg: LiveConfig) -> cv2.VideoCapture:
     if isinstance(source, int):
         ok = available_cameras()
         which = f"cameras that open: {', '.join(map(str, ok))}" if ok else "no camera opens on this machine"
-        raise UserError(f"camera {source} does not exist or is busy; {which}")
-    raise UserError(f"cannot open stream {mask_url(source)}; check the URL, network and credentials")
+        raise SourceUnavailableError(f"camera {source} does not exist or is busy; {which}")
+    raise SourceUnavailableError(f"cannot open stream {mask_url(source)}; check the URL, network and credentials")
 
 
 @dataclass

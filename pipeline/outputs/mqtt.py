@@ -108,6 +108,12 @@ def default_topic(camera: str) -> str:
     return f"trajpred/{camera}/events"
 
 
+def topic_for(template: str | None, camera: str) -> str:
+    """--mqtt-topic with `{camera}` replaced by the camera's name (a topic without it is the same for every
+    camera: the payloads say which); none given: trajpred/<camera>/events."""
+    return template.replace("{camera}", camera) if template else default_topic(camera)
+
+
 def check_topic(topic: str) -> str:
     """A topic we may publish to: not empty, no wildcards, not a broker's own $ topic."""
     if not topic or any(c in topic for c in "+#\0") or topic.startswith("$") or len(topic.encode()) > 65535:
@@ -314,7 +320,7 @@ class MqttPublisher:
         """The publisher `live --mqtt` uses: topic trajpred/<camera>/events unless given (camera: named after the
         source unless named)."""
         camera = camera or camera_name(source)
-        return cls(parse_target(mqtt), topic or default_topic(camera), camera, settings)
+        return cls(parse_target(mqtt), topic_for(topic, camera), camera, settings)
 
     def __enter__(self) -> MqttPublisher:
         return self

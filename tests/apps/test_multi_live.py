@@ -30,7 +30,7 @@ from pipeline.apps.multi_live import Forwarder, read_cameras
 from pipeline.events.types import Event
 from pipeline.io.writers import PREDICTION_COLUMNS, TRACK_COLUMNS
 from pipeline.outputs.web import LiveServer
-from tests.apps.test_live import _csv_rows, _frames, _free_port, stream  # noqa: F401 (the fixture)
+from tests.apps.test_live import Stream, _csv_rows, _frames, _free_port, stream  # noqa: F401 (the fixture)
 from tests.conftest import DETECTOR, ROOT, VIDEOS
 
 CROSSWALK = VIDEOS / "yellow_crosswalk_640x360.mp4"
@@ -190,7 +190,7 @@ def test_command_line_rules_of_a_cameras_file(tmp_path, capsys):
     path = tmp_path / "cameras.yaml"
     path.write_text("cameras:\n  - {name: a, source: 'http://127.0.0.1:9/x.mjpg'}\n", encoding="utf-8")
     for args, match in ((["--show"], "add --no-show"), (["--no-show", "--mqtt", "localhost"], "camera a has none"),
-                        (["--no-show", "--mqtt", "localhost", "--mqtt-topic", "t"], "each camera publishes to"),
+                        (["--no-show", "--mqtt", "localhost", "--mqtt-topic", "t/#"], "cannot be published to"),
                         (["--no-show", "--serve", "0.0.0.0:8000"], "--serve-token")):
         assert run.main(["live", "--source", str(path), *args, "--out", str(tmp_path / "o")]) == 2
         assert re.search(match, capsys.readouterr().err)
@@ -205,11 +205,12 @@ def test_every_camera_failing_exits_1_with_each_reason(tmp_path):
     path.write_text("".join(["cameras:\n"] + [f"  - {{name: c{i}, source: 'http://127.0.0.1:{_free_port()}/v.mjpg'}}\n"
                                               for i in range(2)]), encoding="utf-8")
     p = subprocess.run([sys.executable, str(ROOT / "run.py"), "live", "--source", str(path), "--no-show",
-                        "--weights", str(DETECTOR), "--out", str(tmp_path / "o")], capture_output=True, text=True,
-                       timeout=180, cwd=ROOT, env={**os.environ, "YOLO_OFFLINE": "1"})
+                        "--weights", str(DETECTOR), "--out", str(tmp_path / "o"), "--reconnect", "1"],
+                       capture_output=True, text=True, timeout=180, cwd=ROOT, env={**os.environ, "YOLO_OFFLINE": "1"})
     assert p.returncode == 1, p.stderr
     for i in range(2):
-        assert f"camera c{i}: FAILED: cannot open stream http://127.0.0.1:" in p.stdout
+        assert re.search(rf"camera c{i}: FAILED: cannot open stream http://127.0.0.1:\d+/v.mjpg; check the URL, "
+                         "network and credentials; gave up after retrying for 1 s", p.stdout), p.stdout
     errors = [ln for ln in p.stderr.splitlines() if ln.startswith("error:")]
     assert errors == ["error: every camera failed (c0, c1); each one's reason is in the summary above"], p.stderr
     assert "Traceback" not in p.stderr
@@ -275,3 +276,32 @@ def test_the_page_tiles_every_camera_and_a_click_shows_one():
             stop.set()
             t.join(10)
     assert problems == []
+
+
+def test_a_camera_down_at_the_start_is_retried_and_runs_once_it_comes_up(tmp_path):
+    late = _free_port()
+    path = tmp_path / "cameras.yaml"
+    path.write_text(f"cameras:\n  - {{name: late, source: 'http://127.0.0.1:{late}/video.mjpg'}}\n", encoding="utf-8")
+    web = _free_port()
+    url = f"http://127.0.0.1:{web}/"
+    p = subprocess.Popen([sys.executable, str(ROOT / "run.py"), "live", "--source", str(path), "--no-show", "--save",
+                          "--weights", str(DETECTOR), "--out", str(tmp_path / "o"), "--reconnect", "120",
+                          "--max-seconds", "3", "--serve", f"127.0.0.1:{web}"],
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=ROOT,
+                         env={**os.environ, "YOLO_OFFLINE": "1"})
+    cam = None
+    try:  # the page says it retries while the camera is down; it comes up later and the camera runs
+        _wait(lambda: p.poll() is not None or _status(url).get("late", {}).get("state", "").startswith("retrying"),
+              120, "the camera to be retried")
+        assert p.poll() is None, p.communicate()[1]
+        cam = Stream(CROSSWALK, port=late).start()
+        out, err = p.communicate(timeout=180)
+    finally:
+        if p.poll() is None:
+            p.kill()
+            p.communicate()
+        if cam:
+            cam.kill()
+    assert p.returncode == 0, err
+    assert "camera late: stopped: --max-seconds 3 reached" in err + out, err + out
+    assert _csv_rows(tmp_path / "o" / "late" / "tracks.csv", TRACK_COLUMNS)

@@ -21,7 +21,7 @@ import pytest
 from pipeline.core.errors import UserError
 from pipeline.events.types import EVENT_COLUMNS, Alert, ConflictMark, Event, EventFrame, Overlay
 from pipeline.outputs.mqtt import (END_REASONS, AlertLifecycle, LifecycleSettings, MqttPublisher, MqttSettings, MqttTarget,
-                                   camera_name, check_options, parse_target)
+                                   camera_name, check_options, parse_target, topic_for)
 from tests.apps.test_live import _live, stream  # noqa: F401 (the fixture)
 from tests.conftest import ROOT, VIDEOS, run_cli
 
@@ -185,6 +185,15 @@ def test_camera_name_is_topic_safe_and_never_holds_credentials():
     assert camera_name("rtsp://cam/x+y#frag") == "cam_x_y"
     for unclear in ("rtsp://a+b:c#d@h/x", "http://h/x?mail=a@b.com&token=zz", "x/+/#.mp4"):
         assert camera_name(unclear) == "camera"
+
+
+def test_the_topic_names_the_camera_where_asked():
+    assert topic_for(None, "gate") == "trajpred/gate/events"
+    assert topic_for("site1/{camera}/alerts", "gate") == "site1/gate/alerts"
+    assert topic_for("site1/events", "gate") == "site1/events"  # one topic for every camera: payloads say which
+    for template, topic in (("a/{camera}", "a/camera0"), (None, "trajpred/camera0/events")):
+        with MqttPublisher.for_source("127.0.0.1:9", template, 0) as pub:  # no broker there: it never waits
+            assert pub.topic == topic
 
 
 # ---- the life cycle of predicted alerts, on a constructed sequence (no broker needed) ----
