@@ -66,6 +66,16 @@ def stream():
         s.kill()
 
 
+def _video_frames(path: Path) -> list[np.ndarray]:
+    cap = cv2.VideoCapture(str(path))
+    frames = []
+    while True:
+        ok, img = cap.read()
+        if not ok:
+            return frames
+        frames.append(img)
+
+
 def _live(*args: str, env: dict | None = None) -> subprocess.Popen:
     cmd = [sys.executable, str(ROOT / "run.py"), "live", "--weights", str(DETECTOR), *args]
     full_env = {**os.environ, "YOLO_OFFLINE": "1", **(env or {})}
@@ -307,17 +317,24 @@ def test_window_shows_annotated_frames_and_keys_work(stream, tmp_path, xvfb):
     wid = win.stdout.split()[0]
     subprocess.run(["xdotool", "windowactivate", "--sync", wid], env=env, capture_output=True)
     subprocess.run(["xdotool", "key", "--window", wid, "s"], env=env, check=True)
+    deadline = time.time() + 60  # a hang guard only
+    while time.time() < deadline and not (out / "snapshot_1.png").exists():
+        time.sleep(0.1)
+    time.sleep(0.5)  # the PNG written whole
     shot = cv2.cvtColor(np.asarray(ImageGrab.grab(xdisplay=xvfb)), cv2.COLOR_RGB2BGR)
     cv2.imwrite(str(tmp_path / "screen.png"), shot)
-    time.sleep(1.0)
     subprocess.run(["xdotool", "key", "--window", wid, "q"], env=env, check=True)
     stdout, stderr = p.communicate(timeout=60)
     assert p.returncode == 0, stderr  # q stopped it: without q it would run until communicate() timed out
     snap = cv2.imread(str(out / "snapshot_1.png"))
     assert snap is not None and snap.shape[:2] == (360, 480)
-    # the snapshot is the annotated frame the window showed: it appears in the screenshot almost exactly
-    score = cv2.matchTemplate(shot, snap[40:, :], cv2.TM_CCOEFF_NORMED).max()
-    assert score > 0.8, score
+    # the window shows the annotated frames that were recorded (the one on screen may lag the snapshot by a few
+    # frames: the window repaints when it gets to it), and the snapshot is one of them too
+    recorded = _video_frames(out / "annotated.mp4")
+    on_screen = max(cv2.matchTemplate(shot, f[40:, :], cv2.TM_CCOEFF_NORMED).max() for f in recorded)
+    snapped = max(cv2.matchTemplate(snap, f, cv2.TM_CCOEFF_NORMED).max() for f in recorded)
+    print(f"screenshot vs best recorded frame {on_screen:.3f}, snapshot vs best recorded frame {snapped:.3f}")
+    assert on_screen > 0.9 and snapped > 0.9, (on_screen, snapped)
     raw = cv2.VideoCapture(str(VTEST)).read()[1]
     assert cv2.matchTemplate(snap, raw[100:300, 100:400], cv2.TM_CCOEFF_NORMED).max() > 0.5  # the scene itself
     bar = snap[2:18, 2:200]
