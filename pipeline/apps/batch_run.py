@@ -33,6 +33,7 @@ from typing import IO, TYPE_CHECKING, Any
 from tqdm import tqdm
 
 from pipeline.core import resources
+from pipeline.core.atomic import write_atomic
 from pipeline.core.config import TrackRunConfig
 from pipeline.core.errors import UserError
 from pipeline.core.redact import mask_credentials
@@ -213,9 +214,7 @@ class Manifest:
     def save(self) -> None:
         body = {"written_by": "run.py batch", "input_hash": f"sha256 of the file size and its first and last {HASH_BYTES} bytes",
                 "videos": self.videos}
-        tmp = self.path.with_name(f".{MANIFEST}.tmp")
-        tmp.write_text(mask_credentials(json.dumps(body, indent=1)) + "\n", encoding="utf-8")
-        os.replace(tmp, self.path)
+        write_atomic(self.path, mask_credentials(json.dumps(body, indent=1)) + "\n")
 
 
 @contextmanager
@@ -482,5 +481,5 @@ def build_dataset(out: Path, videos: dict[str, dict[str, Any]]) -> Path | None:
                 write_table(table, root / kind / f"video={name}" / "part-0.parquet")
         built[name] = finished
         root.mkdir(exist_ok=True)
-        built_path.write_text(json.dumps({k: v for k, v in built.items() if k in done}, indent=1), encoding="utf-8")
+        write_atomic(built_path, json.dumps({k: v for k, v in built.items() if k in done}, indent=1))
     return root if done else None

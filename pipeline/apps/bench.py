@@ -21,6 +21,7 @@ import numpy as np
 import psutil
 
 from pipeline.core import resources
+from pipeline.core.atomic import write_atomic
 from pipeline.core.config import PredictorConfig, SpeedConfig, TrackRunConfig
 from pipeline.perception.detector import YoloDetector
 from pipeline.core.errors import UserError
@@ -342,9 +343,7 @@ def format_result(res: BenchResult) -> str:
 
 def write_json(res: BenchResult, path: Path) -> None:
     """The same numbers as the table, for scripts (written whole: a temporary file renamed)."""
-    tmp = path.with_name(path.name + ".tmp")
     try:
-        tmp.write_text(json.dumps(res.to_json(), indent=2) + "\n", encoding="utf-8")
-        tmp.replace(path)
+        write_atomic(path, json.dumps(res.to_json(), indent=2) + "\n")
     except OSError as exc:
         raise UserError(f"cannot write {path}: {exc.strerror}") from None

@@ -333,7 +333,7 @@ def _fmt(v: float) -> str:
 
 
 def write_scores_csv(path: Path, scores: Sequence[HorizonScore], served: str) -> None:
-    """Replace `path` atomically (temp file + os.replace), so a killed run leaves the last complete table."""
+    """Replace `path` whole (`core.atomic`), so a killed run leaves the last complete table."""
     write_csv_atomic(path, SCORE_COLUMNS, (
         [s.predictor, f"{s.horizon_s:g}", s.windows, _fmt(s.ade_bh), _fmt(s.fde_bh), int(s.predictor == served),
          s.spread_windows, *(_fmt(getattr(s, k)) for k in SPREAD_KEYS)] for s in scores))

@@ -8,7 +8,6 @@ keeps them, so a killed run still has its CSV rows and a finished one has only w
 from __future__ import annotations
 
 import json
-import os
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,6 +16,7 @@ import pyarrow as pa
 import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
+from pipeline.core.atomic import replacing
 from pipeline.core.errors import UserError
 
 FORMATS = ("csv", "parquet", "both")
@@ -121,12 +121,10 @@ def with_units(table: pa.Table, kind: str, metric: bool = False) -> pa.Table:
 
 def write_table(table: pa.Table, path: Path) -> Path:
     """Write a Parquet file whole: to a temporary name, then renamed, so a reader never sees half a file."""
-    tmp = path.with_name(f".{path.name}.tmp")
     try:
-        pq.write_table(table, tmp, compression="zstd")
-        os.replace(tmp, path)
+        with replacing(path) as tmp:
+            pq.write_table(table, tmp, compression="zstd")
     except OSError as exc:
-        tmp.unlink(missing_ok=True)
         raise UserError(f"cannot write {path}: {exc}; the CSV files are kept") from None
     return path
 

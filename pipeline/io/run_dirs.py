@@ -16,6 +16,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import IO
 
+from pipeline.core.atomic import write_atomic
 from pipeline.core.errors import UserError
 
 RUN_FILES = ("tracks.csv", "predictions.csv", "annotated.mp4", "tracks.parquet", "run.json")
@@ -134,9 +135,7 @@ class RunDir:
         return p
 
     def _save_manifest(self) -> None:
-        tmp = self.path / f"{MANIFEST}.tmp"
-        tmp.write_text(json.dumps({"written_by": "run.py", "files": self.files}, indent=1), encoding="utf-8")
-        os.replace(tmp, self.path / MANIFEST)
+        write_atomic(self.path / MANIFEST, json.dumps({"written_by": "run.py", "files": self.files}, indent=1))
 
     @contextmanager
     def relocked(self) -> Iterator[RunDir]:

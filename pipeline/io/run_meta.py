@@ -23,6 +23,7 @@ import psutil
 
 from pipeline.core.version import __version__
 from pipeline.core import resources
+from pipeline.core.atomic import write_atomic
 from pipeline.core.config import TrackRunConfig
 from pipeline.core.redact import mask_credentials
 from pipeline.io.run_dirs import RunDir
@@ -148,11 +149,7 @@ def run_record(cfg: TrackRunConfig, source: InputFacts, started: float, ended: f
 
 def write_run_json(run_dir: RunDir, record: dict[str, Any]) -> Path:
     """Write run.json whole (temporary name, then renamed), credentials masked."""
-    path = run_dir.file(RUN_JSON)
-    tmp = path.with_name(f".{RUN_JSON}.tmp")
-    tmp.write_text(mask_credentials(json.dumps(record, indent=1, default=str)) + "\n", encoding="utf-8")
-    os.replace(tmp, path)
-    return path
+    return write_atomic(run_dir.file(RUN_JSON), mask_credentials(json.dumps(record, indent=1, default=str)) + "\n")
 
 
 def finish_run(run_dir: RunDir, cfg: TrackRunConfig, source: InputFacts, started: float, summary: Mapping[str, Any],
