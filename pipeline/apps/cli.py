@@ -464,7 +464,7 @@ def cmd_bench(a: argparse.Namespace) -> int:
 
 
 def _train_parser(sub: argparse._SubParsersAction) -> None:
-    from pipeline.learning.datasets import FORMATS
+    from pipeline.learning.loaders import FORMATS
 
     p = sub.add_parser(
         "train", help="train the trajectory LSTM on real trajectories",
@@ -517,7 +517,7 @@ METRIC_FORMATS = ("ethucy", "sdd", "gc", "dut", "trajnetpp", "edinburgh")  # loa
 
 
 def _eval_parser(sub: argparse._SubParsersAction) -> None:
-    from pipeline.learning.datasets import FORMATS
+    from pipeline.learning.loaders import FORMATS
 
     p = sub.add_parser(
         "eval", help="compare lstm, cv and kalman on the same windows",
@@ -572,7 +572,7 @@ def cmd_eval(a: argparse.Namespace) -> int:
     from pipeline.core.errors import UserError
     from pipeline.forecast.features import FeatureSpec
     from pipeline.forecast.predictors import LSTMPredictor, resolve_checkpoint
-    from pipeline.learning.datasets import load
+    from pipeline.learning.loaders import load
     from pipeline.learning.evaluation import ETHUCY, Protocol, evaluate, format_table, tuned_baselines
     from pipeline.learning.training import is_holdout
 
@@ -668,7 +668,7 @@ def cmd_bench_forecast(a: argparse.Namespace) -> int:
 
 
 def _eval_events_parser(sub: argparse._SubParsersAction) -> None:
-    from pipeline.learning.datasets import FORMATS
+    from pipeline.learning.loaders import FORMATS
 
     p = sub.add_parser(
         "eval-events", help="score predicted conflicts (and zone / line alerts) on trajectory data",
@@ -695,7 +695,7 @@ def cmd_eval_events(a: argparse.Namespace) -> int:
 
     from pipeline.core.config import EventsConfig, PredictorConfig, ZonesFileConfig, from_dict, load_yaml
     from pipeline.core.errors import UserError
-    from pipeline.learning.datasets import load
+    from pipeline.learning.loaders import load
     from pipeline.learning.event_eval import EvalSettings, evaluate_events, format_table
 
     if a.minutes is not None and not a.minutes > 0:

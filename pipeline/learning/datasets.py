@@ -1,30 +1,17 @@
-"""Loaders for real trajectory data, all producing `Trajectory` objects, and the shared windowing.
+"""`Trajectory`, what every loader (`pipeline.learning.loaders`) produces, and the shared windowing.
 
-Formats: ETH/UCY split files (metres, 2.5 Hz), JAAD CVAT XML boxes (pixels, 30 fps), MOTChallenge gt.txt
-(pixels), and our own tracks.csv (pixels, time_s column). Windows are cut on the model's time grid by
-`make_windows`, which every consumer (training, eval) uses, so they see the same samples.
+Windows are cut on the model's time grid by `make_windows`, which every consumer (training, eval) uses, so they
+see the same samples.
 """
 
 from __future__ import annotations
 
-import csv
-import tarfile
-import xml.etree.ElementTree as ET
-from collections import Counter, defaultdict
-from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from functools import partial
-from pathlib import Path
-from typing import IO, cast
 
 import numpy as np
 
-from pipeline.core.errors import UserError
 from pipeline.forecast.features import FeatureSpec, Window
 from pipeline.forecast.history import resample
-from pipeline.learning.loaders import LOADERS, load_source
-
-FORMATS = ("ethucy", "jaad", "mot", "tracks", *LOADERS)
 
 
 @dataclass(frozen=True)
@@ -43,183 +30,6 @@ class Trajectory:
             raise ValueError(f"{self.key}: xywh must be (K, 4) matching times")
         if len(self.times) > 1 and np.any(np.diff(self.times) <= 0):
             raise ValueError(f"{self.key}: times must increase")
-
-
-def _need_file(path: Path, what: str) -> None:
-    if not path.exists():
-        raise UserError(f"{what} not found: {path}")
-    if path.is_file() and path.stat().st_size == 0:
-        raise UserError(f"{what} {path} is empty")
-
-
-def _files(path: Path, what: str, pattern: str, recursive: bool, hint: str = "") -> list[Path]:
-    """The file itself, or the matching files in a folder; fails when there are none."""
-    _need_file(path, what)
-    if not path.is_dir():
-        return [path]
-    files = sorted(path.rglob(pattern) if recursive else path.glob(pattern))
-    if not files:
-        raise UserError(f"no {pattern} files in {path}{hint}")
-    return files
-
-
-def _group(key_prefix: str, rows: Iterable[tuple[str, float, float, float, float, float]], has_box: bool,
-           frame_size: tuple[float, float]) -> list[Trajectory]:
-    by_id: dict[str, list[tuple[float, float, float, float, float]]] = defaultdict(list)
-    for oid, t, x, y, w, h in rows:
-        by_id[oid].append((t, x, y, w, h))
-    out = []
-    for oid, pts in by_id.items():
-        arr = np.asarray(sorted(pts), np.float64)
-        keep = np.concatenate([[True], np.diff(arr[:, 0]) > 0])  # drop duplicate timestamps
-        arr = arr[keep]
-        out.append(Trajectory(f"{key_prefix}:{oid}", arr[:, 0], arr[:, 1:5], has_box, frame_size))
-    return out
-
-
-def _finite_rows(data: np.ndarray, where: Path, skipped: Counter[str] | None) -> np.ndarray:
-    """Rows with a NaN or infinite number are dropped and counted (never fed to training or scoring)."""
-    ok = np.isfinite(data).all(axis=1)
-    if skipped is not None and not ok.all():
-        skipped[f"non-finite ({where.name})"] += int((~ok).sum())
-    return data[ok]
-
-
-def load_ethucy(path: str | Path, fps: float = 25.0, skipped: Counter[str] | None = None) -> list[Trajectory]:
-    """ETH/UCY split files (`frame ped_id x y`, metres; frames are 25 fps video frames, one row every 10).
-
-    `path` may be a file or a folder of .txt files.
-    """
-    files = _files(Path(path), "ETH/UCY data", "*.txt", recursive=False)
-    out: list[Trajectory] = []
-    for f in files:
-        try:
-            data = np.loadtxt(f, dtype=np.float64, ndmin=2)
-        except ValueError as exc:
-            raise UserError(f"{f} is not an ETH/UCY file (frame id x y per line): {exc}") from None
-        if data.size == 0 or data.shape[1] < 4:
-            raise UserError(f"{f} is empty or has fewer than 4 columns (frame id x y)")
-        data = _finite_rows(data[:, :4], f, skipped)
-        rows = ((str(int(r[1])), r[0] / fps, r[2], r[3], 0.0, 0.0) for r in data)
-        out += _group(f.stem, rows, False, (0.0, 0.0))
-    return out
-
-
-def load_mot(path: str | Path, fps: float = 25.0, frame_size: tuple[float, float] = (640.0, 480.0),
-             skipped: Counter[str] | None = None) -> list[Trajectory]:
-    """MOTChallenge gt.txt (`frame,id,x,y,w,h,conf,...`, pixels); rows with conf 0 (ignore regions) dropped."""
-    files = _files(Path(path), "MOT ground truth", "gt.txt", recursive=True)
-    out: list[Trajectory] = []
-    for f in files:
-        try:
-            data = np.loadtxt(f, delimiter=",", dtype=np.float64, ndmin=2)
-        except ValueError as exc:
-            raise UserError(f"{f} is not a MOT gt.txt file: {exc}") from None
-        if data.size == 0 or data.shape[1] < 6:
-            raise UserError(f"{f} is empty or has fewer than 6 columns")
-        if data.shape[1] > 6:
-            data = data[data[:, 6] != 0]
-        data = _finite_rows(data[:, :6], f, skipped)
-        rows = ((str(int(r[1])), (r[0] - 1) / fps, r[2] + r[4] / 2, r[3] + r[5] / 2, r[4], r[5]) for r in data)
-        out += _group(f.parent.name, rows, True, frame_size)
-    return out
-
-
-def load_tracks_csv(path: str | Path, frame_size: tuple[float, float] = (0.0, 0.0),
-                    skipped: Counter[str] | None = None) -> list[Trajectory]:
-    """Our own tracks.csv (one file, or a folder searched for tracks.csv files)."""
-    files = _files(Path(path), "tracks.csv", "tracks.csv", recursive=True, hint="; run `python run.py track` first")
-    out: list[Trajectory] = []
-    for f in files:
-        with f.open(newline="", encoding="utf-8") as fh:
-            reader = csv.DictReader(fh)
-            need = {"time_s", "track_id", "x1", "y1", "x2", "y2"}
-            if not reader.fieldnames or not need <= set(reader.fieldnames):
-                raise UserError(f"{f} is not a tracks.csv (needs columns {', '.join(sorted(need))})")
-            rows = []
-            for r in reader:
-                try:
-                    t, x1, y1, x2, y2 = (float(r[k]) for k in ("time_s", "x1", "y1", "x2", "y2"))
-                except (TypeError, ValueError):
-                    raise UserError(f"{f} line {reader.line_num}: time_s, x1, y1, x2, y2 must be numbers") from None
-                if not np.isfinite([t, x1, y1, x2, y2]).all():
-                    if skipped is not None:
-                        skipped[f"non-finite ({f.name})"] += 1
-                    continue
-                rows.append((r["track_id"], t, (x1 + x2) / 2, (y1 + y2) / 2, x2 - x1, y2 - y1))
-        out += _group(str(f.parent.name), rows, True, frame_size)
-    return out
-
-
-def _jaad_tracks(xml_bytes: bytes, video: str, fps: float, min_boxes: int) -> list[Trajectory]:
-    root = ET.fromstring(xml_bytes)
-    size = root.find("meta/task/original_size")
-    fs = (float(size.findtext("width", "1920")), float(size.findtext("height", "1080"))) if size is not None else (1920.0, 1080.0)
-    out = []
-    for track in root.iter("track"):
-        if track.get("label") not in ("pedestrian", "ped"):
-            continue
-        rows, pid = [], None
-        for box in track.iter("box"):
-            if box.get("outside") == "1":
-                continue
-            pid = pid or box.findtext("attribute[@name='id']")
-            x1, y1, x2, y2 = (float(cast(str, box.get(k))) for k in ("xtl", "ytl", "xbr", "ybr"))  # CVAT boxes have all four
-            rows.append((int(cast(str, box.get("frame"))), x1, y1, x2, y2))
-        if pid is None or "p" in pid.split("_")[-1] or len(rows) < min_boxes:
-            continue
-        a = np.asarray(sorted(rows), np.float64)
-        xywh = np.stack([(a[:, 1] + a[:, 3]) / 2, (a[:, 2] + a[:, 4]) / 2, a[:, 3] - a[:, 1], a[:, 4] - a[:, 2]], axis=1)
-        out.append(Trajectory(f"{video}:{pid}", a[:, 0] / fps, xywh, True, fs))
-    return out
-
-
-def load_jaad(archive: str | Path, split: str = "test", fps: float = 30.0, min_boxes: int = 61) -> list[Trajectory]:
-    """JAAD pedestrian box tracks from the annotation archive, for the `split_ids/default/<split>.txt` videos.
-
-    Group ids (ending in 'p') are skipped; occluded boxes are kept; tracks shorter than min_boxes dropped.
-    """
-    archive = Path(archive)
-    _need_file(archive, "JAAD archive")
-    if split not in ("train", "val", "test", "all"):
-        raise UserError(f"JAAD split must be train, val, test or all, got {split!r}")
-    try:
-        tar = tarfile.open(archive, "r:*")
-    except (tarfile.TarError, OSError) as exc:
-        raise UserError(f"{archive} is not a readable JAAD annotation archive: {exc}") from None
-    with tar:
-        names = {Path(m.name).name: m for m in tar.getmembers() if m.isfile()}
-        splits = ("train", "val", "test") if split == "all" else (split,)
-        videos: list[str] = []
-        for s in splits:
-            member = next((m for m in tar.getmembers() if m.name.endswith(f"split_ids/default/{s}.txt")), None)
-            if member is None:
-                raise UserError(f"{archive} has no split_ids/default/{s}.txt; is it the JAAD annotations archive?")
-            videos += cast(IO[bytes], tar.extractfile(member)).read().decode().split()  # a file member
-        out: list[Trajectory] = []
-        for v in videos:
-            m = names.get(f"{v}.xml")
-            if m is not None:
-                out += _jaad_tracks(cast(IO[bytes], tar.extractfile(m)).read(), v, fps, min_boxes)
-    return out
-
-
-def load(fmt: str, path: str | Path, split: str = "test", skipped: Counter[str] | None = None) -> list[Trajectory]:
-    """Dispatch on a format name (see FORMATS); `skipped` counts rows dropped, by reason."""
-    skipped = Counter() if skipped is None else skipped
-    loaders: dict[str, Callable[[], list[Trajectory]]] = {
-        "ethucy": lambda: load_ethucy(path, skipped=skipped),
-        "jaad": lambda: load_jaad(path, split),
-        "mot": lambda: load_mot(path, skipped=skipped),
-        "tracks": lambda: load_tracks_csv(path, skipped=skipped),
-        **{name: partial(load_source, name, Path(path), skipped) for name in LOADERS},
-    }
-    if fmt not in loaders:
-        raise UserError(f"unknown data format {fmt!r}; use one of {', '.join(FORMATS)}")
-    trajs = loaders[fmt]()
-    if not trajs:
-        raise UserError(f"no trajectories found in {path} (format {fmt})")
-    return trajs
 
 
 def default_max_gap(spec: FeatureSpec) -> float:

@@ -23,7 +23,8 @@ from pipeline.core.config import PredictorConfig
 from pipeline.forecast.features import FeatureSpec, window_scale
 from pipeline.forecast.model import save_checkpoint
 from pipeline.forecast.predictors import LSTMPredictor, Predictor
-from pipeline.learning.datasets import Trajectory, concat_windows, load
+from pipeline.learning.datasets import Trajectory, concat_windows
+from pipeline.learning.loaders import load
 from pipeline.learning.evaluation import ETHUCY, evaluate, metrics, predict_batched, tuned_baselines
 from pipeline.learning.training import TrainConfig, batches, fit, source_windows, split_windows
 from pipeline.learning.tuning import TunedBaselines, tune_baselines

@@ -15,7 +15,8 @@ import numpy as np
 import torch
 from torch import nn
 
-from pipeline.learning.datasets import Trajectory, concat_windows, load, make_windows
+from pipeline.learning.datasets import Trajectory, concat_windows, make_windows
+from pipeline.learning.loaders import load
 from pipeline.learning.tuning import tune_baselines
 from pipeline.core.errors import UserError
 from pipeline.forecast.features import (
@@ -32,7 +33,7 @@ from pipeline.forecast.model import ModelConfig, TrajectoryLSTM, save_checkpoint
 
 @dataclass
 class DataSource:
-    """One data set: a format (see datasets.FORMATS), a path, and for JAAD its split."""
+    """One data set: a format (see loaders.FORMATS), a path, and for JAAD its split."""
 
     format: str
     path: str

@@ -5,7 +5,12 @@ import dataclasses
 import numpy as np
 import pytest
 
-from pipeline.learning.datasets import load, load_ethucy, load_jaad, load_mot, load_tracks_csv, make_windows
+from pipeline.learning.datasets import make_windows
+from pipeline.learning.loaders import load
+from pipeline.learning.loaders.ethucy import load_ethucy
+from pipeline.learning.loaders.jaad import load_jaad
+from pipeline.learning.loaders.mot import load_mot
+from pipeline.learning.loaders.tracks import load_tracks_csv
 from pipeline.core.errors import UserError
 from pipeline.forecast.predictors import ConstantVelocityPredictor
 from pipeline.learning.evaluation import ETHUCY, evaluate

@@ -7,7 +7,7 @@ import json
 import numpy as np
 
 from pipeline.core.config import EventsConfig, LineConfig, PredictorConfig
-from pipeline.learning.datasets import load
+from pipeline.learning.loaders import load
 from pipeline.learning.replay import PX_PER_M, recordings, replay
 from tests.conftest import DATA, run_cli
 

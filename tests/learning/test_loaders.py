@@ -14,7 +14,8 @@ import pytest
 
 from pipeline.core.errors import UserError
 from pipeline.forecast.features import FeatureSpec
-from pipeline.learning.datasets import Trajectory, load, make_windows
+from pipeline.learning.datasets import Trajectory, make_windows
+from pipeline.learning.loaders import load
 from tests.conftest import DATA
 
 SDD, GC, DUT, TPP, EDI = DATA / "sdd", DATA / "gc", DATA / "dut", DATA / "trajnetpp", DATA / "edinburgh"

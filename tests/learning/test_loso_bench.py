@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from pipeline.forecast.predictors import LSTMPredictor
-from pipeline.learning.datasets import load
+from pipeline.learning.loaders import load
 from pipeline.learning.loso_bench import SOURCES, BenchConfig, format_table, ratio_at, score_source
 from pipeline.learning.training import DataSource, TrainConfig
 from pipeline.learning.tuning import TunedBaselines

@@ -68,7 +68,8 @@ def test_bad_training_configs():
 def test_speed_augmentation_keeps_each_track_consistent():
     """A sped-up copy is the same walk: one speed factor for its past and future, "now" unmoved."""
     from pipeline.forecast.features import FeatureSpec
-    from pipeline.learning.datasets import load_ethucy, make_windows
+    from pipeline.learning.datasets import make_windows
+    from pipeline.learning.loaders.ethucy import load_ethucy
     from pipeline.learning.training import perturb_window
 
     spec = FeatureSpec(step_s=0.4, obs_len=8, pred_len=12)
@@ -88,7 +89,8 @@ def test_speed_augmentation_keeps_each_track_consistent():
 
 def test_jitter_and_gaps_touch_only_the_observed_past():
     from pipeline.forecast.features import FeatureSpec
-    from pipeline.learning.datasets import load_ethucy, make_windows
+    from pipeline.learning.datasets import make_windows
+    from pipeline.learning.loaders.ethucy import load_ethucy
     from pipeline.learning.training import perturb_window
 
     spec = FeatureSpec(step_s=0.4, obs_len=8, pred_len=12)

@@ -9,7 +9,8 @@ import pytest
 from pipeline.core.config import TrackRunConfig, from_dict, load_yaml, merge
 from pipeline.forecast.features import QUANTITIES, FeatureSpec, motion_quantities
 from pipeline.forecast.history import TrackHistory
-from pipeline.learning.datasets import load_tracks_csv, track_windows
+from pipeline.learning.datasets import track_windows
+from pipeline.learning.loaders.tracks import load_tracks_csv
 from pipeline.apps.track_run import run_track
 from tests.conftest import DETECTOR, ROOT, VTEST
 

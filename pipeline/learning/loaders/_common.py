@@ -12,8 +12,8 @@ import io
 import lzma
 import tarfile
 import warnings
-from collections import Counter
-from collections.abc import Callable, Iterator, Sequence
+from collections import Counter, defaultdict
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import IO, Any, cast
@@ -21,10 +21,51 @@ from typing import IO, Any, cast
 import numpy as np
 
 from pipeline.core.errors import UserError
-from pipeline.learning.datasets import Trajectory, _need_file
+from pipeline.learning.datasets import Trajectory
 
 ARCHIVES = (".tar", ".tar.xz", ".txz", ".tar.gz", ".tgz", ".tar.bz2")
 MAX_GAP_S = 1.0  # a track is cut into separate trajectories where it is unobserved for longer than this
+
+
+def _need_file(path: Path, what: str) -> None:
+    if not path.exists():
+        raise UserError(f"{what} not found: {path}")
+    if path.is_file() and path.stat().st_size == 0:
+        raise UserError(f"{what} {path} is empty")
+
+
+def _files(path: Path, what: str, pattern: str, recursive: bool, hint: str = "") -> list[Path]:
+    """The file itself, or the matching files in a folder; fails when there are none."""
+    _need_file(path, what)
+    if not path.is_dir():
+        return [path]
+    files = sorted(path.rglob(pattern) if recursive else path.glob(pattern))
+    if not files:
+        raise UserError(f"no {pattern} files in {path}{hint}")
+    return files
+
+
+def _group(key_prefix: str, rows: Iterable[tuple[str, float, float, float, float, float]], has_box: bool,
+           frame_size: tuple[float, float]) -> list[Trajectory]:
+    by_id: dict[str, list[tuple[float, float, float, float, float]]] = defaultdict(list)
+    for oid, t, x, y, w, h in rows:
+        by_id[oid].append((t, x, y, w, h))
+    out = []
+    for oid, pts in by_id.items():
+        arr = np.asarray(sorted(pts), np.float64)
+        keep = np.concatenate([[True], np.diff(arr[:, 0]) > 0])  # drop duplicate timestamps
+        arr = arr[keep]
+        out.append(Trajectory(f"{key_prefix}:{oid}", arr[:, 0], arr[:, 1:5], has_box, frame_size))
+    return out
+
+
+def _finite_rows(data: np.ndarray, where: Path, skipped: Counter[str] | None) -> np.ndarray:
+    """Rows with a NaN or infinite number are dropped and counted (never fed to training or scoring)."""
+    ok = np.isfinite(data).all(axis=1)
+    if skipped is not None and not ok.all():
+        skipped[f"non-finite ({where.name})"] += int((~ok).sum())
+    return data[ok]
+
 
 
 @dataclass(frozen=True)

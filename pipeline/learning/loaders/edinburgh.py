@@ -21,8 +21,8 @@ from pathlib import Path
 import numpy as np
 
 from pipeline.core.errors import UserError
-from pipeline.learning.datasets import Trajectory, _files
-from pipeline.learning.loaders._common import build, decode, drop_nonfinite
+from pipeline.learning.datasets import Trajectory
+from pipeline.learning.loaders._common import _files, build, decode, drop_nonfinite
 
 FPS = 9.0  # approximate capture rate (README)
 M_PER_PX = 0.0247

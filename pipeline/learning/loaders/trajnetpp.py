@@ -17,8 +17,8 @@ from pathlib import Path
 import numpy as np
 
 from pipeline.core.errors import UserError
-from pipeline.learning.datasets import Trajectory, _files
-from pipeline.learning.loaders._common import build, decode, drop_nonfinite, drop_rows
+from pipeline.learning.datasets import Trajectory
+from pipeline.learning.loaders._common import _files, build, decode, drop_nonfinite, drop_rows
 
 SCENE_STEPS = 20  # a TrajNet++ scene is 21 frames: 9 observed, 12 predicted
 EXPECTED = 'one JSON record per line: {"track": {"f", "p", "x", "y"}} or {"scene": {"id", "p", "s", "e", "fps", ...}}'
