@@ -345,3 +345,17 @@ def test_every_source_cuts_windows(request, source):
     trajs, _ = request.getfixturevalue(source)
     _, fut, keys = make_windows(trajs[:3000], FeatureSpec(step_s=0.4, obs_len=8, pred_len=12))
     assert len(keys) > 100 and fut.shape == (len(keys), 12, 4) and np.isfinite(fut).all()
+
+
+def test_one_registry_names_every_loader_module() -> None:
+    """Every format is a module of pipeline/learning/loaders with the registry's `load`, and nothing else is."""
+    import importlib
+    import inspect
+
+    from pipeline.learning import loaders
+
+    modules = {p.stem for p in Path(loaders.__file__).parent.glob("*.py") if not p.stem.startswith("_")}
+    assert modules == set(loaders.FORMATS)
+    for fmt in loaders.FORMATS:
+        params = list(inspect.signature(importlib.import_module(f"pipeline.learning.loaders.{fmt}").load).parameters)
+        assert params == ["path", "skipped", *(["split"] if fmt in loaders.SPLIT_FORMATS else [])], fmt

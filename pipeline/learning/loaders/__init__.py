@@ -1,53 +1,39 @@
-"""One small loader per trajectory source, each reading the data as it is distributed in ../shared/data.
+"""One small loader per trajectory source, each reading the data as it is distributed in ../shared/data, and the
+one registry of them (`FORMATS`, `load`).
 
-Every loader module has `load(path: Path, skipped: Counter[str]) -> list[Trajectory]`: it opens the file,
-folder or archive as distributed, converts to seconds and metres (or pixels with boxes), drops what the format
-marks as lost / occluded / generated or what is not finite (counting each reason in `skipped`), and raises a
-one-line `UserError` naming the file and line for a malformed input. Keys are `<source>/<scene>[/<rec>]:<id>`,
-so everything before the last ':' names one recording (neighbours) and the first part the source.
+Every loader module has `load(path: Path, skipped: Counter[str]) -> list[Trajectory]` (JAAD's also takes the
+split: `SPLIT_FORMATS`): it opens the file, folder or archive as distributed, converts to seconds and metres (or
+pixels with boxes), drops what the format marks as lost / occluded / generated or what is not finite (counting
+each reason in `skipped`), and raises a one-line `UserError` naming the file and line for a malformed input.
+Keys of the point sources are `<source>/<scene>[/<rec>]:<id>`, so everything before the last ':' names one
+recording (neighbours) and the first part the source. A module is imported only when its format is loaded
+(some read large archives).
 """
 
 from __future__ import annotations
 
 import importlib
 from collections import Counter
-from collections.abc import Callable
-from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from pipeline.core.errors import UserError
-from pipeline.learning.loaders.ethucy import load_ethucy
-from pipeline.learning.loaders.jaad import load_jaad
-from pipeline.learning.loaders.mot import load_mot
-from pipeline.learning.loaders.tracks import load_tracks_csv
 
 if TYPE_CHECKING:
     from pipeline.learning.datasets import Trajectory
 
-LOADERS = ("sdd", "gc", "dut", "trajnetpp", "edinburgh")
-FORMATS = ("ethucy", "jaad", "mot", "tracks", *LOADERS)
-
-
-def load_source(name: str, path: Path, skipped: Counter[str]) -> list[Trajectory]:
-    """Import the named loader only when it is used (some read large archives)."""
-    module = importlib.import_module(f"pipeline.learning.loaders.{name}")
-    return module.load(path, skipped)
+FORMATS = ("ethucy", "jaad", "mot", "tracks", "sdd", "gc", "dut", "trajnetpp", "edinburgh")  # = module names
+SPLIT_FORMATS = frozenset({"jaad"})  # their load() also takes the split (train, val, test or all)
 
 
 def load(fmt: str, path: str | Path, split: str = "test", skipped: Counter[str] | None = None) -> list[Trajectory]:
-    """Dispatch on a format name (see FORMATS); `skipped` counts rows dropped, by reason."""
-    skipped = Counter() if skipped is None else skipped
-    loaders: dict[str, Callable[[], list[Trajectory]]] = {
-        "ethucy": lambda: load_ethucy(path, skipped=skipped),
-        "jaad": lambda: load_jaad(path, split),
-        "mot": lambda: load_mot(path, skipped=skipped),
-        "tracks": lambda: load_tracks_csv(path, skipped=skipped),
-        **{name: partial(load_source, name, Path(path), skipped) for name in LOADERS},
-    }
-    if fmt not in loaders:
+    """The trajectories of `path` in format `fmt` (see FORMATS); `skipped` counts rows dropped, by reason."""
+    if fmt not in FORMATS:
         raise UserError(f"unknown data format {fmt!r}; use one of {', '.join(FORMATS)}")
-    trajs = loaders[fmt]()
+    skipped = Counter() if skipped is None else skipped
+    module = importlib.import_module(f"pipeline.learning.loaders.{fmt}")
+    trajs: list[Trajectory] = (module.load(Path(path), skipped, split) if fmt in SPLIT_FORMATS
+                               else module.load(Path(path), skipped))
     if not trajs:
         raise UserError(f"no trajectories found in {path} (format {fmt})")
     return trajs

@@ -1,6 +1,6 @@
-"""Steps the trajectory loaders share: reading the files of a source (archive read in place, unpacked folder or
+"""Steps the trajectory loaders share: finding the files of a source (archive read in place, unpacked folder or
 single file), parsing numeric tables with errors that name the file and line, and turning (id, time, x, y) rows
-into gap-split point trajectories.
+into gap-split point trajectories (or, for the box formats, id-grouped trajectories).
 
 Everything is vectorised with numpy: the large sources (Grand Central, SDD) are loaded in tests.
 """
@@ -27,16 +27,17 @@ ARCHIVES = (".tar", ".tar.xz", ".txz", ".tar.gz", ".tgz", ".tar.bz2")
 MAX_GAP_S = 1.0  # a track is cut into separate trajectories where it is unobserved for longer than this
 
 
-def _need_file(path: Path, what: str) -> None:
+def need_file(path: Path, what: str) -> None:
+    """A missing or empty input is a one-line error naming it (`what`: how the user knows it)."""
     if not path.exists():
         raise UserError(f"{what} not found: {path}")
     if path.is_file() and path.stat().st_size == 0:
         raise UserError(f"{what} {path} is empty")
 
 
-def _files(path: Path, what: str, pattern: str, recursive: bool, hint: str = "") -> list[Path]:
+def source_files(path: Path, what: str, pattern: str, recursive: bool, hint: str = "") -> list[Path]:
     """The file itself, or the matching files in a folder; fails when there are none."""
-    _need_file(path, what)
+    need_file(path, what)
     if not path.is_dir():
         return [path]
     files = sorted(path.rglob(pattern) if recursive else path.glob(pattern))
@@ -45,8 +46,10 @@ def _files(path: Path, what: str, pattern: str, recursive: bool, hint: str = "")
     return files
 
 
-def _group(key_prefix: str, rows: Iterable[tuple[str, float, float, float, float, float]], has_box: bool,
-           frame_size: tuple[float, float]) -> list[Trajectory]:
+def group_rows(key_prefix: str, rows: Iterable[tuple[str, float, float, float, float, float]], has_box: bool,
+               frame_size: tuple[float, float]) -> list[Trajectory]:
+    """(id, t, x, y, w, h) rows as one trajectory per id, keyed `<key_prefix>:<id>`, in time order; a repeated
+    timestamp keeps its first row (sorted order)."""
     by_id: dict[str, list[tuple[float, float, float, float, float]]] = defaultdict(list)
     for oid, t, x, y, w, h in rows:
         by_id[oid].append((t, x, y, w, h))
@@ -59,13 +62,12 @@ def _group(key_prefix: str, rows: Iterable[tuple[str, float, float, float, float
     return out
 
 
-def _finite_rows(data: np.ndarray, where: Path, skipped: Counter[str] | None) -> np.ndarray:
+def finite_rows(data: np.ndarray, where: Path, skipped: Counter[str] | None) -> np.ndarray:
     """Rows with a NaN or infinite number are dropped and counted (never fed to training or scoring)."""
     ok = np.isfinite(data).all(axis=1)
     if skipped is not None and not ok.all():
         skipped[f"non-finite ({where.name})"] += int((~ok).sum())
     return data[ok]
-
 
 
 @dataclass(frozen=True)
@@ -83,7 +85,7 @@ def members(path: Path, what: str, archive: str, patterns: Sequence[str]) -> Ite
     `path` may be the archive, a folder holding `archive`, an unpacked folder (searched recursively) or one file.
     Archive members are read in place, in archive order; folder files in sorted order.
     """
-    _need_file(path, what)
+    need_file(path, what)
     if path.is_dir() and (path / archive).is_file():
         path = path / archive
     if path.is_file() and path.name.endswith(ARCHIVES):

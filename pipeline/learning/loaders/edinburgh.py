@@ -22,7 +22,7 @@ import numpy as np
 
 from pipeline.core.errors import UserError
 from pipeline.learning.datasets import Trajectory
-from pipeline.learning.loaders._common import _files, build, decode, drop_nonfinite
+from pipeline.learning.loaders._common import source_files, build, decode, drop_nonfinite
 
 FPS = 9.0  # approximate capture rate (README)
 M_PER_PX = 0.0247
@@ -35,7 +35,7 @@ EXPECTED = "Properties.Rk=[n t0 t1 ...]; or TRACK.Rk=[[x y t];...]; per line (Ma
 def load(path: Path, skipped: Counter[str]) -> list[Trajectory]:
     """One tracks.<day>.txt, or every such file in a folder (each day one recording)."""
     out: list[Trajectory] = []
-    for f in _files(path, "Edinburgh tracks", "tracks.*.txt", recursive=False):
+    for f in source_files(path, "Edinburgh tracks", "tracks.*.txt", recursive=False):
         tracks = _tracks(f)
         ids = np.concatenate([np.full(len(p), k) for k, p in tracks.items()])
         a = drop_nonfinite(np.column_stack([ids, np.concatenate(list(tracks.values()))]), skipped)

@@ -9,7 +9,7 @@ import numpy as np
 
 from pipeline.core.errors import UserError
 from pipeline.learning.datasets import Trajectory
-from pipeline.learning.loaders._common import _files, _finite_rows, _group
+from pipeline.learning.loaders._common import source_files, finite_rows, group_rows
 
 
 def load_ethucy(path: str | Path, fps: float = 25.0, skipped: Counter[str] | None = None) -> list[Trajectory]:
@@ -17,7 +17,7 @@ def load_ethucy(path: str | Path, fps: float = 25.0, skipped: Counter[str] | Non
 
     `path` may be a file or a folder of .txt files.
     """
-    files = _files(Path(path), "ETH/UCY data", "*.txt", recursive=False)
+    files = source_files(Path(path), "ETH/UCY data", "*.txt", recursive=False)
     out: list[Trajectory] = []
     for f in files:
         try:
@@ -26,7 +26,12 @@ def load_ethucy(path: str | Path, fps: float = 25.0, skipped: Counter[str] | Non
             raise UserError(f"{f} is not an ETH/UCY file (frame id x y per line): {exc}") from None
         if data.size == 0 or data.shape[1] < 4:
             raise UserError(f"{f} is empty or has fewer than 4 columns (frame id x y)")
-        data = _finite_rows(data[:, :4], f, skipped)
+        data = finite_rows(data[:, :4], f, skipped)
         rows = ((str(int(r[1])), r[0] / fps, r[2], r[3], 0.0, 0.0) for r in data)
-        out += _group(f.stem, rows, False, (0.0, 0.0))
+        out += group_rows(f.stem, rows, False, (0.0, 0.0))
     return out
+
+
+def load(path: Path, skipped: Counter[str]) -> list[Trajectory]:
+    """The registry's entry: a split file or a folder of them, at 25 fps."""
+    return load_ethucy(path, skipped=skipped)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import tarfile
 import xml.etree.ElementTree as ET
+from collections import Counter
 from pathlib import Path
 from typing import IO, cast
 
@@ -11,7 +12,7 @@ import numpy as np
 
 from pipeline.core.errors import UserError
 from pipeline.learning.datasets import Trajectory
-from pipeline.learning.loaders._common import _need_file
+from pipeline.learning.loaders._common import need_file
 
 
 def _jaad_tracks(xml_bytes: bytes, video: str, fps: float, min_boxes: int) -> list[Trajectory]:
@@ -44,7 +45,7 @@ def load_jaad(archive: str | Path, split: str = "test", fps: float = 30.0, min_b
     Group ids (ending in 'p') are skipped; occluded boxes are kept; tracks shorter than min_boxes dropped.
     """
     archive = Path(archive)
-    _need_file(archive, "JAAD archive")
+    need_file(archive, "JAAD archive")
     if split not in ("train", "val", "test", "all"):
         raise UserError(f"JAAD split must be train, val, test or all, got {split!r}")
     try:
@@ -66,3 +67,8 @@ def load_jaad(archive: str | Path, split: str = "test", fps: float = 30.0, min_b
             if m is not None:
                 out += _jaad_tracks(cast(IO[bytes], tar.extractfile(m)).read(), v, fps, min_boxes)
     return out
+
+
+def load(path: Path, skipped: Counter[str], split: str = "test") -> list[Trajectory]:
+    """The registry's entry: the annotation archive's `split` videos (JAAD drops no rows it would count)."""
+    return load_jaad(path, split)

@@ -10,13 +10,13 @@ import numpy as np
 
 from pipeline.core.errors import UserError
 from pipeline.learning.datasets import Trajectory
-from pipeline.learning.loaders._common import _files, _group
+from pipeline.learning.loaders._common import source_files, group_rows
 
 
 def load_tracks_csv(path: str | Path, frame_size: tuple[float, float] = (0.0, 0.0),
                     skipped: Counter[str] | None = None) -> list[Trajectory]:
     """Our own tracks.csv (one file, or a folder searched for tracks.csv files)."""
-    files = _files(Path(path), "tracks.csv", "tracks.csv", recursive=True, hint="; run `python run.py track` first")
+    files = source_files(Path(path), "tracks.csv", "tracks.csv", recursive=True, hint="; run `python run.py track` first")
     out: list[Trajectory] = []
     for f in files:
         with f.open(newline="", encoding="utf-8") as fh:
@@ -35,5 +35,10 @@ def load_tracks_csv(path: str | Path, frame_size: tuple[float, float] = (0.0, 0.
                         skipped[f"non-finite ({f.name})"] += 1
                     continue
                 rows.append((r["track_id"], t, (x1 + x2) / 2, (y1 + y2) / 2, x2 - x1, y2 - y1))
-        out += _group(str(f.parent.name), rows, True, frame_size)
+        out += group_rows(str(f.parent.name), rows, True, frame_size)
     return out
+
+
+def load(path: Path, skipped: Counter[str]) -> list[Trajectory]:
+    """The registry's entry: a tracks.csv, or a folder searched for them."""
+    return load_tracks_csv(path, skipped=skipped)

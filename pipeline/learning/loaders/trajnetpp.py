@@ -18,7 +18,7 @@ import numpy as np
 
 from pipeline.core.errors import UserError
 from pipeline.learning.datasets import Trajectory
-from pipeline.learning.loaders._common import _files, build, decode, drop_nonfinite, drop_rows
+from pipeline.learning.loaders._common import source_files, build, decode, drop_nonfinite, drop_rows
 
 SCENE_STEPS = 20  # a TrajNet++ scene is 21 frames: 9 observed, 12 predicted
 EXPECTED = 'one JSON record per line: {"track": {"f", "p", "x", "y"}} or {"scene": {"id", "p", "s", "e", "fps", ...}}'
@@ -27,7 +27,7 @@ EXPECTED = 'one JSON record per line: {"track": {"f", "p", "x", "y"}} or {"scene
 def load(path: Path, skipped: Counter[str]) -> list[Trajectory]:
     """One .ndjson file, or every .ndjson file in a folder (each file one recording)."""
     out: list[Trajectory] = []
-    for f in _files(path, "TrajNet++ data", "*.ndjson", recursive=False):
+    for f in source_files(path, "TrajNet++ data", "*.ndjson", recursive=False):
         tracks, scenes = _records(f)
         seconds_per_frame = _frame_seconds(f, scenes, tracks)
         tracks = _drop_repeats(tracks, skipped)
