@@ -8,23 +8,23 @@ import time
 from collections import deque
 from contextlib import ExitStack
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 
 import cv2
 import numpy as np
 
 from pipeline.io.capture import CapturedFrame, LatestFrameReader, describe, open_source
-from pipeline.core.config import OutputConfig, TrackRunConfig
+from pipeline.core.config import TrackRunConfig
 from pipeline.core.errors import SourceUnavailableError
-from pipeline.events.types import EVENT_COLUMNS, Event
+from pipeline.events.types import Event
 from pipeline.io.run_dirs import RunDir
-from pipeline.io.run_meta import InputFacts, finish_run, live_figures
+from pipeline.io.run_meta import InputFacts, live_figures
 from pipeline.apps.processing import FrameProcessor, FrameResult, StopFlag, check_display
+from pipeline.apps.sinks import AnnotatedVideo, RunSinks, SinkOptions
 from pipeline.outputs.mqtt import MqttPublisher
-from pipeline.apps.run_report import RunReport
 from pipeline.outputs.web import FrameSink, LiveServer
 from pipeline.core.types import Frame
-from pipeline.io.writers import EventsCsv, PredictionsCsv, TracksCsv, VideoSink, whole_frame
 
 WINDOW = "trajectory forecast (live)"
 
@@ -76,39 +76,6 @@ def emit_jsonl(events: tuple[Event, ...]) -> None:
         sys.stdout.flush()
 
 
-class Recorder:
-    """Annotated video paced by capture time, so playback speed matches reality even when frames drop."""
-
-    def __init__(self, out_dir: RunDir, fps: float, size: tuple[int, int], output: OutputConfig) -> None:
-        self.out_dir, self.fps, self.size, self.output = out_dir, fps, size, output
-        self.files: list[Path] = []
-        self._sink: VideoSink | None = None
-        self._t0 = 0.0
-
-    @property
-    def active(self) -> bool:
-        return self._sink is not None
-
-    def start(self, t: float) -> None:
-        name = "annotated.mp4" if not self.files else f"annotated_{len(self.files) + 1}.mp4"
-        o = self.output
-        self._sink = VideoSink(self.out_dir.file(name), self.fps, self.size, o.codec, o.crf, o.preset).__enter__()
-        self.files.append(self.out_dir.path / name)
-        self._t0 = t
-
-    def write(self, image: np.ndarray, t: float) -> None:
-        if self._sink is None:
-            return
-        due = int((t - self._t0) * self.fps) + 1  # frames the video should hold by now
-        while self._sink.frames_written < due:  # repeat the newest frame over dropped ones
-            self._sink.write(image)
-
-    def stop(self) -> None:
-        if self._sink is not None:
-            self._sink.__exit__(None, None, None)
-            self._sink = None
-
-
 def overlay(image: np.ndarray, stats: LiveStats, latency_s: float, tracks: int, dropped: int, rec: bool) -> None:
     """Status line drawn on the frame: processing fps, frame age, active tracks, dropped frames."""
     text = f"{stats.fps:4.1f} fps  latency {latency_s * 1000:4.0f} ms  tracks {tracks}  dropped {dropped}"
@@ -139,13 +106,11 @@ class LiveSession:
         try:
             self.proc = FrameProcessor(cfg, fps, self.size)
             self.proc.warmup(first.image)
-            self.run_dir.open()
-            if opts.save:
-                self.proc.save_scores(self.run_dir.file("forecast_scores.csv"))
-                self.proc.save_track_summary(self.run_dir.file("track_summary.csv"))
-                if self.proc.events is not None:
-                    self.proc.save_event_scores(self.run_dir.file("event_scores.csv"))
-                    self.proc.save_counts(self.run_dir.file("counts.csv"))
+            # live keeps its video paced by the capture clock; --save records and writes the tables from the start
+            self.recorder = AnnotatedVideo(self.run_dir, fps, self.size, cfg.output, paced=True)
+            save = SinkOptions(tables=opts.save, video=opts.save, report=opts.save and cfg.output.report)
+            self.sinks = RunSinks(self.run_dir, self.proc, save, self.recorder)
+            self.sinks.start()
         except BaseException:
             self.reader.stop()
             self.run_dir.close()
@@ -154,15 +119,11 @@ class LiveSession:
         self.t0 = first.captured_at  # the first frame itself is stale after model loading: not processed
         self.paused = False
         self.last_annotated: np.ndarray | None = None
-        self.recorder = Recorder(self.run_dir, fps, self.size, cfg.output)
         self.end_reason = ""
         self.stopped_by = ""  # said in the summary: time up or the stream ended (empty: the user stopped it)
         self.score_lines: list[str] = []
-        self.events_csv: EventsCsv | None = None
         self.meta_files: list[Path] = []  # run.json and Parquet tables, written at the end
-        # with --save: trajectories.png, heatmap.png and report.html at the end (memory bounded however long it runs)
-        self.report = RunReport(self.size) if opts.save and cfg.output.report else None
-        self.report_files: list[Path] = []
+        self.report_files: list[Path] = []  # with --save: trajectories.png, heatmap.png and report.html
         self.mqtt: MqttPublisher | None = None
 
     def _first_frame(self) -> CapturedFrame:
@@ -187,39 +148,29 @@ class LiveSession:
                                                                          camera=self.opts.camera))
             stack.callback(self.reader.stop)
             stack.callback(lambda: self.score_lines.extend(self.proc.finish_scores()))
-            csvs = None
-            if self.opts.save:
-                ground = self.proc.events is not None and self.proc.events.camera is not None
-                csvs = (stack.enter_context(TracksCsv(self.run_dir.file("tracks.csv"), self.proc.detector.names, ground)),
-                        stack.enter_context(PredictionsCsv(self.run_dir.file("predictions.csv"), ground,
-                                                        self.proc.detector.names)))
-                if self.proc.events is not None:
-                    self.events_csv = stack.enter_context(EventsCsv(self.run_dir.file("events.csv"), EVENT_COLUMNS))
-                self.recorder.start(0.0)
-            stack.callback(self.recorder.stop)
+            stack.enter_context(self.sinks)
             if self.opts.show:
                 cv2.namedWindow(WINDOW, cv2.WINDOW_AUTOSIZE)
                 stack.callback(cv2.destroyAllWindows)
             while not stop.stop and not self._time_up():
-                if not self._step(csvs, stop):
+                if not self._step(stop):
                     break
             if self._time_up():
                 self.stopped_by = f"--max-seconds {self.opts.max_seconds:g} reached"
             elif self.end_reason:
                 self.stopped_by = f"stopped early: {self.end_reason}"
-        if self.report is not None:  # after the video and CSVs are finalised: the report inlines them
+        if self.sinks.report is not None:  # after the video and CSVs are finalised: the report inlines them
             lines = [ln for ln in self.summary() if not ln.startswith("wrote ")]
-            video = next((f for f in self.recorder.files if f.exists()), None)
-            self.report_files = self.report.write(self.run_dir, self.proc, describe(self.source), lines, video)
+            self.report_files = self.sinks.write_report(describe(self.source), lines)
         facts = InputFacts(describe(self.source), self.size[0], self.size[1], self.recorder.fps, 0)
         started = time.time() - (time.monotonic() - self.stats.started)
-        self.meta_files = finish_run(self.run_dir, self.cfg, facts, started, live_figures(self), [])  # Parquet, run.json
+        self.meta_files = self.sinks.write_meta(facts, started, live_figures(self), [])  # Parquet, run.json
         return self.stats
 
     def _time_up(self) -> bool:
         return bool(self.opts.max_seconds) and time.monotonic() - self.stats.started >= self.opts.max_seconds
 
-    def _step(self, csvs: tuple[TracksCsv, PredictionsCsv] | None, stop: StopFlag) -> bool:
+    def _step(self, stop: StopFlag) -> bool:
         """Process the newest frame (if any); False when the stream has ended for good."""
         cap = self.reader.get(timeout=0.25)
         if cap is None and self.reader.ended:
@@ -229,33 +180,27 @@ class LiveSession:
             self._keys(stop, None)
             return True
         frame = Frame(cap.index, cap.captured_at - self.t0, cap.image)
-        r = self.proc.update(frame, self.proc.detector.detect(frame.image))
-        if self.report is not None:
-            self.report.add(r)
+        r = self.proc.process(frame)
         latency = time.monotonic() - cap.captured_at
         self.stats.tick(latency)
         if self.opts.events_jsonl and r.events is not None:
             emit_jsonl(r.events.events)
         if self.mqtt is not None and r.events is not None:
             self.mqtt.publish(frame.index, frame.time_s, r.events, self.proc.events)
-        annotated = None
-        with whole_frame(*(csvs or ()), self.events_csv):  # a full disk cuts the CSVs back to the frame before
-            if csvs is not None:
-                ev = r.events
-                csvs[0].write(frame.index, frame.time_s, r.tracks, ev.ground if ev else None)
-                csvs[1].write(frame.index, frame.time_s, r.forecasts, ev.pred_ground if ev else None, r.tracks)
-                if self.events_csv is not None and ev is not None:
-                    self.events_csv.write([e.row() for e in ev.events])
-            # drawn only when shown, recorded or watched in a browser
-            if self.opts.show or self.recorder.active or (self.server is not None and self.server.streaming):
-                annotated = self.proc.annotate(r)
-                overlay(annotated, self.stats, latency, len(r.tracks), self.reader.dropped, self.recorder.active)
-                self.recorder.write(annotated, frame.time_s)
-                self.last_annotated = annotated
+        # drawn only when shown, recorded or watched in a browser
+        watched = self.opts.show or self.recorder.active or (self.server is not None and self.server.streaming)
+        annotated = self.sinks.write(r, partial(self._draw, latency=latency) if watched else None)
         if self.server is not None:
             self._publish(r, annotated, latency)
         self._keys(stop, annotated)
         return True
+
+    def _draw(self, r: FrameResult, latency: float) -> np.ndarray:
+        """The annotated frame with the status line (kept for the s key's snapshot)."""
+        annotated = self.proc.annotate(r)
+        overlay(annotated, self.stats, latency, len(r.tracks), self.reader.dropped, self.recorder.active)
+        self.last_annotated = annotated
+        return annotated
 
     def _publish(self, r: FrameResult, annotated: np.ndarray | None, latency: float) -> None:
         """--serve: this frame's picture (drawn only when someone watches), events and figures, never waiting."""
@@ -302,12 +247,6 @@ class LiveSession:
             *([self.stopped_by] if self.stopped_by else []),
             *([self.mqtt.report] if self.mqtt is not None and self.mqtt.report else []),
         ]
-        files = list(self.recorder.files) + [*s.snapshots]
-        if self.opts.save:
-            files += [self.out_dir / "tracks.csv", self.out_dir / "predictions.csv", self.out_dir / "forecast_scores.csv",
-                      self.out_dir / "track_summary.csv"]
-            if self.proc.events is not None:
-                files += [self.out_dir / "events.csv", self.out_dir / "event_scores.csv", self.out_dir / "counts.csv",
-                          self.out_dir / "conflicts.csv"]
+        files = list(self.recorder.files) + [*s.snapshots] + self.sinks.table_files()
         files = [f for f in files if f.exists()] + self.report_files + self.meta_files  # parquet removed the CSVs
         return lines + self.score_lines + [f"wrote {p}" for p in files]

@@ -215,9 +215,14 @@ class FrameProcessor:
         self._event_scores = path
 
     def results(self, frames: Iterable[Frame]) -> Iterator[FrameResult]:
-        """Results for a stream of frames, with decoding and detection `speed.detect_ahead` frames ahead."""
+        """Results for a stream of frames (a file), with decoding and detection `speed.detect_ahead` frames ahead."""
         for frame, dets in detections_stream(self.detector, frames, self.cfg.speed.detect_ahead):
             yield self.update(frame, dets)
+
+    def process(self, frame: Frame) -> FrameResult:
+        """The result of one frame, detected now: live's newest frame, which must not wait for the next one
+        (`results` keeps frames in flight to overlap detection with the rest)."""
+        return self.update(frame, self.detector.detect(frame.image))
 
     def annotate(self, r: FrameResult) -> np.ndarray:
         """The frame with zones, tracks, forecasts and events; alerts go into their objects' labels."""

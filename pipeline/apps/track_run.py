@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import itertools
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from contextlib import ExitStack
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 
 import cv2
@@ -15,16 +16,14 @@ from tqdm import tqdm
 
 from pipeline.core.config import TrackRunConfig
 from pipeline.core.errors import PartialInputError, UserError
-from pipeline.events.types import EVENT_COLUMNS
 from pipeline.io.frames import VideoFileSource
 from pipeline.core.threads import BackgroundWorker
 from pipeline.io.run_dirs import RunDir
-from pipeline.io.run_meta import InputFacts, figures, finish_run
+from pipeline.io.run_meta import InputFacts, figures
 from pipeline.apps.processing import FrameProcessor, FrameResult, StopFlag, check_display
-from pipeline.apps.run_report import RunReport
+from pipeline.apps.sinks import AnnotatedVideo, RunSinks, SinkOptions
 from pipeline.perception.detector import Detector
-from pipeline.core.types import Tracks
-from pipeline.io.writers import EventsCsv, MotTxt, PredictionsCsv, TracksCsv, VideoSink, whole_frame
+from pipeline.core.types import Frame, Tracks
 
 
 @dataclass
@@ -63,34 +62,6 @@ def _count(summary: RunSummary, tracks: Tracks) -> None:
         summary.track_frames[tid] = summary.track_frames.get(tid, 0) + 1
 
 
-class _Outputs:
-    """Draws and writes one FrameResult to every sink (runs in the writer thread when threaded_io is on)."""
-
-    def __init__(self, proc: FrameProcessor, tracks_csv: TracksCsv, preds_csv: PredictionsCsv,
-                 video: VideoSink | None, events_csv: EventsCsv | None = None, mot: MotTxt | None = None) -> None:
-        self.proc, self.tracks_csv, self.preds_csv, self.video = proc, tracks_csv, preds_csv, video
-        self.events_csv, self.mot = events_csv, mot
-
-    def __call__(self, r: FrameResult) -> np.ndarray | None:
-        """Returns the drawn frame when a video is written, so --show can reuse it.
-
-        A failed write (a full disk) cuts both CSVs back to the previous frame, so they end where the video does.
-        """
-        with whole_frame(self.tracks_csv, self.preds_csv, self.events_csv, self.mot):
-            ev = r.events
-            self.tracks_csv.write(r.frame.index, r.frame.time_s, r.tracks, ev.ground if ev else None)
-            if self.mot is not None:
-                self.mot.write(r.frame.index, r.tracks)
-            self.preds_csv.write(r.frame.index, r.frame.time_s, r.forecasts, ev.pred_ground if ev else None, r.tracks)
-            if self.events_csv is not None and ev is not None:
-                self.events_csv.write([e.row() for e in ev.events])
-            if self.video is None:
-                return None
-            image = self.proc.annotate(r)
-            self.video.write(image)
-        return image
-
-
 def run_track(
     source: str | Path, out: Path | RunDir, cfg: TrackRunConfig, show: bool = False, quiet: bool = False,
     max_frames: int | None = None, on_frame: Callable[[int], None] | None = None, detector: Detector | None = None,
@@ -103,7 +74,6 @@ def run_track(
     """
     started = time.time()  # run.json's start time (wall clock)
     run_dir = out if isinstance(out, RunDir) else RunDir(Path(out), inputs=[Path(source)])
-    out_dir = run_dir.path
     check_display(show, "run without --show")
     src = VideoFileSource(source, cfg.input.vid_stride)
     frames = iter(src)
@@ -113,71 +83,67 @@ def run_track(
     info = src.info
     proc = FrameProcessor(cfg, info.fps, (info.width, info.height), detector)
     proc.warmup(first.image)  # model compilation is start-up, not per-frame time
-    run_dir.open()
-    proc.save_scores(run_dir.file("forecast_scores.csv"))
-    proc.save_track_summary(run_dir.file("track_summary.csv"))
-    if proc.events is not None:
-        proc.save_event_scores(run_dir.file("event_scores.csv"))
-        proc.save_counts(run_dir.file("counts.csv"))
+    o = cfg.output
+    video = AnnotatedVideo(run_dir, info.fps, (info.width, info.height), o, paced=False) if o.video else None
+    sinks = RunSinks(run_dir, proc, SinkOptions(mot=o.save_txt, report=o.report), video)
+    sinks.start()
     summary = RunSummary(header_frames=info.frame_count)
-    report = RunReport((info.width, info.height)) if cfg.output.report else None
-    total = min(info.frame_count or 0, max_frames or 10**12) or None
-    threaded = cfg.speed.threaded_io and not show
+    loop = _Loop(proc, show, max_frames, summary)
     t0 = time.perf_counter()
     with ExitStack() as stack:
         stack.callback(run_dir.close)  # the folder's lock, released after every file is closed
         # Signals are caught before any file exists and until every file is closed: a second Ctrl-C while the
         # files are finalised must not abort half-way (an mp4 without its index never plays).
         stop = stack.enter_context(StopFlag().installed())
-        ground = proc.events is not None and proc.events.camera is not None
-        tracks_csv = stack.enter_context(TracksCsv(run_dir.file("tracks.csv"), proc.detector.names, ground))
-        preds_csv = stack.enter_context(PredictionsCsv(run_dir.file("predictions.csv"), ground, proc.detector.names))
-        events_csv = None
-        if proc.events is not None:
-            events_csv = stack.enter_context(EventsCsv(run_dir.file("events.csv"), EVENT_COLUMNS))
-        video = None
-        if cfg.output.video:
-            size = (info.width, info.height)
-            o = cfg.output
-            video = stack.enter_context(VideoSink(run_dir.file("annotated.mp4"), info.fps, size, o.codec, o.crf, o.preset))
-        mot = stack.enter_context(MotTxt(run_dir.file("tracks.txt"))) if cfg.output.save_txt else None
-        write: Callable[[FrameResult], np.ndarray | None] = _Outputs(proc, tracks_csv, preds_csv, video, events_csv, mot)
-        if threaded:
+        stack.enter_context(sinks)
+        write: Callable[[FrameResult], np.ndarray | None] = partial(sinks.write, draw=proc.annotate if video else None)
+        if cfg.speed.threaded_io and not show:
             write = stack.enter_context(BackgroundWorker(write, cfg.speed.queue_frames)).submit
+        total = min(info.frame_count or 0, max_frames or 10**12) or None
         bar = stack.enter_context(tqdm(total=total, unit="frame", disable=quiet, dynamic_ncols=True))
         if show:
             stack.callback(cv2.destroyAllWindows)
-        for r in proc.results(itertools.chain([first], frames)):
-            drawn = write(r)  # None when threaded (--show turns threading off) or without video
-            summary.frames += 1
-            summary.prediction_rows += len(r.forecasts) * len(r.forecasts.t_future_s)
-            _count(summary, r.tracks)
-            if report is not None:
-                report.add(r)
+
+        def progress(done: int) -> None:
             bar.update(1)
             if on_frame is not None:
-                on_frame(summary.frames)
-            if show and _show(drawn if drawn is not None else proc.annotate(r)):
-                stop.stop = True
-            if stop.stop or (max_frames and summary.frames >= max_frames):
-                summary.interrupted = stop.stop
-                break
+                on_frame(done)
+
+        loop.run(itertools.chain([first], frames), write, stop, progress)
         summary.score_lines = proc.finish_scores()  # still under StopFlag: forecast_scores.csv is written whole
     summary.seconds = time.perf_counter() - t0
-    summary.files = [out_dir / "annotated.mp4"] * bool(cfg.output.video) + [out_dir / "tracks.csv", out_dir / "predictions.csv"]
-    summary.files += [out_dir / "forecast_scores.csv", out_dir / "track_summary.csv"]
-    summary.files += [out_dir / "tracks.txt"] * cfg.output.save_txt
-    if proc.events is not None:
-        summary.files += [out_dir / "events.csv", out_dir / "event_scores.csv"]
-        summary.files += [out_dir / "counts.csv"] * proc.events.traffic.has_geometry + [out_dir / "conflicts.csv"]
+    summary.files = (video.files if video is not None else []) + sinks.table_files()
     summary.ended_early = not summary.interrupted and not max_frames and summary.frames < 0.9 * info.frame_count
     summary.stopped_early = _stop_reason(summary, max_frames)
-    if report is not None:  # after the video is finalised: the report inlines it
-        video_path = out_dir / "annotated.mp4" if cfg.output.video else None
-        summary.files += report.write(run_dir, proc, source, summary.lines(), video_path)
+    summary.files += sinks.write_report(str(source), summary.lines())  # after the video is finalised: it is inlined
     facts = InputFacts(str(source), info.width, info.height, info.fps, info.frame_count)
-    summary.files = finish_run(run_dir, cfg, facts, started, figures(summary), summary.files)  # Parquet, run.json
+    summary.files = sinks.write_meta(facts, started, figures(summary), summary.files)  # Parquet, run.json
     return summary
+
+
+@dataclass
+class _Loop:
+    """The frame loop of a file run: results in order, written, counted, shown; stops on q, a signal or --max-frames."""
+
+    proc: FrameProcessor
+    show: bool
+    max_frames: int | None
+    summary: RunSummary
+
+    def run(self, frames: Iterable[Frame], write: Callable[[FrameResult], np.ndarray | None], stop: StopFlag,
+            progress: Callable[[int], None]) -> None:
+        s = self.summary
+        for r in self.proc.results(frames):
+            drawn = write(r)  # None when threaded (--show turns threading off) or without video
+            s.frames += 1
+            s.prediction_rows += len(r.forecasts) * len(r.forecasts.t_future_s)
+            _count(s, r.tracks)
+            progress(s.frames)
+            if self.show and _show(drawn if drawn is not None else self.proc.annotate(r)):
+                stop.stop = True
+            if stop.stop or (self.max_frames and s.frames >= self.max_frames):
+                s.interrupted = stop.stop
+                break
 
 
 def _stop_reason(s: RunSummary, max_frames: int | None) -> str:
