@@ -149,11 +149,11 @@ class Forecasts:
         return {k: np.asarray(v).reshape(-1) for k, v in cols.items()}
 
     def to_dataframe(self, time_s: float = 0.0, frame: int = 0, class_names: dict[int, str] | None = None) -> Any:
-        """A pandas DataFrame with predictions.csv's columns (pandas is an optional dependency)."""
+        """A pandas DataFrame with predictions.csv's columns (pandas comes with the parquet extra, not the runtime)."""
         try:
             import pandas as pd
         except ImportError as e:
-            raise ImportError("Forecasts.to_dataframe needs pandas: pip install pandas "
+            raise ImportError("Forecasts.to_dataframe needs pandas: pip install 'trajpred[parquet]' "
                               "(or use to_columns(), a dict of numpy arrays)") from e
         return pd.DataFrame(self.to_columns(time_s, frame, class_names))
 

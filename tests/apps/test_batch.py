@@ -14,6 +14,7 @@ import signal
 from pathlib import Path
 
 import cv2
+import pandas as pd
 import pyarrow.dataset as ds
 import pytest
 
@@ -138,6 +139,8 @@ def test_batch_finishes_clips_and_reports_the_corrupt_one(first_batch: tuple[Pat
         csv_rows = sum(len((out / n / f"{kind}.csv").read_text().splitlines()) - 1 for n in ("clip_a", "clip_b"))
         assert table.num_rows == csv_rows > 0
         assert set(table.column("video").to_pylist()) == {"clip_a", "clip_b"}
+        frame = pd.read_parquet(out / "dataset" / kind)  # the README's example, as written
+        assert len(frame) == csv_rows and set(frame["video"]) == {"clip_a", "clip_b"}
         assert table.schema.field("frame").type == "int64"
 
 
