@@ -82,6 +82,16 @@ def _live(*args: str, env: dict | None = None) -> subprocess.Popen:
     return subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=full_env, cwd=ROOT)
 
 
+def _finish(p: subprocess.Popen, timeout: float) -> tuple[str, str]:
+    """A run started with `_live` that stops by itself: its stdout and stderr (killed if it hangs)."""
+    try:
+        return p.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        p.kill()
+        p.communicate()
+        raise
+
+
 def _summary(stdout: str) -> dict[str, float]:
     m = re.search(r"processed (\d+) of (\d+) captured frames in ([\d.]+) s \(([\d.]+) fps\), dropped (\d+), reconnects (\d+)", stdout)
     lat = re.search(r"median (\d+) ms, p95 (\d+) ms, max (\d+) ms", stdout)

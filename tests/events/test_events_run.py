@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import csv
 import json
-import subprocess
 from pathlib import Path
 
 import cv2
@@ -18,7 +17,7 @@ from pipeline.events.types import EVENT_COLUMNS
 from pipeline.io.run_dirs import read_manifest
 from pipeline.io.writers import PREDICTION_COLUMNS, PREDICTION_GROUND_COLUMNS, TRACK_COLUMNS, TRACK_GROUND_COLUMNS
 from tests.conftest import DETECTOR, ROOT, VIDEOS, run_cli
-from tests.apps.test_live import _live, stream  # noqa: F401 (the fixture)
+from tests.apps.test_live import _finish, _live, stream  # noqa: F401 (the fixture)
 
 # every test here waits for a tracked run of the crossing video (or streams one live): over 5 s each
 pytestmark = pytest.mark.slow
@@ -118,11 +117,7 @@ def test_live_streams_events_as_json_lines(stream, tmp_path):  # noqa: F811
     out = tmp_path / "live"
     p = _live("--source", s.url, "--no-show", "--save", "--events-jsonl", "--zones", str(ZONES), "--out", str(out),
               "--max-seconds", "10")
-    try:
-        stdout, stderr = p.communicate(timeout=120)
-    except subprocess.TimeoutExpired:
-        p.kill()
-        raise
+    stdout, stderr = _finish(p, 120)
     assert p.returncode == 0, stderr
     assert "processed" in stderr  # the summary goes to stderr: stdout is for the consumer
     lines = [json.loads(ln) for ln in stdout.splitlines()]

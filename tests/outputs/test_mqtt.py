@@ -22,7 +22,7 @@ from pipeline.core.errors import UserError
 from pipeline.events.types import EVENT_COLUMNS, Alert, ConflictMark, Event, EventFrame, Overlay
 from pipeline.outputs.mqtt import (END_REASONS, AlertLifecycle, LifecycleSettings, MqttPublisher, MqttSettings, MqttTarget,
                                    camera_name, check_options, parse_target, topic_for)
-from tests.apps.test_live import _live, stream  # noqa: F401 (the fixture)
+from tests.apps.test_live import _finish, _live, stream  # noqa: F401 (the fixture)
 from tests.conftest import ROOT, VIDEOS, run_cli
 
 MOSQUITTO = Path("/usr/sbin/mosquitto")
@@ -404,11 +404,7 @@ def test_live_run_publishes_every_events_csv_row_and_closes_every_alert(broker, 
     out = tmp_path / "live"
     p = _live("--source", s.url, "--no-show", "--save", "--zones", str(ZONES), "--out", str(out),
               "--max-seconds", "12", "--mqtt", f"127.0.0.1:{broker.port}")
-    try:
-        stdout, stderr = p.communicate(timeout=180)
-    except subprocess.TimeoutExpired:
-        p.kill()
-        raise
+    stdout, stderr = _finish(p, 180)
     assert p.returncode == 0, stderr
     import csv
 
