@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """`python run.py track --source video.mp4` in a checkout: the same commands as the installed `trajpred`.
 
-The CLI lives in pipeline/apps/cli.py; this wrapper only names the program run.py in usage and error lines.
+The CLI lives in pipeline/apps/cli/ (one module per verb); this wrapper only names the program run.py in usage and error lines.
 """
 
 from __future__ import annotations

@@ -1,7 +1,10 @@
-"""The flags ultralytics users type: --iou, --project/--name/--exist-ok, --save-txt, --vid-stride, --tracker FILE."""
+"""The CLI's flags: each verb's set, each flag declared once with one help, read without getattr fallbacks; and the
+flags ultralytics users type: --iou, --project/--name/--exist-ok, --save-txt, --vid-stride, --tracker FILE."""
 
 from __future__ import annotations
 
+import argparse
+import ast
 import csv
 from pathlib import Path
 
@@ -14,11 +17,88 @@ from tests.conftest import ROOT, run_cli
 SAMPLE = ROOT / "samples" / "people_walking_768x432.mp4"
 
 
-def _config(*flags: str):
-    from pipeline.apps.cli import _track_config, _track_overrides, build_parser
+CLI = ROOT / "pipeline" / "apps" / "cli"
+# Every verb's flags: a flag added or dropped is a change users see (and README's command lines use).
+FLAGS = {
+    "track": ["--camera", "--classes", "--conf", "--config", "--device", "--exist-ok", "--format", "--half", "--horizon",
+              "--imgsz", "--iou", "--lstm-weights", "--max-frames", "--name", "--no-video", "--out", "--overwrite",
+              "--predictor", "--project", "--quiet", "--save-txt", "--show", "--source", "--tracker", "--vid-stride",
+              "--weights", "--zones"],
+    "live": ["--address", "--camera", "--classes", "--conf", "--config", "--device", "--events-jsonl", "--format",
+             "--half", "--horizon", "--imgsz", "--iou", "--lstm-weights", "--max-seconds", "--mqtt", "--mqtt-topic",
+             "--no-show", "--out", "--overwrite", "--predictor", "--quiet", "--reconnect", "--save", "--serve",
+             "--serve-token", "--show", "--source", "--tracker", "--weights", "--zones"],
+    "batch": ["--address", "--camera", "--classes", "--conf", "--config", "--device", "--force", "--format", "--half",
+              "--horizon", "--imgsz", "--iou", "--lstm-weights", "--max-frames", "--no-video", "--out", "--overwrite",
+              "--predictor", "--quiet", "--save-txt", "--source", "--tracker", "--weights", "--workers", "--zones"],
+    "calibrate": ["--camera", "--image", "--out"],
+    "bench": ["--config", "--device", "--frames", "--half", "--json", "--no-startup", "--repeats", "--soak", "--source",
+              "--weights"],
+    "train": ["--config", "--data", "--epochs", "--format", "--out", "--overwrite", "--quiet", "--seed"],
+    "eval": ["--body-heights", "--config", "--data", "--format", "--holdout", "--json", "--lstm-weights", "--methods",
+             "--obs", "--pred", "--split", "--weights"],
+    "bench-forecast": ["--cap", "--config", "--data-root", "--epochs", "--force", "--only", "--out"],
+    "eval-events": ["--config", "--data", "--format", "--json", "--min-lead", "--minutes", "--predictor", "--zones"],
+}
+# Names that mean different things in different verbs (a video file or a camera; a run folder, a checkpoint or a
+# picture; tables' or data's format; redo videos or benchmark sources; live's window is on by default).
+PER_VERB = {"--source", "--out", "--overwrite", "--format", "--force", "--show"}
 
-    a = build_parser().parse_args(["track", "--source", str(SAMPLE), *flags])
-    return _track_config(a, _track_overrides(a))
+
+def _verbs() -> dict[str, argparse.ArgumentParser]:
+    from pipeline.apps.cli import build_parser
+
+    sub = next(a for a in build_parser("run.py")._actions if isinstance(a, argparse._SubParsersAction))
+    return dict(sub.choices)
+
+
+def _config(*flags: str):
+    from pipeline.apps.cli import build_parser
+    from pipeline.apps.cli.track import run_config
+
+    return run_config(build_parser().parse_args(["track", "--source", str(SAMPLE), *flags]))
+
+
+def test_every_verb_keeps_its_flags_and_its_help_works(capsys):
+    from pipeline.apps.cli import build_parser
+
+    verbs = _verbs()
+    assert {v: sorted(o for a in p._actions for o in a.option_strings if o not in ("-h", "--help"))
+            for v, p in verbs.items()} == FLAGS
+    for verb in verbs:
+        with pytest.raises(SystemExit) as done:
+            build_parser("run.py").parse_args([verb, "--help"])
+        assert done.value.code == 0 and capsys.readouterr().out.startswith(f"usage: run.py {verb} ")
+
+
+def test_no_flag_is_declared_twice_with_different_help():
+    helps: dict[str, set[str]] = {}
+    for parser in _verbs().values():
+        for action in parser._actions:
+            if action.help != argparse.SUPPRESS:
+                for opt in action.option_strings:
+                    helps.setdefault(opt, set()).add(str(action.help))
+    assert {o: h for o, h in helps.items() if len(h) > 1 and o not in PER_VERB} == {}
+
+
+def _calls(name: str) -> list[tuple[str, ast.Call]]:
+    return [(p.name, node) for p in sorted(CLI.glob("*.py"))
+            for node in ast.walk(ast.parse(p.read_text(encoding="utf-8")))
+            if isinstance(node, ast.Call) and isinstance(node.func, (ast.Name, ast.Attribute))
+            and (node.func.id if isinstance(node.func, ast.Name) else node.func.attr) == name]
+
+
+def test_options_are_read_without_getattr_fallbacks():
+    assert [f"{f}:{c.lineno}" for f, c in _calls("getattr")] == []
+
+
+def test_the_config_defaults_are_in_one_place():
+    """--config's defaults (the run config, the training YAML) are named in common.py only."""
+    assert {f for f, _ in _calls("default_config")} == {"common.py"}
+    named = {p.name for p in CLI.glob("*.py") if "train.yaml" in p.read_text(encoding="utf-8")}
+    assert named == {"common.py"}
+    assert {f for f, c in _calls("add_argument") if c.args and getattr(c.args[0], "value", "") == "--config"} == {
+        "common.py"}
 
 
 def test_iou_and_save_txt_reach_the_config():

@@ -96,8 +96,7 @@ class LiveSession:
             LiveServer.from_spec(opts.serve, opts.serve_token) if opts.serve else None  # refused now, not later
         self.stop_flag = StopFlag()  # set by a signal, or by whoever runs this session (a multi-camera driver)
         self.run_dir = out if isinstance(out, RunDir) else RunDir(Path(out))
-        out_dir = self.run_dir.path
-        self.source, self.out_dir, self.cfg, self.opts = source, out_dir, cfg, opts
+        self.source, self.cfg, self.opts = source, cfg, opts
         self.reader = LatestFrameReader(lambda: open_source(source, cfg.live), cfg.live)
         first = self._first_frame()
         h, w = first.image.shape[:2]

@@ -1,7 +1,7 @@
-"""At the end of `track`: trajectories.png, heatmap.png and report.html in the run folder.
+"""At the end of a run (`track`, each `batch` video, `live --save`): trajectories.png, heatmap.png and report.html.
 
-Kept out of track_run.py so the file run stays readable: the run hands each FrameResult to `add` (cheap)
-and calls `write` once its files are finalised (the report inlines the finished video and scores).
+Fed by the run's sinks (`apps/sinks.py`): each FrameResult goes to `add` (cheap), and `write` runs once the
+run's other files are finalised (the report inlines the finished video and scores).
 """
 
 from __future__ import annotations

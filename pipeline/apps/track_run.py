@@ -85,7 +85,7 @@ def run_track(
     proc.warmup(first.image)  # model compilation is start-up, not per-frame time
     o = cfg.output
     video = AnnotatedVideo(run_dir, info.fps, (info.width, info.height), o, paced=False) if o.video else None
-    sinks = RunSinks(run_dir, proc, SinkOptions(mot=o.save_txt, report=o.report), video)
+    sinks = RunSinks(run_dir, proc, SinkOptions(video=o.video, mot=o.save_txt, report=o.report), video)
     sinks.start()
     summary = RunSummary(header_frames=info.frame_count)
     loop = _Loop(proc, show, max_frames, summary)
