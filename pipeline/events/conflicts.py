@@ -452,8 +452,12 @@ class ConflictMonitor:
         own = np.concatenate([np.full(len(a), tid) for tid, a in owners])
         past = np.concatenate([a for _, a in owners])  # (M, 8) t, x, y, unit, hx, hy, half length, half width
         now = np.array([self._hist[tid][-1] for tid in ids.tolist()])
-        close = overlap(pos[:, None] - past[None, :, 1:3], now[:, None, 4:6], now[:, None, 6:8], past[None, :, 4:6],
-                        past[None, :, 6:8]) & (own[None] != ids[:, None])
+        rel = pos[:, None] - past[None, :, 1:3]
+        # only footprints within reach of each other can overlap: the separating-axis test runs on those alone
+        reach = np.hypot(now[:, 6], now[:, 7])[:, None] + np.hypot(past[:, 6], past[:, 7])[None, :]
+        a, b = np.nonzero((np.abs(rel).max(axis=-1) <= reach + 1e-9) & (own[None] != ids[:, None]))
+        close = np.zeros((len(ids), len(past)), bool)
+        close[a, b] = overlap(rel[a, b], now[a, 4:6], now[a, 6:8], past[b, 4:6], past[b, 6:8])
         touching = {(int(ids[a]), int(own[b])) for a, b in zip(*np.nonzero(close & (past[None, :, 0] >= t)))}
         n, m = np.nonzero(close & (past[None, :, 0] < t))
         keep = [(int(ids[a]), int(own[b])) not in touching for a, b in zip(n, m)]  # PET: after the other left
