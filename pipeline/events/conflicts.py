@@ -104,35 +104,56 @@ def _first_hit(hit: np.ndarray, times: np.ndarray) -> np.ndarray:
 
 
 VELOCITY_S = 0.5  # velocities are displacements over this long: of the real tracks and along the sample paths alike
-ALERT_RULES = ("course", "meet")  # events.conflict_alert: what a sample path must do to announce a conflict
+ALERT_RULES = ("conflict", "course", "meet")  # events.conflict_alert: what a sample path must do to announce one
 
 
-def course_times(pa: np.ndarray, pb: np.ndarray, times: np.ndarray, head: tuple[np.ndarray, np.ndarray],
-                 half: tuple[np.ndarray, np.ndarray], vehicle: tuple[np.ndarray, np.ndarray],
-                 ttc_max_s: float) -> np.ndarray:
-    """(P, S) the first time after now at which each pair of sample paths (P, S, T, 2 of a and of b, on `times`)
-    comes on a collision course by the real conflicts' definition: the constant-velocity 2-D time to collision of
-    the footprints in (0, ttc_max_s], velocities by finite differences of the sampled positions over VELOCITY_S,
-    a footprint turned to its motion when clear (else `head`: (P, 2) each now), a vehicle under walking pace parked,
-    a pair both standing never on course. NaN: never along the paths."""
+def _path_motion(p: np.ndarray, times: np.ndarray, head: np.ndarray, vehicle: np.ndarray
+                 ) -> tuple[np.ndarray, np.ndarray]:
+    """(P, S, T, 2) velocities (finite differences of the sampled positions `p` over VELOCITY_S; 0 now) and headings
+    (turned to the motion when clear, else `head`: (P, 2) now) along sample paths, as real() sees a track: a
+    vehicle under walking pace is parked."""
     k = np.arange(1, len(times))
     kb = np.maximum(k - max(1, int(round(VELOCITY_S / max(float(times[1] - times[0]), 1e-9)))), 0)
-    dt = (times[k] - times[kb])[:, None]
-    va, vb = (pa[:, :, k] - pa[:, :, kb]) / dt, (pb[:, :, k] - pb[:, :, kb]) / dt  # (P, S, T-1, 2)
-    sa, sb = np.linalg.norm(va, axis=-1), np.linalg.norm(vb, axis=-1)
-    va = np.where((vehicle[0][:, None, None] & (sa < HEADING_SPEED))[..., None], 0.0, va)
-    vb = np.where((vehicle[1][:, None, None] & (sb < HEADING_SPEED))[..., None], 0.0, vb)
-    ha = headings(va, head[0][:, None, None], HEADING_SPEED)
-    hb = headings(vb, head[1][:, None, None], HEADING_SPEED)
-    rel, rel_v = pb[:, :, k] - pa[:, :, k], vb - va
+    v = np.zeros(p.shape)
+    v[:, :, 1:] = (p[:, :, k] - p[:, :, kb]) / (times[k] - times[kb])[:, None]
+    v = np.where((vehicle[:, None, None] & (np.linalg.norm(v, axis=-1) < HEADING_SPEED))[..., None], 0.0, v)
+    h = headings(v, head[:, None, None], HEADING_SPEED)
+    h[:, :, 0] = head[:, None]
+    return v, h
+
+
+def path_conflict_times(pa: np.ndarray, pb: np.ndarray, times: np.ndarray, head: tuple[np.ndarray, np.ndarray],
+                        half: tuple[np.ndarray, np.ndarray], vehicle: tuple[np.ndarray, np.ndarray],
+                        ttc_max_s: float, pet_s: float | None = None) -> np.ndarray:
+    """(P, S) the first time after now at which each pair of sample paths (P, S, T, 2 of a and of b, on `times`)
+    is in conflict by the real conflicts' definitions, applied along the paths as real() applies them to tracks:
+    a collision course (the constant-velocity 2-D time to collision of the footprints in (0, ttc_max_s], pair not
+    both standing) or, with `pet_s`, one footprint reaching where the other's was less than `pet_s` earlier (not
+    touching it, both clearly moving, not side by side). `head`, `half`, `vehicle`: (P, 2), (P, 2), (P,) of a and
+    of b. NaN: never along the paths."""
+    (va, ha), (vb, hb) = _path_motion(pa, times, head[0], vehicle[0]), _path_motion(pb, times, head[1], vehicle[1])
+    sa, sb = (np.broadcast_to(x[:, None, None], pa.shape) for x in half)
+    rel, rel_v = pb - pa, vb - va
+    speed_a, speed_b = np.linalg.norm(va, axis=-1), np.linalg.norm(vb, axis=-1)
     reach = (np.hypot(*half[0].T) + np.hypot(*half[1].T))[:, None, None]
-    moving = (np.linalg.norm(va, axis=-1) >= MIN_SPEED) | (np.linalg.norm(vb, axis=-1) >= MIN_SPEED)
-    near = moving & (np.linalg.norm(rel, axis=-1) <= reach + np.linalg.norm(rel_v, axis=-1) * ttc_max_s)
+    near = ((speed_a >= MIN_SPEED) | (speed_b >= MIN_SPEED)) \
+        & (np.linalg.norm(rel, axis=-1) <= reach + np.linalg.norm(rel_v, axis=-1) * ttc_max_s)
+    near[:, :, 0] = False  # now: what real() measures, not a forecast
     ttc = np.full(near.shape, np.inf)
-    shape = near.shape + (2,)
-    ttc[near] = ttc_2d(rel[near], rel_v[near], ha[near], np.broadcast_to(half[0][:, None, None], shape)[near],
-                       hb[near], np.broadcast_to(half[1][:, None, None], shape)[near], ttc_max_s)
-    return _first_hit((ttc > 0) & (ttc <= ttc_max_s), times[1:])
+    ttc[near] = ttc_2d(rel[near], rel_v[near], ha[near], sa[near], hb[near], sb[near], ttc_max_s)
+    on = (ttc > 0) & (ttc <= ttc_max_s)
+    if pet_s is not None:
+        dt = float(times[1] - times[0])
+        touching = overlap(rel, ha, sa, hb, sb)
+        crossing = (speed_a >= HEADING_SPEED) & (speed_b >= HEADING_SPEED) & ~parallel(va, vb) & ~touching
+        for lag in range(1, int(np.ceil(pet_s / dt - 1e-9))):  # PET = lag steps, under pet_s
+            later = slice(lag, None)
+            a_late = overlap(pb[:, :, :-lag] - pa[:, :, later], ha[:, :, later], sa[:, :, later], hb[:, :, :-lag],
+                             sb[:, :, :-lag])
+            b_late = overlap(pb[:, :, later] - pa[:, :, :-lag], ha[:, :, :-lag], sa[:, :, :-lag], hb[:, :, later],
+                             sb[:, :, later])
+            on[:, :, later] |= crossing[:, :, later] & (a_late | b_late)
+    return _first_hit(on[:, :, 1:], times[1:])
 
 
 @dataclass
@@ -222,7 +243,7 @@ class ConflictMonitor:
         i, j = self._eligible(ids, classes)
         vel = (paths[:, 0, -1] - paths[:, 0, 0]) / (times[-1] * unit[:, None])  # mean forecast velocity
         head, half = self._footprints(ids, vel, classes)
-        course = self.alert_rule == "course"
+        course = self.alert_rule != "meet"
         if not course:
             paths, times = _continued(paths, times, self.r.ttc_max_s)
         standing = np.linalg.norm(vel, axis=1) < MIN_SPEED
@@ -244,8 +265,9 @@ class ConflictMonitor:
         if course:
             veh = np.array([GROUPS.get(c) == "vehicle" for c in classes] if classes is not None else [False] * len(ids),
                            bool)
-            start = course_times(paths[i] / scale[:, :, None, None], paths[j] / scale[:, :, None, None], times,
-                                 (head[i], head[j]), (half[i], half[j]), (veh[i], veh[j]), self.r.ttc_max_s)
+            start = path_conflict_times(paths[i] / scale[:, :, None, None], paths[j] / scale[:, :, None, None], times,
+                                        (head[i], head[j]), (half[i], half[j]), (veh[i], veh[j]), self.r.ttc_max_s,
+                                        self.r.serious_pet_s if self.alert_rule == "conflict" else None)
             now = overlap((paths[j, 0, 0] - paths[i, 0, 0]) / scale, head[i], half[i], head[j], half[j])
         else:
             rel = (paths[j] - paths[i]) / scale[:, :, None, None]  # (P, S, T, 2)
