@@ -211,14 +211,16 @@ class ConflictMonitor:
         self._closed: dict[tuple[int, int], float] = {}  # pair -> when its last encounter ended
         self._t = 0.0  # the latest frame's time
 
-    def _footprints(self, ids: np.ndarray, vel: np.ndarray, classes: list[str] | None) -> tuple[np.ndarray, np.ndarray]:
-        """(N, 2) headings (the last one while moving) and (N, 2) half sizes in units (metres or body heights)."""
+    def _footprints(self, ids: np.ndarray, vel: np.ndarray, classes: list[str] | None, remember: bool = True
+                    ) -> tuple[np.ndarray, np.ndarray]:
+        """(N, 2) headings (the last one while moving) and (N, 2) half sizes in units (metres or body heights).
+        `remember`: keep the headings of the moving ones (real motion only: forecasts must not change the truth)."""
         known = np.array([tid in self._heading for tid in ids.tolist()], bool)
         prev = np.array([self._heading.get(tid, (1.0, 0.0)) for tid in ids.tolist()], float).reshape(-1, 2)
         head = headings(vel, prev, HEADING_SPEED)
         moving = np.linalg.norm(vel, axis=-1) >= HEADING_SPEED
         for tid, h, m in zip(ids.tolist(), head, moving):
-            if m:
+            if m and remember:
                 self._heading[tid] = h
         half = half_sizes(classes, len(ids), self.sizes, self.thr / 4)
         # never seen moving clearly: which way it points is unknown, so only its width is sure (a parked car is not
@@ -242,7 +244,7 @@ class ConflictMonitor:
         self._active = {k: exp for k, exp in self._active.items() if exp > t}
         i, j = self._eligible(ids, classes)
         vel = (paths[:, 0, -1] - paths[:, 0, 0]) / (times[-1] * unit[:, None])  # mean forecast velocity
-        head, half = self._footprints(ids, vel, classes)
+        head, half = self._footprints(ids, vel, classes, remember=False)
         course = self.alert_rule != "meet"
         if not course:
             paths, times = _continued(paths, times, self.r.ttc_max_s)
