@@ -293,6 +293,7 @@ class EventsConfig:
     # it: the constant-velocity time to collision falls to conflict_ttc_s, or it reaches the other's spot within
     # serious_pet_s), "course" (the time to collision alone) or "meet" (the footprints meet)
     conflict_alert: str = "meet"
+    conflict_persist_s: float = 0.0  # a conflict alert is raised once its pair has been at alert_probability this long
     # which road users can be in conflict: "a-b" of groups (person, cyclist, vehicle) or class names, or ["all"];
     # conflict techniques count vehicle-pedestrian, vehicle-cyclist, vehicle-vehicle and cyclist-pedestrian
     conflict_pairs: list[str] = field(default_factory=lambda: ["vehicle-person", "vehicle-cyclist", "vehicle-vehicle",
@@ -332,6 +333,7 @@ class EventsConfig:
             f"class names), got {self.conflict_pairs!r}")
         _check(self.conflict_alert in ("conflict", "course", "meet"), "events.conflict_alert",
                f"must be conflict, course or meet, got {self.conflict_alert!r}")
+        _check(self.conflict_persist_s >= 0, "events.conflict_persist_s", "must be >= 0 seconds")
         _check(self.speed_window_s > 0, "events.speed_window_s", "must be > 0")
         _check(1 <= self.samples <= 1000, "events.samples", "must be 1..1000")
         _check(self.score_tolerance_s >= 0, "events.score_tolerance_s", "must be >= 0")

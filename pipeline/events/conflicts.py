@@ -192,10 +192,13 @@ class ConflictMonitor:
 
     def __init__(self, threshold: float, rules: ConflictRules, alert_probability: float,
                  calibrate: Callable[[str, np.ndarray], np.ndarray] = lambda kind, p: p,
-                 rule: PairRule | None = None, metric: bool = False, alert_rule: str = "meet") -> None:
+                 rule: PairRule | None = None, metric: bool = False, alert_rule: str = "meet",
+                 persist_s: float = 0.0) -> None:
         if alert_rule not in ALERT_RULES:
             raise ValueError(f"alert_rule must be one of {ALERT_RULES}, got {alert_rule!r}")
         self.thr, self.r, self.p_alert, self.alert_rule = threshold, rules, alert_probability, alert_rule
+        self.persist_s = persist_s  # an alert is raised once its pair has been at the probability this long
+        self._since: dict[tuple[int, int], float] = {}  # pair -> since when it has been at the alert probability
         self.calibrate = calibrate  # (kind, raw shares) -> the probabilities alerts carry
         self.rule = rule or PairRule(["all"])
         self.metric = metric  # distances in metres and speeds in km/h (a camera), else body heights (per second)
@@ -262,6 +265,7 @@ class ConflictMonitor:
         events: list[Event] = []
         marks: list[ConflictMark] = []
         if not len(cand):
+            self._since = {}
             return events, marks
         i, j, scale, mean_d = i[cand], j[cand], scale[cand], mean_d[cand]
         if course:
@@ -281,11 +285,13 @@ class ConflictMonitor:
         prob = np.where(keep, on.mean(axis=1), 0.0)
         eta = np.where(on[:, 0], start[:, 0], median_where(start, on))  # where the mean path does not: the samples'
         said = self.calibrate("conflict_predicted", prob)
-        for p in np.flatnonzero(prob >= self.p_alert):
+        above = {self._key(ids[i[p]], ids[j[p]]): p for p in np.flatnonzero(prob >= self.p_alert)}
+        self._since = {k: self._since.get(k, t) for k in above}
+        for p in above.values():
             a, b = self._key(ids[i[p]], ids[j[p]])
             near = float(mean_d[p][times <= horizon_s].min())
             marks.append(ConflictMark(a, b, float(eta[p]) + self.r.ttc_max_s, near, foot_px[[i[p], j[p]]]))
-            if (a, b) not in self._active:
+            if (a, b) not in self._active and t - self._since[(a, b)] >= self.persist_s - 1e-9:
                 self._active[(a, b)] = t + horizon_s
                 self._announced[(a, b)] = (t, float(said[p]))
                 events.append(Event(frame, t, a, "conflict_predicted", "", other_id=b,

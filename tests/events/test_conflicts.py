@@ -226,3 +226,13 @@ def test_conflict_times_along_paths_head_on_rear_end_side_by_side():
     assert np.isnan(first((0, 0), (1.5, 0), (0, 0.6), (1.5, 0)))  # side by side
     assert np.isnan(first((0, 0), (0, 0), (0.7, 0), (0, 0)))  # both standing, 0.2 m apart
     assert np.isnan(first((-10.25, 0), (5, 0), (0, -10.125), (0, 2.5)))  # at the crossing 2 s after the other
+
+
+def test_an_alert_that_must_persist_waits_for_it():
+    """With conflict_persist_s 0.2 the alert comes at the third 0.1 s frame of the same forecast, not the first."""
+    times = np.round(np.arange(0.0, 5.0 + 1e-9, 0.1), 10)
+    paths = np.stack([np.array([_car(t) for t in times]), np.array([_walker_stopping_at_the_kerb(t) for t in times])])
+    mon = ConflictMonitor(1.0, RULES, 0.5, rule=PairRule(["all"]), metric=True, alert_rule="course", persist_s=0.2)
+    said = [len(mon.predicted(k, k / 10, np.array([1, 2]), paths[:, None], np.ones(2), times, 5.0, np.zeros((2, 2)),
+                              ["car", "person"])[0]) for k in range(4)]
+    assert said == [0, 0, 1, 0]
