@@ -200,7 +200,9 @@ def main() -> None:
     ap.add_argument("--predictors", default="oracle,cv,kalman,auto")
     ap.add_argument("--rules", default="meet,course")
     ap.add_argument("--thresholds", default="", help="extra alert probabilities (chosen on one half, shown on the other)")
-    ap.add_argument("--threshold-predictors", default="cv,auto")
+    ap.add_argument("--persist", type=float, default=0.0, help="also: alerts that must persist this long (seconds)")
+    ap.add_argument("--lever-predictors", default="cv,auto", help="predictors the thresholds and --persist are run with")
+    ap.add_argument("--lever-rule", default="conflict", help="the alert rule they are run with")
     ap.add_argument("--only", default="", help="comma-separated substrings of recording names")
     ap.add_argument("--cache", default=str(ROOT / "runs" / "conflict_ceiling.json"))
     a = ap.parse_args()
@@ -213,13 +215,14 @@ def main() -> None:
     cache_path = Path(a.cache)
     cache: dict[str, Any] = json.loads(cache_path.read_text()) if cache_path.exists() else {}
 
-    def runs_of(pred: str, rule: str, p_alert: float) -> dict[str, dict[str, Any]]:
+    def runs_of(pred: str, rule: str, p_alert: float, persist: float = 0.0) -> dict[str, dict[str, Any]]:
         out = {}
         for rec in recs:
-            key = f"{pred}|{rule}|{p_alert:g}|{a.minutes}|{rec.name}"
+            key = f"{pred}|{rule}|{p_alert:g}|{a.minutes}|{rec.name}" + (f"|persist {persist:g}" if persist else "")
             if key not in cache:
                 t0 = time.time()
-                cache[key] = run_one(rec, pred, pcfg, replace(ecfg, conflict_alert=rule, alert_probability=p_alert))
+                cache[key] = run_one(rec, pred, pcfg, replace(ecfg, conflict_alert=rule, alert_probability=p_alert,
+                                                              conflict_persist_s=persist))
                 print(f"{key}: {time.time() - t0:.0f} s", file=sys.stderr, flush=True)
                 cache_path.parent.mkdir(parents=True, exist_ok=True)
                 cache_path.write_text(json.dumps(cache))
@@ -246,17 +249,27 @@ def main() -> None:
         for half, names in halves.items():
             print(row(f"{pred}, {rule}, {half}", score([runs[n] for n in names], tol)))
     thresholds = [float(x) for x in a.thresholds.split(",") if x]
+    rule = a.lever_rule
     if thresholds:
-        print("\nAlert probability threshold chosen by F1 @1 s on one half, reported on the other:\n")
-        print(HEAD.format(what="predictor, rule, threshold (chosen on) -> reported on"))
-        for pred in a.threshold_predictors.split(","):
-            for rule in a.rules.split(","):
-                by_thr = {p: runs_of(pred, rule, p) for p in sorted({*thresholds, ecfg.alert_probability})}
-                for (fit, fit_names), (_, test_names) in zip(halves.items(), reversed(halves.items())):
-                    best = max(by_thr, key=lambda p: score([by_thr[p][n] for n in fit_names], tol)["f1"])
-                    other = [h for h in halves if h != fit][0]
-                    print(row(f"{pred}, {rule}, {best:g} (on {fit}) -> {other}",
-                              score([by_thr[best][n] for n in test_names], tol)))
+        print(f"\nAlert probability threshold ({rule} rule) chosen by F1 @1 s on one half, reported on the other; "
+              "both: each half scored with the threshold chosen on the other (cross-fitted):\n")
+        print(HEAD.format(what="predictor: threshold (chosen on) -> reported on"))
+        for pred in a.lever_predictors.split(","):
+            by_thr = {p: runs_of(pred, rule, p) for p in sorted({*thresholds, ecfg.alert_probability})}
+            for p, runs in by_thr.items():
+                print(row(f"{pred}: {p:g} (fixed) -> all", score(runs.values(), tol)))
+            crossed = []
+            for fit, test in ((0, 1), (1, 0)):
+                (fit_half, fit_names), (test_half, test_names) = list(halves.items())[fit], list(halves.items())[test]
+                best = max(by_thr, key=lambda p: score([by_thr[p][n] for n in fit_names], tol)["f1"])
+                crossed += [by_thr[best][n] for n in test_names]
+                print(row(f"{pred}: {best:g} (on {fit_half}) -> {test_half}", score([by_thr[best][n] for n in test_names], tol)))
+            print(row(f"{pred}: chosen on the other half -> both", score(crossed, tol)))
+    if a.persist:
+        print(f"\nAlerts that must persist {a.persist:g} s ({rule} rule, alert probability {ecfg.alert_probability:g}):\n")
+        print(HEAD.format(what="predictor, persist"))
+        for pred in a.lever_predictors.split(","):
+            print(row(f"{pred}, {a.persist:g} s", score(runs_of(pred, rule, ecfg.alert_probability, a.persist).values(), tol)))
     print("\nWhat the data allows (real conflicts, the same in every run):\n")
     truth = runs_of("none", "meet", ecfg.alert_probability)
     n_real = sum(len(r["reals"]) for r in truth.values())

@@ -292,7 +292,7 @@ class EventsConfig:
     # what a forecast sample path must do to announce a conflict: "conflict" (the real conflicts' definitions along
     # it: the constant-velocity time to collision falls to conflict_ttc_s, or it reaches the other's spot within
     # serious_pet_s), "course" (the time to collision alone) or "meet" (the footprints meet)
-    conflict_alert: str = "meet"
+    conflict_alert: str = "conflict"
     conflict_persist_s: float = 0.0  # a conflict alert is raised once its pair has been at alert_probability this long
     # which road users can be in conflict: "a-b" of groups (person, cyclist, vehicle) or class names, or ["all"];
     # conflict techniques count vehicle-pedestrian, vehicle-cyclist, vehicle-vehicle and cyclist-pedestrian

@@ -192,7 +192,7 @@ class ConflictMonitor:
 
     def __init__(self, threshold: float, rules: ConflictRules, alert_probability: float,
                  calibrate: Callable[[str, np.ndarray], np.ndarray] = lambda kind, p: p,
-                 rule: PairRule | None = None, metric: bool = False, alert_rule: str = "meet",
+                 rule: PairRule | None = None, metric: bool = False, alert_rule: str = "conflict",
                  persist_s: float = 0.0) -> None:
         if alert_rule not in ALERT_RULES:
             raise ValueError(f"alert_rule must be one of {ALERT_RULES}, got {alert_rule!r}")
@@ -235,10 +235,11 @@ class ConflictMonitor:
     def predicted(self, frame: int, t: float, ids: np.ndarray, paths: np.ndarray, unit: np.ndarray,
                   times: np.ndarray, horizon_s: float, foot_px: np.ndarray,
                   classes: list[str] | None = None) -> tuple[list[Event], list[ConflictMark]]:
-        """Pairs forecast to come on a collision course within the horizon, by the real conflicts' definition
-        applied to each sample path. Rule `course` (default): the constant-velocity time to collision along the
-        path (velocities by finite differences of its positions) falls to `ttc_max_s` at some step; `eta_s` =
-        that step's time. Rule `meet`: the footprints meet within `ttc_max_s` of a moment in the horizon (the
+        """Pairs forecast to be in conflict within the horizon, by the real conflicts' definitions applied to each
+        sample path (`path_conflict_times`). Rule `conflict` (default): the constant-velocity time to collision
+        along the path (velocities by finite differences of its positions) falls to `ttc_max_s`, or one reaches
+        the other's spot within `serious_pet_s`, at some step; `eta_s` = that step's time. Rule `course`: the
+        time to collision alone. Rule `meet`: the footprints meet within `ttc_max_s` of a moment in the horizon (the
         path continued at its final velocity past the end); `eta_s` = the meeting less `ttc_max_s`. Probability =
         share of sample paths that do; `eta_s` is the mean path's, else the median of the samples that do (the
         conflict's start, what the alert is scored on); the mark drawn carries the time to collision. Only pairs
