@@ -78,7 +78,7 @@ bench-events: setup
 # (tables for benchmarks/conflict_ceiling.md; about 2 hours on 2 vCPUs, runs cached in runs/conflict_ceiling.json)
 bench-conflicts: setup
 	mkdir -p runs
-	YOLO_OFFLINE=1 $(VPY) benchmarks/conflict_ceiling.py --thresholds 0.3,0.7 --persist 0.4 | tee runs/conflict_ceiling.md
+	YOLO_OFFLINE=1 $(VPY) benchmarks/conflict_ceiling.py --thresholds 0.3,0.7,0.9 --persist 0.4 --mean-only | tee runs/conflict_ceiling.md
 
 # are the spreads and alert probabilities honest? before/after recalibration on every source and video (about 40 min)
 bench-calibration: setup

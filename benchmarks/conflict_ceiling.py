@@ -19,9 +19,9 @@ other. Then the data's own limits: real conflicts by kind (a collision course, o
 1 s), the recall ceiling from track age (both tracks followed `min_history_s` + lead before the conflict
 began) and the conflicts that begin within the recording's first seconds or past the `--minutes` cut.
 
-Run: `.venv/bin/python benchmarks/conflict_ceiling.py` (make bench-conflicts; about an hour on 2 vCPUs). Runs
-are cached in `--cache` (JSON; delete it to measure again); `--thresholds 0.3,0.5,0.7` adds alert probability
-thresholds, chosen on one half and reported on the other.
+Run: `make bench-conflicts` (`--thresholds 0.3,0.7,0.9 --persist 0.4 --mean-only`: alert probability thresholds
+chosen on one half and reported on the other, alerts that must persist, the mean forecast alone; about 4 hours on
+2 shared vCPUs). Runs are cached in `--cache` (JSON; delete it to measure again).
 """
 
 from __future__ import annotations
@@ -198,9 +198,10 @@ def main() -> None:
     ap.add_argument("--data", default=str(ROOT.parent / "shared" / "data" / "dut"))
     ap.add_argument("--minutes", type=float, default=0.5, help="first minutes of each recording (eval-events' figure)")
     ap.add_argument("--predictors", default="oracle,cv,kalman,auto")
-    ap.add_argument("--rules", default="meet,course")
+    ap.add_argument("--rules", default="meet,course,conflict")
     ap.add_argument("--thresholds", default="", help="extra alert probabilities (chosen on one half, shown on the other)")
     ap.add_argument("--persist", type=float, default=0.0, help="also: alerts that must persist this long (seconds)")
+    ap.add_argument("--mean-only", action="store_true", help="also: the mean forecast alone (one sample path, no spread)")
     ap.add_argument("--lever-predictors", default="cv,auto", help="predictors the thresholds and --persist are run with")
     ap.add_argument("--lever-rule", default="conflict", help="the alert rule they are run with")
     ap.add_argument("--only", default="", help="comma-separated substrings of recording names")
@@ -215,14 +216,17 @@ def main() -> None:
     cache_path = Path(a.cache)
     cache: dict[str, Any] = json.loads(cache_path.read_text()) if cache_path.exists() else {}
 
-    def runs_of(pred: str, rule: str, p_alert: float, persist: float = 0.0) -> dict[str, dict[str, Any]]:
+    def runs_of(pred: str, rule: str, p_alert: float, persist: float = 0.0, samples: int | None = None
+                ) -> dict[str, dict[str, Any]]:
         out = {}
         for rec in recs:
-            key = f"{pred}|{rule}|{p_alert:g}|{a.minutes}|{rec.name}" + (f"|persist {persist:g}" if persist else "")
+            key = f"{pred}|{rule}|{p_alert:g}|{a.minutes}|{rec.name}" + (f"|persist {persist:g}" if persist else "") \
+                + (f"|samples {samples}" if samples else "")
             if key not in cache:
                 t0 = time.time()
                 cache[key] = run_one(rec, pred, pcfg, replace(ecfg, conflict_alert=rule, alert_probability=p_alert,
-                                                              conflict_persist_s=persist))
+                                                              conflict_persist_s=persist,
+                                                              samples=samples or ecfg.samples))
                 print(f"{key}: {time.time() - t0:.0f} s", file=sys.stderr, flush=True)
                 cache_path.parent.mkdir(parents=True, exist_ok=True)
                 cache_path.write_text(json.dumps(cache))
@@ -270,6 +274,11 @@ def main() -> None:
         print(HEAD.format(what="predictor, persist"))
         for pred in a.lever_predictors.split(","):
             print(row(f"{pred}, {a.persist:g} s", score(runs_of(pred, rule, ecfg.alert_probability, a.persist).values(), tol)))
+    if a.mean_only:
+        print(f"\nThe mean forecast alone ({rule} rule; one sample path, so an alert whenever it is in conflict):\n")
+        print(HEAD.format(what="predictor, mean path"))
+        for pred in a.lever_predictors.split(","):
+            print(row(f"{pred}, mean only", score(runs_of(pred, rule, ecfg.alert_probability, samples=1).values(), tol)))
     print("\nWhat the data allows (real conflicts, the same in every run):\n")
     truth = runs_of("none", "meet", ecfg.alert_probability)
     n_real = sum(len(r["reals"]) for r in truth.values())
