@@ -7,7 +7,7 @@ SOURCE ?=
 SAMPLE := samples/people_walking_768x432.mp4
 ARGS ?=
 
-.PHONY: setup test lint run gallery train own-tracks bench-forecast bench-events bench-videos bench-calibration clean
+.PHONY: setup test lint run gallery train own-tracks bench-forecast bench-events bench-videos bench-calibration bench-conflicts clean
 
 setup: $(STAMP)
 
@@ -73,6 +73,12 @@ bench-forecast: setup
 # zone/line alerts on the yellow crossing video: served forecast vs constant velocity (a few minutes)
 bench-events: setup
 	YOLO_OFFLINE=1 $(VPY) benchmarks/events_crosswalk.py
+
+# predicted conflicts on DUT: the alert rules with a true-future forecast vs cv, kalman, auto, and what limits them
+# (tables for benchmarks/conflict_ceiling.md; about 2 hours on 2 vCPUs, runs cached in runs/conflict_ceiling.json)
+bench-conflicts: setup
+	mkdir -p runs
+	YOLO_OFFLINE=1 $(VPY) benchmarks/conflict_ceiling.py --thresholds 0.3,0.7,0.9 --persist 0.4 --mean-only | tee runs/conflict_ceiling.md
 
 # are the spreads and alert probabilities honest? before/after recalibration on every source and video (about 40 min)
 bench-calibration: setup

@@ -289,6 +289,11 @@ class EventsConfig:
     footprints_m: dict[str, list[float]] = field(default_factory=lambda: {k: list(v) for k, v in FOOTPRINT_M.items()})
     conflict_distance_m: float = 1.0
     conflict_distance_bh: float = 0.5
+    # what a forecast sample path must do to announce a conflict: "conflict" (the real conflicts' definitions along
+    # it: the constant-velocity time to collision falls to conflict_ttc_s, or it reaches the other's spot within
+    # serious_pet_s), "course" (the time to collision alone) or "meet" (the footprints meet)
+    conflict_alert: str = "conflict"
+    conflict_persist_s: float = 0.0  # a conflict alert is raised once its pair has been at alert_probability this long
     # which road users can be in conflict: "a-b" of groups (person, cyclist, vehicle) or class names, or ["all"];
     # conflict techniques count vehicle-pedestrian, vehicle-cyclist, vehicle-vehicle and cyclist-pedestrian
     conflict_pairs: list[str] = field(default_factory=lambda: ["vehicle-person", "vehicle-cyclist", "vehicle-vehicle",
@@ -326,6 +331,9 @@ class EventsConfig:
             isinstance(p, str) and len(p.split("-", 1)) == 2 and all(p.split("-", 1)) for p in self.conflict_pairs)),
             "events.conflict_pairs", f"must be [all] or entries like vehicle-person (groups person, cyclist, vehicle or "
             f"class names), got {self.conflict_pairs!r}")
+        _check(self.conflict_alert in ("conflict", "course", "meet"), "events.conflict_alert",
+               f"must be conflict, course or meet, got {self.conflict_alert!r}")
+        _check(self.conflict_persist_s >= 0, "events.conflict_persist_s", "must be >= 0 seconds")
         _check(self.speed_window_s > 0, "events.speed_window_s", "must be > 0")
         _check(1 <= self.samples <= 1000, "events.samples", "must be 1..1000")
         _check(self.score_tolerance_s >= 0, "events.score_tolerance_s", "must be >= 0")

@@ -9,6 +9,7 @@ box height), so one definition suits near and far objects in an uncalibrated vie
 
 from __future__ import annotations
 
+import functools
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -42,13 +43,11 @@ class PairRule:
         """(P,) whether each pair of class names may be a conflict."""
         if self.all:
             return np.ones(len(ca), bool)
-        out = np.zeros(len(ca), bool)
-        for k, (a, b) in enumerate(zip(ca, cb)):
-            for x in (a, GROUPS.get(a, a)):
-                for y in (b, GROUPS.get(b, b)):
-                    if frozenset((x, y)) in self.pairs:
-                        out[k] = True
-        return out
+        return np.array([self._allowed(a, b) for a, b in zip(ca, cb)], bool).reshape(-1)
+
+    @functools.lru_cache(maxsize=1024)  # noqa: B019 (a handful of class pairs per rule, rules live as long as a run)
+    def _allowed(self, a: str, b: str) -> bool:
+        return any(frozenset((x, y)) in self.pairs for x in (a, GROUPS.get(a, a)) for y in (b, GROUPS.get(b, b)))
 
 
 CONFLICT_COLUMNS = ["track_a", "track_b", "class_a", "class_b", "start_s", "end_s", "min_distance", "pet_s",
@@ -104,6 +103,59 @@ def _first_hit(hit: np.ndarray, times: np.ndarray) -> np.ndarray:
     return np.where(hit.any(axis=-1), times[np.argmax(hit, axis=-1)], np.nan)
 
 
+VELOCITY_S = 0.5  # velocities are displacements over this long: of the real tracks and along the sample paths alike
+ALERT_RULES = ("conflict", "course", "meet")  # events.conflict_alert: what a sample path must do to announce one
+
+
+def _path_motion(p: np.ndarray, times: np.ndarray, head: np.ndarray, vehicle: np.ndarray
+                 ) -> tuple[np.ndarray, np.ndarray]:
+    """(P, S, T, 2) velocities (finite differences of the sampled positions `p` over VELOCITY_S; 0 now) and headings
+    (turned to the motion when clear, else `head`: (P, 2) now) along sample paths, as real() sees a track: a
+    vehicle under walking pace is parked."""
+    k = np.arange(1, len(times))
+    kb = np.maximum(k - max(1, int(round(VELOCITY_S / max(float(times[1] - times[0]), 1e-9)))), 0)
+    v = np.zeros(p.shape)
+    v[:, :, 1:] = (p[:, :, k] - p[:, :, kb]) / (times[k] - times[kb])[:, None]
+    v = np.where((vehicle[:, None, None] & (np.linalg.norm(v, axis=-1) < HEADING_SPEED))[..., None], 0.0, v)
+    h = headings(v, head[:, None, None], HEADING_SPEED)
+    h[:, :, 0] = head[:, None]
+    return v, h
+
+
+def path_conflict_times(pa: np.ndarray, pb: np.ndarray, times: np.ndarray, head: tuple[np.ndarray, np.ndarray],
+                        half: tuple[np.ndarray, np.ndarray], vehicle: tuple[np.ndarray, np.ndarray],
+                        ttc_max_s: float, pet_s: float | None = None) -> np.ndarray:
+    """(P, S) the first time after now at which each pair of sample paths (P, S, T, 2 of a and of b, on `times`)
+    is in conflict by the real conflicts' definitions, applied along the paths as real() applies them to tracks:
+    a collision course (the constant-velocity 2-D time to collision of the footprints in (0, ttc_max_s], pair not
+    both standing) or, with `pet_s`, one footprint reaching where the other's was less than `pet_s` earlier (not
+    touching it, both clearly moving, not side by side). `head`, `half`, `vehicle`: (P, 2), (P, 2), (P,) of a and
+    of b. NaN: never along the paths."""
+    (va, ha), (vb, hb) = _path_motion(pa, times, head[0], vehicle[0]), _path_motion(pb, times, head[1], vehicle[1])
+    sa, sb = (np.broadcast_to(x[:, None, None], pa.shape) for x in half)
+    rel, rel_v = pb - pa, vb - va
+    speed_a, speed_b = np.linalg.norm(va, axis=-1), np.linalg.norm(vb, axis=-1)
+    reach = (np.hypot(*half[0].T) + np.hypot(*half[1].T))[:, None, None]
+    near = ((speed_a >= MIN_SPEED) | (speed_b >= MIN_SPEED)) \
+        & (np.linalg.norm(rel, axis=-1) <= reach + np.linalg.norm(rel_v, axis=-1) * ttc_max_s)
+    near[:, :, 0] = False  # now: what real() measures, not a forecast
+    ttc = np.full(near.shape, np.inf)
+    ttc[near] = ttc_2d(rel[near], rel_v[near], ha[near], sa[near], hb[near], sb[near], ttc_max_s)
+    on = (ttc > 0) & (ttc <= ttc_max_s)
+    if pet_s is not None:
+        dt = float(times[1] - times[0])
+        touching = overlap(rel, ha, sa, hb, sb)
+        crossing = (speed_a >= HEADING_SPEED) & (speed_b >= HEADING_SPEED) & ~parallel(va, vb) & ~touching
+        for lag in range(1, int(np.ceil(pet_s / dt - 1e-9))):  # PET = lag steps, under pet_s
+            later = slice(lag, None)
+            a_late = overlap(pb[:, :, :-lag] - pa[:, :, later], ha[:, :, later], sa[:, :, later], hb[:, :, :-lag],
+                             sb[:, :, :-lag])
+            b_late = overlap(pb[:, :, later] - pa[:, :, :-lag], ha[:, :, :-lag], sa[:, :, :-lag], hb[:, :, later],
+                             sb[:, :, later])
+            on[:, :, later] |= crossing[:, :, later] & (a_late | b_late)
+    return _first_hit(on[:, :, 1:], times[1:])
+
+
 @dataclass
 class Encounter:
     """One pair's conflict while it lasts: opened when its time to collision first fell to the threshold (or when
@@ -140,8 +192,13 @@ class ConflictMonitor:
 
     def __init__(self, threshold: float, rules: ConflictRules, alert_probability: float,
                  calibrate: Callable[[str, np.ndarray], np.ndarray] = lambda kind, p: p,
-                 rule: PairRule | None = None, metric: bool = False) -> None:
-        self.thr, self.r, self.p_alert = threshold, rules, alert_probability
+                 rule: PairRule | None = None, metric: bool = False, alert_rule: str = "conflict",
+                 persist_s: float = 0.0) -> None:
+        if alert_rule not in ALERT_RULES:
+            raise ValueError(f"alert_rule must be one of {ALERT_RULES}, got {alert_rule!r}")
+        self.thr, self.r, self.p_alert, self.alert_rule = threshold, rules, alert_probability, alert_rule
+        self.persist_s = persist_s  # an alert is raised once its pair has been at the probability this long
+        self._since: dict[tuple[int, int], float] = {}  # pair -> since when it has been at the alert probability
         self.calibrate = calibrate  # (kind, raw shares) -> the probabilities alerts carry
         self.rule = rule or PairRule(["all"])
         self.metric = metric  # distances in metres and speeds in km/h (a camera), else body heights (per second)
@@ -157,14 +214,16 @@ class ConflictMonitor:
         self._closed: dict[tuple[int, int], float] = {}  # pair -> when its last encounter ended
         self._t = 0.0  # the latest frame's time
 
-    def _footprints(self, ids: np.ndarray, vel: np.ndarray, classes: list[str] | None) -> tuple[np.ndarray, np.ndarray]:
-        """(N, 2) headings (the last one while moving) and (N, 2) half sizes in units (metres or body heights)."""
+    def _footprints(self, ids: np.ndarray, vel: np.ndarray, classes: list[str] | None, remember: bool = True
+                    ) -> tuple[np.ndarray, np.ndarray]:
+        """(N, 2) headings (the last one while moving) and (N, 2) half sizes in units (metres or body heights).
+        `remember`: keep the headings of the moving ones (real motion only: forecasts must not change the truth)."""
         known = np.array([tid in self._heading for tid in ids.tolist()], bool)
         prev = np.array([self._heading.get(tid, (1.0, 0.0)) for tid in ids.tolist()], float).reshape(-1, 2)
         head = headings(vel, prev, HEADING_SPEED)
         moving = np.linalg.norm(vel, axis=-1) >= HEADING_SPEED
         for tid, h, m in zip(ids.tolist(), head, moving):
-            if m:
+            if m and remember:
                 self._heading[tid] = h
         half = half_sizes(classes, len(ids), self.sizes, self.thr / 4)
         # never seen moving clearly: which way it points is unknown, so only its width is sure (a parked car is not
@@ -176,48 +235,68 @@ class ConflictMonitor:
     def predicted(self, frame: int, t: float, ids: np.ndarray, paths: np.ndarray, unit: np.ndarray,
                   times: np.ndarray, horizon_s: float, foot_px: np.ndarray,
                   classes: list[str] | None = None) -> tuple[list[Event], list[ConflictMark]]:
-        """Pairs forecast to come on a collision course within the horizon, by the real conflicts' definition
-        applied to each sample path: its footprints meet within `ttc_max_s` of a moment in the horizon (the path
-        continued at its final velocity past the end). Probability = share of sample paths that do; `eta_s` =
-        when the time to collision will fall to `ttc_max_s` (the conflict's start, what the alert is scored
-        on); the mark drawn carries the time to collision itself. Only pairs the rule allows, not both
-        standing, not touching or in a conflict already, not two ids on one object, and pairs moving side by
-        side only when their mean forecasts meet."""
+        """Pairs forecast to be in conflict within the horizon, by the real conflicts' definitions applied to each
+        sample path (`path_conflict_times`). Rule `conflict` (default): the constant-velocity time to collision
+        along the path (velocities by finite differences of its positions) falls to `ttc_max_s`, or one reaches
+        the other's spot within `serious_pet_s`, at some step; `eta_s` = that step's time. Rule `course`: the
+        time to collision alone. Rule `meet`: the footprints meet within `ttc_max_s` of a moment in the horizon (the
+        path continued at its final velocity past the end); `eta_s` = the meeting less `ttc_max_s`. Probability =
+        share of sample paths that do; `eta_s` is the mean path's, else the median of the samples that do (the
+        conflict's start, what the alert is scored on); the mark drawn carries the time to collision. Only pairs
+        the rule allows, not both standing, not touching or in a conflict already, not two ids on one object, and
+        pairs moving side by side only when their mean forecasts do."""
         self._active = {k: exp for k, exp in self._active.items() if exp > t}
         i, j = self._eligible(ids, classes)
         vel = (paths[:, 0, -1] - paths[:, 0, 0]) / (times[-1] * unit[:, None])  # mean forecast velocity
-        head, half = self._footprints(ids, vel, classes)
-        paths, times = _continued(paths, times, self.r.ttc_max_s)
+        head, half = self._footprints(ids, vel, classes, remember=False)
+        course = self.alert_rule != "meet"
+        if not course:
+            paths, times = _continued(paths, times, self.r.ttc_max_s)
         standing = np.linalg.norm(vel, axis=1) < MIN_SPEED
         scale = ((unit[i] + unit[j]) / 2)[:, None]
         mean_d = np.linalg.norm(paths[i, 0] - paths[j, 0], axis=-1) / scale  # sample 0 is the mean path
+        gap = mean_d
+        if course and len(times) > 1:  # what the pair's closing speed at each step could cover within ttc_max_s
+            closing = np.linalg.norm(np.diff(paths[j, 0] - paths[i, 0], axis=1), axis=-1) / scale / np.diff(times)
+            gap = mean_d[:, 1:] - closing * self.r.ttc_max_s
         reach = np.hypot(*half.T)
         busy = np.array([self._key(ids[a], ids[b]) in self._open for a, b in zip(i, j)], bool)
-        cand = np.flatnonzero((mean_d.min(axis=1) < reach[i] + reach[j] + self.thr) & ~(standing[i] & standing[j])
-                               & ~busy.reshape(-1))
+        cand = np.flatnonzero((gap.min(axis=1, initial=np.inf) < reach[i] + reach[j] + self.thr)
+                              & ~(standing[i] & standing[j]) & ~busy.reshape(-1))
         events: list[Event] = []
         marks: list[ConflictMark] = []
         if not len(cand):
+            self._since = {}
             return events, marks
         i, j, scale, mean_d = i[cand], j[cand], scale[cand], mean_d[cand]
-        rel = (paths[j] - paths[i]) / scale[:, :, None, None]  # (P, S, T, 2)
-        hit = overlap(rel, head[i][:, None, None], half[i][:, None, None], head[j][:, None, None],
-                      half[j][:, None, None])
-        keep = ~hit[:, 0, 0] & (~parallel(vel[i], vel[j]) | hit[:, 0, 1:].any(axis=-1))
-        prob = np.where(keep, hit[..., 1:].any(axis=-1).mean(axis=1), 0.0)
-        ttc = _first_hit(hit[:, 0], times)
-        samp_ttc = _first_hit(hit, times)  # where the mean path stays apart: the samples' median
-        ttc = np.where(np.isfinite(ttc), ttc, median_where(samp_ttc, np.isfinite(samp_ttc)))
+        if course:
+            veh = np.array([GROUPS.get(c) == "vehicle" for c in classes] if classes is not None else [False] * len(ids),
+                           bool)
+            start = path_conflict_times(paths[i] / scale[:, :, None, None], paths[j] / scale[:, :, None, None], times,
+                                        (head[i], head[j]), (half[i], half[j]), (veh[i], veh[j]), self.r.ttc_max_s,
+                                        self.r.serious_pet_s if self.alert_rule == "conflict" else None)
+            now = overlap((paths[j, 0, 0] - paths[i, 0, 0]) / scale, head[i], half[i], head[j], half[j])
+        else:
+            rel = (paths[j] - paths[i]) / scale[:, :, None, None]  # (P, S, T, 2)
+            hit = overlap(rel, head[i][:, None, None], half[i][:, None, None], head[j][:, None, None],
+                          half[j][:, None, None])
+            start, now = _first_hit(hit[..., 1:], times[1:]) - self.r.ttc_max_s, hit[:, 0, 0]
+        on = np.isfinite(start)  # (P, S) sample paths that announce the conflict
+        keep = ~now & (~parallel(vel[i], vel[j]) | on[:, 0])
+        prob = np.where(keep, on.mean(axis=1), 0.0)
+        eta = np.where(on[:, 0], start[:, 0], median_where(start, on))  # where the mean path does not: the samples'
         said = self.calibrate("conflict_predicted", prob)
-        for p in np.flatnonzero(prob >= self.p_alert):
+        above = {self._key(ids[i[p]], ids[j[p]]): p for p in np.flatnonzero(prob >= self.p_alert)}
+        self._since = {k: self._since.get(k, t) for k in above}
+        for p in above.values():
             a, b = self._key(ids[i[p]], ids[j[p]])
             near = float(mean_d[p][times <= horizon_s].min())
-            marks.append(ConflictMark(a, b, float(ttc[p]), near, foot_px[[i[p], j[p]]]))
-            if (a, b) not in self._active:
+            marks.append(ConflictMark(a, b, float(eta[p]) + self.r.ttc_max_s, near, foot_px[[i[p], j[p]]]))
+            if (a, b) not in self._active and t - self._since[(a, b)] >= self.persist_s - 1e-9:
                 self._active[(a, b)] = t + horizon_s
                 self._announced[(a, b)] = (t, float(said[p]))
                 events.append(Event(frame, t, a, "conflict_predicted", "", other_id=b,
-                                    eta_s=max(float(ttc[p]) - self.r.ttc_max_s, 0.0), probability=float(said[p]),
+                                    eta_s=max(float(eta[p]), 0.0), probability=float(said[p]),
                                     distance=near, probability_raw=float(prob[p])))
         low = {self._key(ids[i[p]], ids[j[p]]) for p in np.flatnonzero(prob < self.p_alert / 2)}
         self._active = {k: v for k, v in self._active.items() if k not in low}
@@ -452,8 +531,12 @@ class ConflictMonitor:
         own = np.concatenate([np.full(len(a), tid) for tid, a in owners])
         past = np.concatenate([a for _, a in owners])  # (M, 8) t, x, y, unit, hx, hy, half length, half width
         now = np.array([self._hist[tid][-1] for tid in ids.tolist()])
-        close = overlap(pos[:, None] - past[None, :, 1:3], now[:, None, 4:6], now[:, None, 6:8], past[None, :, 4:6],
-                        past[None, :, 6:8]) & (own[None] != ids[:, None])
+        rel = pos[:, None] - past[None, :, 1:3]
+        # only footprints within reach of each other can overlap: the separating-axis test runs on those alone
+        reach = np.hypot(now[:, 6], now[:, 7])[:, None] + np.hypot(past[:, 6], past[:, 7])[None, :]
+        a, b = np.nonzero((np.abs(rel).max(axis=-1) <= reach + 1e-9) & (own[None] != ids[:, None]))
+        close = np.zeros((len(ids), len(past)), bool)
+        close[a, b] = overlap(rel[a, b], now[a, 4:6], now[a, 6:8], past[b, 4:6], past[b, 6:8])
         touching = {(int(ids[a]), int(own[b])) for a, b in zip(*np.nonzero(close & (past[None, :, 0] >= t)))}
         n, m = np.nonzero(close & (past[None, :, 0] < t))
         keep = [(int(ids[a]), int(own[b])) not in touching for a, b in zip(n, m)]  # PET: after the other left

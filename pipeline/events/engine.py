@@ -58,7 +58,8 @@ class EventEngine:
         rules = ConflictRules(cfg.conflict_ttc_s, cfg.pet_max_s, cfg.serious_ttc_s, cfg.serious_pet_s,
                               {k: (float(v[0]), float(v[1])) for k, v in cfg.footprints_m.items()})
         self.conflicts = ConflictMonitor(thr, rules, cfg.alert_probability, said, PairRule(cfg.conflict_pairs),
-                                         self.camera is not None)
+                                         self.camera is not None, cfg.conflict_alert,
+                                         cfg.conflict_persist_s)
         self.motion = GroundMotion(cfg.speed_window_s, forget_s, 2 * cfg.hysteresis_m) if self.camera else None
         self.scorer = AlertScorer(cfg.score_tolerance_s, self.reliability)
         self.static = Overlay(tuple((z.name, to_pixels(z.polygon, self.camera, z.name)) for z in zones),

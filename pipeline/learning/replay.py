@@ -12,13 +12,14 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
+from typing import Protocol
 
 import numpy as np
 
 from pipeline.core.config import CameraConfig, EventsConfig, HistoryConfig, PredictorConfig
-from pipeline.core.types import Tracks
+from pipeline.core.types import Forecasts, Tracks
 from pipeline.events.engine import EventEngine
-from pipeline.forecast.auto import SelfScoringForecaster, build_forecaster
+from pipeline.forecast.auto import SelfScoringForecaster, WindowFn, build_forecaster
 from pipeline.forecast.features import Window
 from pipeline.forecast.history import TrackHistory
 from pipeline.learning.datasets import Trajectory
@@ -98,22 +99,36 @@ def events_config(rec: Recording, events: EventsConfig) -> EventsConfig:
     return replace(events, camera=CameraConfig(image_points=px, world_points=world))
 
 
-def replay(rec: Recording, predictor: PredictorConfig, events: EventsConfig,
-           history: HistoryConfig | None = None, min_lead_s: float = 0.0) -> tuple[SelfScoringForecaster, EventEngine]:
-    """Every frame of the recording through history, forecaster and events; both, with their scores."""
-    fps = fps_of(rec)
-    hist_cfg = history or HistoryConfig()
-    hist = TrackHistory(hist_cfg, fps)
-    forecaster = build_forecaster(predictor, max_gap_s=max(1.0, 2.5 / fps), at_steps=True)
-    engine = EventEngine(events_config(rec, events), rec.size, hist_cfg.max_lost_s, NAMES)
-    engine.scorer.min_lead_s = min_lead_s
+class FrameForecaster(Protocol):
+    """What a replay needs of a forecaster: this frame's forecasts from the tracks and their history windows."""
+
+    def update(self, time_s: float, tracks: Tracks, windows: WindowFn) -> Forecasts: ...
+
+
+def build_engine(rec: Recording, events: EventsConfig, history: HistoryConfig | None = None) -> EventEngine:
+    """The events stage `track` would build for this recording (metric data: with its camera)."""
+    return EventEngine(events_config(rec, events), rec.size, (history or HistoryConfig()).max_lost_s, NAMES)
+
+
+def run_frames(rec: Recording, forecaster: FrameForecaster, engine: EventEngine,
+               history: HistoryConfig | None = None) -> None:
+    """Every frame of the recording through history, `forecaster` and `engine`, as `track` runs them."""
+    hist = TrackHistory(history or HistoryConfig(), fps_of(rec))
     for k, (t, tracks) in enumerate(rec.frames):
         hist.update(tracks, t)
 
         def windows(step_s: float, obs_len: int, tr: Tracks = tracks, now: float = t) -> tuple[np.ndarray, Window]:
             return hist.windows(tr.track_id, now, step_s, obs_len, rec.size)
 
-        fc = forecaster.update(t, tracks, windows)
-        engine.update(k, t, tracks, fc)
+        engine.update(k, t, tracks, forecaster.update(t, tracks, windows))
     engine.scorer.finish()
+
+
+def replay(rec: Recording, predictor: PredictorConfig, events: EventsConfig,
+           history: HistoryConfig | None = None, min_lead_s: float = 0.0) -> tuple[SelfScoringForecaster, EventEngine]:
+    """Every frame of the recording through history, forecaster and events; both, with their scores."""
+    forecaster = build_forecaster(predictor, max_gap_s=max(1.0, 2.5 / fps_of(rec)), at_steps=True)
+    engine = build_engine(rec, events, history)
+    engine.scorer.min_lead_s = min_lead_s
+    run_frames(rec, forecaster, engine, history)
     return forecaster, engine

@@ -151,6 +151,88 @@ def test_bad_conflict_settings_are_refused_in_one_line():
             EventsConfig(conflict_pairs=bad)
     for kw, key in (({"conflict_ttc_s": 0}, "conflict_ttc_s"), ({"pet_max_s": -1}, "pet_max_s"),
                     ({"serious_ttc_s": 2.0}, "serious"), ({"footprints_m": {"car": [4.5]}}, "footprints_m"),
-                    ({"footprints_m": {"car": [4.5, -1]}}, "footprints_m")):
+                    ({"footprints_m": {"car": [4.5, -1]}}, "footprints_m"), ({"conflict_alert": "touch"}, "conflict_alert")):
         with pytest.raises(UserError, match=key):
             EventsConfig(**kw)
+
+
+def _alerts(a_path, b_path, rule: str, horizon: float = 5.0, classes=("car", "person"), b_samples=()) -> list:
+    """Conflict alerts at t = 0 from forecasts that are the true future of a and b (sample 0; b's further samples
+    from `b_samples`), by alert rule `rule`."""
+    times = np.round(np.arange(0.0, horizon + 1e-9, 0.1), 10)
+    a = np.array([a_path(t) for t in times], float)
+    bs = [np.array([f(t) for t in times], float) for f in (b_path, *b_samples)]
+    paths = np.stack([np.stack([a] * len(bs)), np.stack(bs)])  # (2, S, T, 2)
+    mon = ConflictMonitor(1.0, RULES, 0.5, rule=PairRule(["all"]), metric=True, alert_rule=rule)
+    return mon.predicted(0, 0.0, np.array([1, 2]), paths, np.ones(2), times, horizon, np.zeros((2, 2)),
+                         list(classes))[0]
+
+
+def test_a_perfect_forecast_announces_the_real_conflict_when_it_will_begin():
+    """The near-miss of the SSAM test (the walker stops at the kerb 0.35 m from the car's side): along the true
+    future, the time to collision falls to 1.5 s at 2.3 s, when the real conflict begins; the footprints never
+    meet, so the `meet` rule says nothing."""
+    (ev,) = _alerts(_car, _walker_stopping_at_the_kerb, "course")
+    assert (ev.event, ev.track_id, ev.other_id, ev.probability_raw) == ("conflict_predicted", 1, 2, 1.0)
+    assert ev.eta_s == pytest.approx(2.3, abs=0.051)
+    assert _alerts(_car, _walker_stopping_at_the_kerb, "conflict")[0].eta_s == pytest.approx(2.3, abs=0.051)
+    assert _alerts(_car, _walker_stopping_at_the_kerb, "meet") == []
+    # the walk 2 s later (no real conflict): no alert by any rule
+    for rule in ("course", "conflict", "meet"):
+        assert _alerts(_car, lambda t: _walker_stopping_at_the_kerb(t - 2.0), rule) == []
+
+
+def test_paths_crossing_within_a_second_are_announced_by_the_conflict_rule_alone():
+    """The DOCTOR crossing of the PET test (never on a collision course): the `conflict` rule announces it for
+    when the walker reaches the car's swept band, as the real conflict's start; `course` does not."""
+    walker = lambda t: (0.0, 1.5 * (t - 5.05))  # noqa: E731
+    _, starts, _ = _replay(_car, walker)
+    (ev,) = _alerts(_car, walker, "conflict")
+    assert ev.eta_s == pytest.approx(starts[0][0], abs=0.11) and ev.eta_s == pytest.approx(4.28, abs=0.11)
+    assert _alerts(_car, walker, "course") == []
+    assert _alerts(_car, lambda t: (0.0, 1.5 * (t - 7.05)), "conflict", horizon=7.0) == []  # PET about 2 s
+
+
+def test_the_alert_probability_is_the_share_of_sample_paths_in_conflict():
+    """Of four sample paths of the walker, three are the near-miss and one turns back: probability 0.75; the
+    time is the mean path's (sample 0)."""
+    back = lambda t: (0.0, -6 - 1.5 * t)  # noqa: E731
+    (ev,) = _alerts(_car, _walker_stopping_at_the_kerb, "course",
+                    b_samples=(_walker_stopping_at_the_kerb, _walker_stopping_at_the_kerb, back))
+    assert ev.probability_raw == pytest.approx(0.75) and ev.eta_s == pytest.approx(2.3, abs=0.051)
+    assert _alerts(_car, _walker_stopping_at_the_kerb, "course", b_samples=(back, back, back)) == []  # 0.25
+
+
+def test_conflict_times_along_paths_head_on_rear_end_side_by_side():
+    """Unit squares of half side 0.25 m on constant velocities, 0.1 s steps over 3 s. Head-on, closing at
+    2.5 m/s from 9.1 m (0.2 m offset): they would touch at (9.1 - 0.5) / 2.5 = 3.44 s, so the time to collision
+    is 1.5 s at 1.94 s (the 2.0 s step). Rear-end at 5 m/s closing from 8.25 m: touching at 1.55 s, on course
+    from 0.05 s (the first step, 0.1 s). Crossing
+    at right angles, both at the crossing at 2.05 s: on course from 0.45 s (the 0.5 s step). Side by side,
+    standing still, or crossing 2 s apart: never."""
+    from pipeline.events.conflicts import path_conflict_times
+
+    times = np.round(np.arange(0.0, 3.0 + 1e-9, 0.1), 10)
+
+    def first(a0, va, b0, vb, pet=1.0):
+        pa, pb = _walk(a0, va, times)[None, None], _walk(b0, vb, times)[None, None]
+        half, head = np.full((1, 2), 0.25), np.array([[1.0, 0.0]])
+        return float(path_conflict_times(pa, pb, times, (head, head), (half, half), (np.zeros(1, bool),) * 2,
+                                         1.5, pet)[0, 0])
+
+    assert first((0, 0), (1.25, 0), (9.1, 0.2), (-1.25, 0)) == pytest.approx(2.0)
+    assert first((0, 0), (10, 0), (8.25, 0), (5, 0)) == pytest.approx(0.1)
+    assert first((-10.25, 0), (5, 0), (0, -5.125), (0, 2.5)) == pytest.approx(0.5)
+    assert np.isnan(first((0, 0), (1.5, 0), (0, 0.6), (1.5, 0)))  # side by side
+    assert np.isnan(first((0, 0), (0, 0), (0.7, 0), (0, 0)))  # both standing, 0.2 m apart
+    assert np.isnan(first((-10.25, 0), (5, 0), (0, -10.125), (0, 2.5)))  # at the crossing 2 s after the other
+
+
+def test_an_alert_that_must_persist_waits_for_it():
+    """With conflict_persist_s 0.2 the alert comes at the third 0.1 s frame of the same forecast, not the first."""
+    times = np.round(np.arange(0.0, 5.0 + 1e-9, 0.1), 10)
+    paths = np.stack([np.array([_car(t) for t in times]), np.array([_walker_stopping_at_the_kerb(t) for t in times])])
+    mon = ConflictMonitor(1.0, RULES, 0.5, rule=PairRule(["all"]), metric=True, alert_rule="course", persist_s=0.2)
+    said = [len(mon.predicted(k, k / 10, np.array([1, 2]), paths[:, None], np.ones(2), times, 5.0, np.zeros((2, 2)),
+                              ["car", "person"])[0]) for k in range(4)]
+    assert said == [0, 0, 1, 0]
